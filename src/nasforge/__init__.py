@@ -1,0 +1,37 @@
+"""nasforge: neural architecture search that trains, scores and returns real PyTorch models.
+
+    study = nasforge.search(dataset="digits", strategy="evolution", trials=20, epochs=5, out="runs/x")
+    study.best, study.trials, study.final
+    model = nasforge.load("model/")      # from `nasforge export`
+"""
+
+from .api import build_study, search
+from .config import SearchConfig, parse_config
+from .errors import ConfigError, DataError, InvalidGenome, NasforgeError, StoreError
+from .export import export_trial, load
+from .space import SPACES, LayerGraphSpace, SearchSpace
+from .store import Store
+from .strategy import STRATEGIES, Strategy
+from .study import Study
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SPACES",
+    "STRATEGIES",
+    "ConfigError",
+    "DataError",
+    "InvalidGenome",
+    "LayerGraphSpace",
+    "NasforgeError",
+    "SearchConfig",
+    "SearchSpace",
+    "Store",
+    "Strategy",
+    "Study",
+    "build_study",
+    "export_trial",
+    "load",
+    "parse_config",
+    "search",
+]

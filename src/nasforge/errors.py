@@ -1,0 +1,27 @@
+"""Errors a user can act on. Everything the CLI reports without a traceback derives from NasforgeError."""
+
+from __future__ import annotations
+
+
+class NasforgeError(Exception):
+    """Base class for errors caused by the user's input or environment, not by a bug."""
+
+
+class ConfigError(NasforgeError):
+    """A configuration field is unknown, missing or ill-typed; the message names the field."""
+
+
+class DataError(NasforgeError):
+    """A dataset is missing, malformed or unusable for classification."""
+
+
+class InvalidGenome(NasforgeError):
+    """A genome cannot be built for the task, even after repair; the message names the reason."""
+
+
+class StoreError(NasforgeError):
+    """The study store is missing, from another study, or unreadable."""
+
+
+class TrialFailure(Exception):
+    """A candidate failed while being evaluated (NaN loss, timeout, ...). Recorded, never fatal."""

@@ -1,0 +1,109 @@
+"""The in-memory training loop: batches are index slices of tensors, never a per-sample DataLoader,
+so a small network trains at the speed of the network."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import TrialFailure
+from .metrics import classification_metrics
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    cosine: bool = True
+    # Seconds one candidate may train before it is stopped and recorded as failed.
+    time_limit: float | None = None
+    # A loss this far above its first-epoch value is treated as divergence.
+    divergence_factor: float = 1e3
+
+
+@dataclass
+class TrainingOutcome:
+    curve: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    samples: int = 0
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[np.ndarray, float]:
+    """Predicted classes and mean cross-entropy over a split."""
+    model.eval()
+    preds, loss = [], torch.zeros(())
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i : i + batch_size])
+        loss += nn.functional.cross_entropy(logits, y[i : i + batch_size], reduction="sum")
+        preds.append(logits.argmax(1))
+    return torch.cat(preds).numpy(), float(loss) / max(1, len(x))
+
+
+def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    pred, loss = predict(model, x, y)
+    return classification_metrics(y.numpy(), pred, num_classes, loss)
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    options: TrainingOptions,
+    seed: int,
+    epochs: int | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> TrainingOutcome:
+    """Train in place with AdamW (+ optional cosine schedule). Raises TrialFailure on NaN loss,
+    divergence or the time limit; `on_epoch(epoch, val_accuracy)` sees every epoch's score."""
+    epochs = epochs or options.epochs
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    steps_per_epoch = math.ceil(len(x) / options.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch) if options.cosine else None
+    outcome = TrainingOutcome()
+    start = time.perf_counter()
+    deadline = start + options.time_limit if options.time_limit else math.inf
+    first_loss = None
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        total = torch.zeros(())
+        for i in range(0, len(x), options.batch_size):
+            idx = order[i : i + options.batch_size]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += loss.detach() * len(idx)
+            if time.perf_counter() > deadline:
+                raise TrialFailure(f"time limit of {options.time_limit:g}s exceeded during epoch {epoch}")
+        outcome.samples += len(x)
+        train_loss = float(total) / len(x)
+        if not math.isfinite(train_loss):
+            raise TrialFailure(f"training loss became {train_loss} in epoch {epoch}")
+        first_loss = first_loss if first_loss is not None else train_loss
+        if train_loss > options.divergence_factor * max(first_loss, 1e-3):
+            raise TrialFailure(f"training diverged: loss {train_loss:.3g} in epoch {epoch} (first epoch {first_loss:.3g})")
+        point = {"epoch": epoch, "train_loss": train_loss}
+        if validation is not None:
+            pred, val_loss = predict(model, *validation)
+            point.update(val_accuracy=float(np.mean(pred == validation[1].numpy())), val_loss=val_loss)
+            if on_epoch is not None:
+                on_epoch(epoch, point["val_accuracy"])
+        outcome.curve.append(point)
+    outcome.seconds = time.perf_counter() - start
+    return outcome

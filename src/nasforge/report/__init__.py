@@ -1,0 +1,1 @@
+"""Reporting: progress lines now; plots and HTML reports belong here too."""

@@ -1,0 +1,45 @@
+"""The live progress line: trials done / budget, best reward, current candidate, elapsed and remaining."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    def __init__(self, budget: Any, done: int, best: float | None, enabled: bool = True):
+        self.budget = budget
+        self.best = best
+        self.current = ""
+        self.bar = tqdm(
+            total=budget.trials, initial=done, unit="trial", desc="search", disable=not enabled,
+            file=sys.stderr, dynamic_ncols=True, leave=True,
+        )
+        self._post()
+
+    def _post(self, elapsed: float | None = None) -> None:
+        fields = {"best": "-" if self.best is None else f"{self.best:.4f}"}
+        if self.budget.seconds is not None and elapsed is not None:
+            fields["time"] = f"{_clock(elapsed)}/{_clock(self.budget.seconds)}"
+        if self.current:
+            fields["now"] = self.current[:48]
+        self.bar.set_postfix(fields, refresh=True)
+
+    def started(self, trial_id: int, description: str) -> None:
+        self.current = f"#{trial_id} {description}"
+        self._post()
+
+    def trial_done(self, record: Any, best: float | None, elapsed: float) -> None:
+        self.best = best
+        self.bar.update(1)
+        self._post(elapsed)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,28 @@
+"""Search spaces. A new space subclasses SearchSpace (base.py) and is added to SPACES."""
+
+from .base import Genome, SearchSpace
+from .layers import Layer, LayerGenome, LayerGraphSpace, LayerSpaceOptions
+from .plan import Plan, PlanNet, plan_to_source
+
+SPACES: dict[str, type[SearchSpace]] = {"layers": LayerGraphSpace}
+
+
+def make_space(name: str, config: dict) -> SearchSpace:
+    """Rebuild a space from `SearchSpace.config()` (as stored with studies and exports)."""
+    if name not in SPACES:
+        raise ValueError(f"unknown search space {name!r}; known: {sorted(SPACES)}")
+    return SPACES[name].from_config(config)
+
+__all__ = [
+    "SPACES",
+    "Genome",
+    "Layer",
+    "LayerGenome",
+    "LayerGraphSpace",
+    "LayerSpaceOptions",
+    "Plan",
+    "PlanNet",
+    "SearchSpace",
+    "make_space",
+    "plan_to_source",
+]

@@ -1,0 +1,68 @@
+"""The contract every search space fulfils.
+
+A genome is plain, immutable, hashable data. It crosses process boundaries unchanged and its
+canonical JSON is the store's key for deduplication. The space owns everything that needs to know
+what a genome means: sampling, variation, repair, building a network, and (for strategies that
+learn over decisions) an encoding as a sequence of categorical choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+Genome = Hashable
+
+
+class SearchSpace(ABC):
+    """A set of architectures for one task (input shape and class count are fixed at construction)."""
+
+    name: str = "base"
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Genome:
+        """A random, valid genome."""
+
+    @abstractmethod
+    def mutate(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
+        """A valid variant of `genome` and the name of the operator that made it."""
+
+    @abstractmethod
+    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
+        """A valid child that mixes the two parents."""
+
+    @abstractmethod
+    def build(self, genome: Genome) -> nn.Module:
+        """A freshly initialised network for the space's task."""
+
+    @abstractmethod
+    def to_json(self, genome: Genome) -> Any:
+        """JSON-serialisable form of the genome; `from_json(to_json(g)) == g`."""
+
+    @abstractmethod
+    def from_json(self, data: Any) -> Genome:
+        """Inverse of `to_json`; raises InvalidGenome on malformed input."""
+
+    def describe(self, genome: Genome) -> str:
+        """A short human-readable summary, used in progress lines and leaderboards."""
+        return json.dumps(self.to_json(genome), separators=(",", ":"))
+
+    def key(self, genome: Genome) -> str:
+        """Stable identity of a genome across processes and runs."""
+        canonical = json.dumps(self.to_json(genome), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(canonical.encode()).hexdigest()
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to reconstruct this space (stored beside exported models)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SearchSpace:
+        """Inverse of `config()`."""
+        return cls(**config)

@@ -1,0 +1,70 @@
+"""The ask/tell contract every search strategy fulfils.
+
+A strategy decides what to try next and learns from results; it never trains, stores or schedules.
+Results may arrive in any order and several candidates may be out at once (parallel executors), so
+`ask` may return None to mean "wait for a result first". `state_dict` must capture everything, RNG
+included, so that a resumed study continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..space.base import Genome, SearchSpace
+
+
+@dataclass(frozen=True)
+class Candidate:
+    genome: Genome
+    parents: tuple[int, ...] = ()
+    operator: str = "random"
+    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Member:
+    """An evaluated candidate as strategies remember it."""
+
+    trial: int
+    genome: Genome
+    reward: float
+
+
+class Strategy(ABC):
+    name = "base"
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        self.space = space
+        self.rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def ask(self) -> Candidate | None:
+        """The next candidate to evaluate, or None while the strategy waits for results."""
+
+    @abstractmethod
+    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+        """The result of a candidate; `reward` is None when its evaluation failed."""
+
+    # -- persistence -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, **self._state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self._load(state)
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _dump_members(self, members: list[Member]) -> list[list[Any]]:
+        return [[m.trial, self.space.to_json(m.genome), m.reward] for m in members]
+
+    def _load_members(self, rows: list[list[Any]]) -> list[Member]:
+        return [Member(int(t), self.space.from_json(g), float(r)) for t, g, r in rows]

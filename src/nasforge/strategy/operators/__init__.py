@@ -1,0 +1,3 @@
+from .selection import SELECTIONS, Rank, RouletteWheel, Selection, Tournament
+
+__all__ = ["SELECTIONS", "Rank", "RouletteWheel", "Selection", "Tournament"]

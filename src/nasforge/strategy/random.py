@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from .base import Candidate, Strategy
+
+
+class RandomSearch(Strategy):
+    """Independent uniform samples from the space: the baseline every strategy must beat."""
+
+    name = "random"
+
+    def ask(self) -> Candidate:
+        return Candidate(self.space.sample(self.rng))
+
+    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+        pass
