@@ -7,7 +7,7 @@
 
 from .api import build_study, search
 from .config import SearchConfig, parse_config
-from .errors import ConfigError, DataError, InvalidGenome, NasforgeError, StoreError
+from .errors import ConfigError, DataError, InvalidGenome, NasforgeError, StoreError  # noqa: F401 (public)
 from .export import export_trial, load
 from .space import SPACES, LayerGraphSpace, SearchSpace
 from .store import Store

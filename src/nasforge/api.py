@@ -8,17 +8,29 @@ from typing import Any
 
 from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
+from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
+from .data.text import CharCorpus, TextDataset, load_char_corpus
 from .errors import ConfigError, StoreError
-from .evaluate.evaluator import TrainingEvaluator
+from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, parse_constraints
+from .evaluate.cost import CostModel, CostOptions
+from .evaluate.evaluator import Evaluator, TrainingEvaluator
+from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.trainer import TrainingOptions
-from .space import LayerGraphSpace, LayerSpaceOptions, SearchSpace
+from .execute import make_executor
+from .fidelity import SuccessiveHalving
+from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy import STRATEGIES, GeneticAlgorithm, RegularizedEvolution, Strategy
+from .strategy.feasible import FeasibleSpace
+from .strategy.nsga2 import NSGA2
 from .strategy.operators import SELECTIONS, Tournament
+from .strategy.prescreen import ProxyScreenedSpace
 from .study import Budget, Study
 
-# Fields a resumed search may change: the budget and how it is shown. Everything else is the study's.
-RESUMABLE = {"trials", "seconds", "target", "progress"}
+# Fields a resumed search may change: the budget, how it is shown and where trials run (a study
+# started on a laptop may go on on a cluster). Everything else is the study's.
+RESUMABLE = {"trials", "seconds", "target", "progress",
+             "executor", "workers", "threads", "address", "cpus_per_trial", "gpus_per_trial", "ray_temp_dir", "max_retries"}
 
 
 def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
@@ -29,12 +41,94 @@ def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
         selection = Tournament(s.tournament_size) if s.selection == "tournament" else SELECTIONS[s.selection]()
         return GeneticAlgorithm(space, config.seed, population=s.population, selection=selection, elitism=s.elitism,
                                 crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
+    if s.name == "nsga2":
+        return NSGA2(space, config.seed, objectives=config.objectives, population=s.population,
+                     crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
     return STRATEGIES[s.name](space, config.seed)
 
 
+# Space fields the sequence space reads, under its own names; only fields the user set are passed,
+# so its defaults (sized for token models) are not replaced by the layer space's.
+SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "channels": "widths", "kernels": "kernels",
+                   "dropout_rates": "dropout_rates", "blocks": "kinds"}
+
+
+def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
+    """The dataset (or, for language-model sources, the character corpus) a config names."""
+    d = config.dataset
+    kind, path = source_kind(d.name)
+    if kind in LANGUAGE_MODEL_SOURCES:
+        # The corpus convention: the last 10% is held out (halved into validation and test).
+        return load_char_corpus(path, held_out=0.1, name=d.name)
+    return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
+                        label_column=d.label_column, layout=d.layout,
+                        options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir))
+
+
+def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
+    """The configured space for this data; a space that cannot read the data is a ConfigError."""
+    name = config.space.name
+    tokens = isinstance(data, (TextDataset, CharCorpus))
+    if tokens != (name == "sequence"):
+        what = "token sequences (text)" if tokens else f"inputs of shape {list(data.input_shape)}"
+        raise ConfigError(f"space.name: the {name!r} space cannot model {what}; use "
+                          f"{'sequence' if tokens else 'layers or cell'} (--space)")
+    if name == "sequence":
+        options = SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
+                                          if f in config.space.model_fields_set})
+        if isinstance(data, CharCorpus):
+            return SequenceSpace(data.vocab_size, None, config.dataset.max_length or 128, "lm", options)
+        return SequenceSpace(len(data.tokenizer), data.num_classes, data.input_shape[0], "classify", options)
+    if name == "cell":
+        return CellSpace(data.input_shape, data.num_classes)
+    return make_space_for(config, data.input_shape, data.num_classes)
+
+
+def cost_options(config: SearchConfig) -> CostOptions:
+    c = config.costs
+    return CostOptions(batch_size=c.batch_size, warmup=c.warmup, repeats=c.repeats)
+
+
+def make_scalarization(config: SearchConfig) -> Scalarization | None:
+    s = config.scalarize
+    if s.name == "mnasnet":
+        return MnasNetReward.of(s.measure, s.target, s.mode, s.alpha, s.beta)
+    if s.name == "weighted":
+        return WeightedSum.of(s.weights)
+    return None
+
+
+def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus, training: TrainingOptions) -> Evaluator:
+    if isinstance(data, CharCorpus):
+        used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
+        if used:
+            raise ConfigError(f"{', '.join(used)}: cost measures, constraints and scalarized rewards are not available for "
+                              "language models yet")
+        return LanguageModelEvaluator(space, data, training, config.reward, seq_len=config.dataset.max_length or 128)
+    return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
+                             constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config))
+
+
+def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
+    """The space strategies draw from: only feasible candidates under constraints, and pre-screened by
+    a zero-cost proxy when configured (screening picks among feasible candidates, so it wraps outside)."""
+    if config.constraints and not isinstance(data, CharCorpus):
+        options = cost_options(config)
+        space = FeasibleSpace(space, parse_constraints(config.constraints), CostModel(space, data.x_train[: options.batch_size], options))
+    p = config.prescreen
+    if p.proxy == "none":
+        return space
+    if isinstance(data, CharCorpus):
+        raise ConfigError("prescreen.proxy: zero-cost proxies score classifiers; not available for language models")
+    return ProxyScreenedSpace(space, data.x_train[:128], p.proxy, p.pool)
+
+
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name"})
-    return LayerGraphSpace(input_shape, num_classes, LayerSpaceOptions(**options))
+    options = config.space.model_dump(exclude={"name", "hparams", "blocks"})
+    # batch size and epochs are counts; JSON/YAML may have given them as floats.
+    hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
+                    for name, values in sorted(config.space.hparams.items()))
+    return LayerGraphSpace(input_shape, num_classes, LayerSpaceOptions(**options, hparams=hparams))
 
 
 def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = ()) -> Study:
@@ -44,10 +138,8 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         raise ConfigError(f"out: {run_dir} already holds a study; resume it with --resume or choose another --out")
     if resume and not exists:
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
-    d = config.dataset
-    data = load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
-                        label_column=d.label_column, layout=d.layout)
-    space = make_space_for(config, data.input_shape, data.num_classes)
+    data = load_data_for(config)
+    space = make_space_for_data(config, data)
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout)
@@ -58,10 +150,16 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         store.set("space", {"name": space.name, "config": space.config()})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
+    evaluator = make_evaluator(config, space, data, training)
+    f = config.fidelity
+    halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
     return Study(
-        space, make_strategy(config, space), TrainingEvaluator(space, data, training, config.reward), store, run_dir,
+        space, make_strategy(config, screened(config, space, data)), evaluator, store, run_dir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, progress=config.progress, callbacks=callbacks,
+        executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
+        halving=halving, inherit=t.inherit, finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
+        early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
     )
 
 

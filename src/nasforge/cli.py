@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the study in --out after a crash or Ctrl-C")
     for name, (path, kind, text) in FLAGS.items():
         flag = "--" + name.replace("_", "-")
+        if kind is list:  # repeatable: each use adds one item (--constraint A --constraint B)
+            p.add_argument(flag, dest=name, action="append", default=None, metavar="TEXT", help=f"{text} [{path}]")
+            continue
         p.add_argument(flag, dest=name, type=_bool if kind is bool else kind, default=None, metavar=kind.__name__.upper(),
                        help=f"{text} [{path}]")
 
@@ -45,14 +48,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("--json", action="store_true", help="all trials as JSON")
     p.add_argument("--top", type=int, default=None, help="show only the best N trials")
+    p.add_argument("--front", action="store_true", help="only the Pareto front of the study's objectives, with its hypervolume")
+    p.add_argument("--reference", default=None, help="--front: hypervolume reference point, NAME=VALUE per objective "
+                   "(default: the worst value of each objective over the complete trials)")
+    p.add_argument("--plot", default=None, help="--front: also write the front as a PNG here")
 
-    p = sub.add_parser("export", help="export a trained model: weights + genome JSON + standalone .py")
+    p = sub.add_parser("export", help="export a trained model: weights + genome JSON + standalone .py (+ TorchScript / ONNX)")
     p.add_argument("run", help="run directory")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--best", action="store_true", help="the study's final model (default)")
     which.add_argument("--trial", type=int, help="a specific trial (its weights must have been kept)")
+    which.add_argument("--front", action="store_true", help="every model of the Pareto front (studies with several objectives)")
+    p.add_argument("--format", choices=("pytorch", "torchscript", "onnx"), default="pytorch",
+                   help="pytorch: weights + genome + model.py; torchscript / onnx add that file, checked against PyTorch")
     p.add_argument("--out", required=True, help="output folder")
+
+    p = sub.add_parser("report", help="HTML report of a study (plots, leaderboard, lineage); --serve for a live view")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", help="output folder or .html file (default RUN/report/)")
+    p.add_argument("--serve", action="store_true", help="serve the report live over HTTP, rebuilt from the store as it changes")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port to serve on (0: any free port)")
+    p.add_argument("--refresh", type=float, default=5.0, help="seconds between browser reloads of the live view")
+    _add_bench_parser(sub)
     return parser
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    from .bench.harness import DEFAULT_STRATEGIES, NB201_COST
+
+    p = sub.add_parser("bench", help="strategies x seeds over a tabular benchmark (NAS-Bench-201 protocol by default)")
+    p.add_argument("--table", required=True, help="CSV with one architecture per row (e.g. ../shared/data/nb201/nb201.csv)")
+    p.add_argument("--arch-column", default="arch_str", help="column holding the architecture string (default arch_str)")
+    p.add_argument("--signal", default="c10_valid_12ep", help="column the strategies see as reward (default c10_valid_12ep)")
+    p.add_argument("--report", default="c10_test_200ep_mean", help="column reported for the returned architecture")
+    p.add_argument("--cost", default=None, help=f"simulated seconds per query: a column or an expression of columns "
+                                                f"(default with a seconds budget: {NB201_COST})")
+    p.add_argument("--queries", type=int, default=None, help="query budget per run")
+    p.add_argument("--seconds", type=float, default=None, help="simulated-seconds budget per run (default 12000 when no --queries)")
+    p.add_argument("--runs", type=int, default=200, help="runs per strategy, seeds SEED..SEED+RUNS-1 (default 200)")
+    p.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), help=f"comma-separated (default {','.join(DEFAULT_STRATEGIES)})")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--space", default="cell", help="search space whose genomes the arch column holds (default cell)")
+    p.add_argument("--published", default="auto", help="published numbers to print beside ours: auto, none, nb201-cifar10, nb201-cifar100")
+    p.add_argument("--json", required=True, help="write the results here as JSON")
+    p.add_argument("--plot", default=None, help="PNG of mean best-so-far vs queries (default: the JSON path with .png)")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import BenchSettings, format_table, run_bench, write_json, write_plot
+    from .bench.harness import NB201_COST
+    from .bench.published import published_for
+
+    published_for(args.published, args.report)  # a bad --published fails before hours of runs
+    seconds = args.seconds if args.seconds is not None or args.queries is not None else 12000.0
+    cost = args.cost if args.cost is not None else (NB201_COST if seconds is not None else None)
+    settings = BenchSettings(
+        table=args.table, arch_column=args.arch_column, signal=args.signal, report=args.report, cost=cost,
+        queries=args.queries, seconds=seconds, runs=args.runs, seed=args.seed, space=args.space,
+        strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+    )
+    report = run_bench(settings, progress=lambda line: print(line, file=sys.stderr))
+    print(format_table(report, args.published))
+    path = write_json(report, args.json)
+    plot = write_plot(report, args.plot or Path(args.json).with_suffix(".png"))
+    print(f"results: {path}" + (f"; plot: {plot}" if plot else "; no plot (matplotlib is not installed)"))
+    return 0
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -97,7 +158,58 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
     return rows, final, config
 
 
+def _show_front(args: argparse.Namespace) -> int:
+    from .report.pareto import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
+    from .report.snapshot import read_run
+
+    snap = read_run(args.run)
+    objs = study_objectives(snap.config)
+    if len(objs) < 2:
+        raise NasforgeError(f"{args.run}: --front needs a study with several objectives (search with --objectives A,B)")
+    front = pareto_front(snap.trials, objs)
+    if not front:
+        raise NasforgeError(f"{args.run}: no complete trial has values for all objectives ({', '.join(o.name for o in objs)})")
+    _, points = objective_matrix(snap.trials, objs)
+    worst = points.max(axis=0)  # oriented to minimise: back to each objective's own sign below
+    reference = {o.name: float(-w if o.maximize else w) for o, w in zip(objs, worst, strict=True)}
+    if args.reference:
+        for item in args.reference.split(","):
+            name, _, value = item.partition("=")
+            if name.strip() not in reference:
+                raise NasforgeError(f"--reference: {name.strip()!r} is not an objective of this study ({', '.join(reference)})")
+            try:
+                reference[name.strip()] = float(value)
+            except ValueError:
+                raise NasforgeError(f"--reference: {item!r} is not NAME=NUMBER") from None
+    volume = front_hypervolume(snap.trials, objs, [reference[o.name] for o in objs])
+    front = sorted(front, key=lambda t: objective_value(t, objs[0].name) * (-1 if objs[0].maximize else 1))
+    extra = [m for m in ("params", "flops", "latency_ms", "size_bytes") if m not in {o.name for o in objs}]
+    if args.json:
+        print(json.dumps({"objectives": [o.label for o in objs], "reference": reference, "hypervolume": volume,
+                          "front": [t.to_dict() for t in front]}, indent=1))
+        return 0
+    names = [o.name for o in objs] + extra
+    print(f"Pareto front of {', '.join(o.label for o in objs)}: {len(front)} of {len(snap.complete)} complete trials")
+    print(f"{'trial':>5} " + " ".join(f"{n:>12}" for n in names) + "  architecture")
+    for t in front:
+        values = [objective_value(t, n) for n in names]
+        cells = " ".join(f"{v:>12.6g}" if v is not None else f"{'-':>12}" for v in values)
+        print(f"{t.id:>5} {cells}  {json.dumps(t.genome, separators=(',', ':'))[:80]}")
+    ref = ", ".join(f"{k}={v:g}" for k, v in reference.items())
+    print(f"hypervolume {volume:.6g} against the reference point {ref}")
+    if args.plot:
+        from .report.plots import pareto_figure
+
+        figure = pareto_figure(snap)
+        if figure is not None:
+            figure.savefig(args.plot, dpi=110, bbox_inches="tight")
+            print(f"plot: {args.plot}")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
+    if args.front:
+        return _show_front(args)
     rows, final, config = _rows(Path(args.run))
     ranked = sorted(rows, key=lambda r: (r["status"] != "complete", -(r["reward"] if r["reward"] is not None else 0), r["id"]))
     for rank, row in enumerate(ranked, 1):
@@ -108,7 +220,8 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(ranked if not final else [{**r, "final": r["id"] == final["trial"]} for r in ranked], indent=1))
         return 0
     reward = config.get("reward", "reward") if config else "reward"
-    head = f"{'rank':>4} {'trial':>5} {'status':<8} {reward:>9} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'params':>9} {'secs':>6} {'parents':<9} operator"
+    head = (f"{'rank':>4} {'trial':>5} {'status':<8} {reward:>9} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'params':>9} "
+            f"{'secs':>6} {'parents':<9} operator")
     print(head)
     print("-" * len(head))
     for r in ranked:
@@ -131,17 +244,45 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_trial
+    from .export import check_export, export_front, export_trial, real_batch
 
-    out = export_trial(args.run, args.out, trial_id=args.trial)
-    print(f"exported to {out}: weights.pt, genome.json, model.py")
+    if args.front:
+        folders, skipped = export_front(args.run, args.out, format=args.format)
+        for line in skipped:
+            print(f"skipped {line}", file=sys.stderr)
+    else:
+        folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format)]
+    batch = real_batch(args.run) if args.format != "pytorch" else None
+    for folder in folders:
+        files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file()))
+        print(f"exported to {folder}: {files}")
+        if batch is not None:
+            for form, diff in check_export(folder, batch).items():
+                print(f"  {form} vs PyTorch on {len(batch)} test samples: max abs diff {diff:.3g}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.serve:
+        from .report.serve import serve
+
+        try:
+            serve(args.run, host=args.host, port=args.port, refresh_seconds=args.refresh)
+        except OSError as exc:  # port taken, address not local
+            raise NasforgeError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+        except KeyboardInterrupt:  # the normal way to stop serving
+            return 0
+        return 0
+    from .report.build import write_report
+
+    print(f"report written to {write_report(args.run, args.out)}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"search": _search, "show": _show, "export": _export}[args.command](args)
+        return {"search": _search, "show": _show, "export": _export, "report": _report, "bench": _bench}[args.command](args)
     except NasforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,16 +21,25 @@ class _Strict(BaseModel):
 
 
 class DatasetConfig(_Strict):
-    name: str = Field("mnist1d", min_length=1, description="built-in name (digits, mnist1d) or a .npz / .csv path")
+    name: str = Field("mnist1d", min_length=1, description="built-in name (digits, mnist1d), a .npz / .csv path, a folder of "
+                      "class sub-folders of images, or SOURCE:PATH with SOURCE fsdd, images, rt-polarity, tinyshakespeare, charlm")
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     label_column: str = "label"
     layout: Literal["auto", "nchw", "nhw", "ncl", "nl"] = "auto"
     split_seed: int = 0
+    split: Literal["upstream", "speaker"] = Field("upstream", description="fsdd: test on takes 0-4 (upstream) or on one speaker")
+    held_out_speaker: str = Field("theo", min_length=1, description="fsdd: the test speaker of split 'speaker'")
+    image_size: int = Field(32, ge=4, le=1024, description="image folders: pictures are resized to this many pixels square")
+    max_length: int | None = Field(None, ge=1, le=100000, description="text: tokens kept per sentence (default 64); "
+                                   "language models: context length of training and scoring (default 128)")
+    cache_dir: str | None = Field(None, min_length=1, description="fsdd: spectrogram cache (default $NASFORGE_CACHE or "
+                                  "~/.cache/nasforge)")
 
 
 class SpaceConfig(_Strict):
-    name: Literal["layers"] = "layers"
+    name: Literal["layers", "cell", "sequence"] = Field("layers", description="layers: layer graphs (1-D/2-D CNNs); cell: "
+                                                        "NAS-Bench-201 cells; sequence: token models (text, language models)")
     min_blocks: int = Field(2, ge=1, le=64)
     max_blocks: int = Field(6, ge=1, le=64)
     max_layers: int = Field(40, ge=1, le=256)
@@ -40,11 +49,20 @@ class SpaceConfig(_Strict):
     dropout_rates: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = Field((0.1, 0.2, 0.3, 0.5), min_length=1)
     activations: tuple[Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"], ...] = Field(("relu", "gelu", "silu"), min_length=1)
     max_skip_span: int = Field(6, ge=1, le=64)
+    blocks: tuple[Literal["transformer", "rnn", "conv"], ...] = Field(("transformer", "rnn", "conv"), min_length=1,
+                                                                      description="sequence space: block kinds mixed per layer")
+    hparams: dict[Literal["lr", "weight_decay", "batch_size", "epochs"], tuple[float, ...]] = Field(
+        default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values")
 
     @model_validator(mode="after")
     def _blocks(self) -> SpaceConfig:
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks ({self.min_blocks}) must not exceed max_blocks ({self.max_blocks})")
+        for name, values in self.hparams.items():
+            if not values or any(v < 0 or (v == 0 and name != "weight_decay") for v in values):
+                raise ValueError(f"hparams.{name}: needs one or more positive values")
+            if name in ("batch_size", "epochs") and any(v != int(v) for v in values):
+                raise ValueError(f"hparams.{name}: values must be whole numbers")
         return self
 
 
@@ -56,6 +74,23 @@ class TrainingConfig(_Strict):
     cosine: bool = True
     trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
     final_epochs: int | None = Field(None, ge=1, le=100000, description="retrain the best genome this long at the end")
+    inherit: bool = Field(False, description="children start from their parent's trained weights (Lamarckian)")
+    finetune_epochs: int = Field(2, ge=1, le=100000, description="epochs of a child that inherited weights")
+    early_stop: Literal["none", "median"] = Field("none", description="median stopping rule against earlier trials")
+    early_stop_min_trials: int = Field(5, ge=1, description="trials needed at an epoch before the median rule applies")
+    proxies: bool = Field(False, description="record zero-cost proxies (synflow, naswot) of every trial at initialisation")
+
+
+class FidelityConfig(_Strict):
+    name: Literal["none", "halving"] = "none"
+    min_epochs: int = Field(1, ge=1, le=100000, description="epochs of the lowest rung")
+    eta: int = Field(3, ge=2, le=100, description="keep the top 1/eta of each rung")
+    rungs: int = Field(3, ge=2, le=10, description="number of rungs; the top rung trains min_epochs * eta^(rungs-1)")
+
+
+class PrescreenConfig(_Strict):
+    proxy: Literal["none", "synflow", "naswot"] = "none"
+    pool: int = Field(10, ge=2, le=10000, description="candidates scored per candidate trained")
 
 
 class BudgetConfig(_Strict):
@@ -102,7 +137,102 @@ class GeneticConfig(_Strict):
         return self
 
 
-StrategyConfig = Annotated[RandomConfig | EvolutionConfig | GeneticConfig, Field(discriminator="name")]
+class NSGA2Config(_Strict):
+    name: Literal["nsga2"]
+    population: int = Field(20, ge=2, le=100000)
+    crossover_rate: float = Field(0.5, ge=0, le=1)
+    mutation_rate: float = Field(1.0, ge=0, le=1)
+
+
+StrategyConfig = Annotated[RandomConfig | EvolutionConfig | GeneticConfig | NSGA2Config, Field(discriminator="name")]
+
+# What a trained study can optimise, constrain or scalarize: the validation metrics and the cost
+# measures of evaluate/cost.py (measured before training, so the only ones constraints may use).
+COST_MEASURES = ("params", "flops", "size_bytes", "latency_ms")
+METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_seconds", *COST_MEASURES)
+
+
+class CostConfig(_Strict):
+    """How cost measures are taken; params, flops, size_bytes and latency_ms are recorded for every trial."""
+
+    batch_size: int = Field(1, ge=1, le=1 << 16, description="samples per timed forward pass of latency_ms")
+    warmup: int = Field(3, ge=0, le=1000, description="untimed forward passes before latency is timed")
+    repeats: int = Field(10, ge=1, le=10000, description="timed forward passes; latency_ms is their median")
+
+
+class ScalarizeConfig(_Strict):
+    """The reward strategies see: the plain reward, MnasNet's reward x (LAT/T)^w, or a weighted sum."""
+
+    name: Literal["none", "mnasnet", "weighted"] = "none"
+    measure: Literal["params", "flops", "size_bytes", "latency_ms"] = Field("latency_ms", description="mnasnet: the cost LAT")
+    target: float | None = Field(None, gt=0, description="mnasnet: the target T of the cost")
+    mode: Literal["soft", "hard"] = Field("soft", description="mnasnet: soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1)")
+    alpha: float | None = Field(None, description="mnasnet: exponent when LAT <= T (overrides mode)")
+    beta: float | None = Field(None, description="mnasnet: exponent when LAT > T (overrides mode)")
+    weights: dict[str, float] = Field(default_factory=dict, description="weighted: name -> weight; 'reward' is the plain reward")
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights_text(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        out: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in v.split(","))):
+            name, sep, weight = item.partition("=")
+            if not sep:
+                raise ValueError(f"{item!r}: expected NAME=WEIGHT")
+            out[name.strip()] = weight.strip()
+        return out
+
+    @model_validator(mode="after")
+    def _complete(self) -> ScalarizeConfig:
+        if self.name == "mnasnet" and self.target is None:
+            raise ValueError("target: the mnasnet reward needs a target for its measure (e.g. latency_ms 5)")
+        if self.name == "weighted" and not self.weights:
+            raise ValueError("weights: a weighted sum needs NAME=WEIGHT pairs, e.g. accuracy=1,params=-1e-6")
+        unknown = sorted(set(self.weights) - set(METRICS))
+        if unknown:
+            raise ValueError(f"weights: unknown name(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+        return self
+
+
+class ExecutorConfig(_Strict):
+    """Where trials run. The search itself (strategy, seeds, store) does not depend on it."""
+
+    name: Literal["serial", "pool", "ray"] = "serial"
+    workers: int | None = Field(None, ge=1, le=4096, description="trials run at once; pool: one per core by default; "
+                                "ray: cluster CPUs / cpus_per_trial by default")
+    threads: int | None = Field(None, ge=1, le=1024, description="torch threads per pool worker (default cores / workers)")
+    address: str | None = Field(None, min_length=1, description="ray: 'auto' or HOST:PORT of a running cluster; "
+                                "unset starts a local Ray for the search")
+    cpus_per_trial: float = Field(1.0, gt=0, le=4096, description="ray: CPUs (and torch threads) one trial holds")
+    gpus_per_trial: float = Field(0.0, ge=0, le=64, description="ray: GPUs one trial holds; fractions share a device")
+    ray_temp_dir: str | None = Field(None, min_length=1, description="ray: temp dir of a local Ray (default: a fresh one, removed after)")
+    max_retries: int = Field(2, ge=0, le=100,
+                             description="times a trial is run again after its worker died (killed, out of memory, node lost)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pool_for_workers(cls, v: Any) -> Any:
+        # `workers: 4` alone means a pool of 4; one worker is the in-process default.
+        if isinstance(v, dict) and "name" not in v and isinstance(v.get("workers"), int) and v["workers"] > 1:
+            return {**v, "name": "pool"}
+        return v
+
+    @model_validator(mode="after")
+    def _fits_executor(self) -> ExecutorConfig:
+        if self.name == "serial" and self.workers not in (None, 1):
+            raise ValueError(f"workers: the serial executor runs one trial at a time; use name: pool for {self.workers} workers")
+        if self.name == "serial" and self.threads is not None:
+            raise ValueError("threads: sets pool workers' threads; the serial executor trains with this process's torch threads")
+        if self.name != "ray":
+            given = [f for f in ("address", "ray_temp_dir") if getattr(self, f) is not None]
+            given += [f for f, default in (("cpus_per_trial", 1.0), ("gpus_per_trial", 0.0)) if getattr(self, f) != default]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only the ray executor uses this (executor is {self.name!r})")
+        elif self.threads is not None:
+            raise ValueError("threads: Ray tasks get cpus_per_trial threads each; set cpus_per_trial instead")
+        return self
 
 
 class SearchConfig(_Strict):
@@ -111,11 +241,64 @@ class SearchConfig(_Strict):
     strategy: StrategyConfig = EvolutionConfig(name="evolution")
     training: TrainingConfig = TrainingConfig()
     budget: BudgetConfig = BudgetConfig()
+    fidelity: FidelityConfig = FidelityConfig()
+    prescreen: PrescreenConfig = PrescreenConfig()
     reward: Literal["accuracy", "precision", "recall", "f1", "neg_loss"] = "accuracy"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     out: str = Field("runs/search", min_length=1)
     keep_top: int = Field(5, ge=1, le=10000, description="trained weights kept for the best K trials")
     progress: bool = True
+    executor: ExecutorConfig = ExecutorConfig()
+    objectives: tuple[str, ...] = Field((), description="objectives of a Pareto search, e.g. [accuracy, params]; "
+                                        "name:min / name:max sets a direction (costs are minimised by default)")
+    constraints: tuple[str, ...] = Field((), description="hard limits checked before training, e.g. ['params<=20000', 'latency_ms<=5']")
+    costs: CostConfig = CostConfig()
+    scalarize: ScalarizeConfig = ScalarizeConfig()
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, v: Any) -> Any:
+        from .errors import NasforgeError
+        from .report.pareto import Objective
+
+        items = [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+        if not isinstance(items, (list, tuple)):
+            return items
+        for item in items:
+            try:
+                name = Objective.parse(str(item)).name
+            except NasforgeError as exc:
+                raise ValueError(str(exc)) from None
+            if name not in METRICS:
+                raise ValueError(f"unknown objective {name!r}; known: {', '.join(METRICS)}")
+        return tuple(items)
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraints(cls, v: Any) -> Any:
+        from .evaluate.constraints import Constraint
+
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, (list, tuple)):
+            return items
+        for item in items:
+            try:
+                Constraint.parse(str(item), known=COST_MEASURES)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return tuple(items)
+
+    @model_validator(mode="after")
+    def _pareto(self) -> SearchConfig:
+        if self.strategy.name == "nsga2" and len(self.objectives) < 2:
+            raise ValueError("objectives: strategy nsga2 searches a Pareto front and needs two or more objectives, "
+                             "e.g. --objectives accuracy,params")
+        return self
+
+    @field_validator("scalarize", mode="before")
+    @classmethod
+    def _scalarize_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -127,22 +310,34 @@ class SearchConfig(_Strict):
     def _strategy_shorthand(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
 
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
 
 # flag / keyword name -> dotted path in SearchConfig, with help text. Shared by the CLI and search().
 FLAGS: dict[str, tuple[str, type, str]] = {
-    "dataset": ("dataset.name", str, "built-in dataset (digits, mnist1d) or a .npz/.csv path"),
+    "dataset": ("dataset.name", str, "built-in dataset (digits, mnist1d), a .npz/.csv path, an image folder, or "
+                "fsdd:PATH, images:PATH, rt-polarity:PATH, tinyshakespeare:PATH, charlm:PATH"),
     "val_fraction": ("dataset.val_fraction", float, "fraction of training data held out for validation"),
     "test_fraction": ("dataset.test_fraction", float, "fraction held out for the final test (when the data has no test split)"),
     "label_column": ("dataset.label_column", str, "label column of a CSV dataset"),
-    "layout": ("dataset.layout", str, "axis layout of .npz x: auto, nchw, nhw, ncl, nl"),
-    "strategy": ("strategy.name", str, "random, evolution or genetic"),
-    "population": ("strategy.population", int, "population size (evolution, genetic)"),
+    "layout": ("dataset.layout", str, "axis layout of .npz x: auto, nchw, nhw, ncl, nl (fsdd: nhw 2-D, ncl 1-D over time)"),
+    "split": ("dataset.split", str, "fsdd test split: upstream (takes 0-4) or speaker (--held-out-speaker)"),
+    "held_out_speaker": ("dataset.held_out_speaker", str, "fsdd: speaker whose recordings are the test split"),
+    "image_size": ("dataset.image_size", int, "image folders: side in pixels pictures are resized to"),
+    "max_length": ("dataset.max_length", int, "text: tokens per sentence; language models: context length"),
+    "cache_dir": ("dataset.cache_dir", str, "fsdd: spectrogram cache folder"),
+    "space": ("space.name", str, "search space: layers, cell or sequence"),
+    "strategy": ("strategy.name", str, "random, evolution, genetic or nsga2 (Pareto search over --objectives)"),
+    "population": ("strategy.population", int, "population size (evolution, genetic, nsga2)"),
     "sample_size": ("strategy.sample_size", int, "tournament size of regularized evolution"),
     "selection": ("strategy.selection", str, "parent selection of the genetic algorithm: tournament, roulette, rank"),
     "tournament_size": ("strategy.tournament_size", int, "tournament size of the genetic algorithm"),
     "elitism": ("strategy.elitism", int, "members kept unchanged per generation (genetic)"),
-    "crossover_rate": ("strategy.crossover_rate", float, "probability of crossover (genetic)"),
-    "mutation_rate": ("strategy.mutation_rate", float, "probability of mutation after crossover (genetic)"),
+    "crossover_rate": ("strategy.crossover_rate", float, "probability of crossover (genetic, nsga2)"),
+    "mutation_rate": ("strategy.mutation_rate", float, "probability of mutation after crossover (genetic, nsga2)"),
     "trials": ("budget.trials", int, "number of trials"),
     "seconds": ("budget.seconds", float, "wall-clock budget in seconds"),
     "target": ("budget.target", float, "stop when the best reward reaches this"),
@@ -153,6 +348,16 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "cosine": ("training.cosine", bool, "cosine learning-rate schedule"),
     "trial_timeout": ("training.trial_timeout", float, "seconds one candidate may train before it fails"),
     "final_epochs": ("training.final_epochs", int, "retrain the best genome this many epochs at the end"),
+    "inherit": ("training.inherit", bool, "children inherit their parent's trained weights and only fine-tune"),
+    "finetune_epochs": ("training.finetune_epochs", int, "epochs of a child that inherited weights"),
+    "early_stop": ("training.early_stop", str, "early stopping rule: none or median"),
+    "proxies": ("training.proxies", bool, "record zero-cost proxies of every trial"),
+    "fidelity": ("fidelity.name", str, "multi-fidelity scheduling: none or halving (successive halving)"),
+    "min_epochs": ("fidelity.min_epochs", int, "epochs of the lowest successive-halving rung"),
+    "eta": ("fidelity.eta", int, "successive halving keeps the top 1/eta of each rung"),
+    "rungs": ("fidelity.rungs", int, "number of successive-halving rungs"),
+    "prescreen": ("prescreen.proxy", str, "zero-cost proxy that pre-screens candidates: none, synflow, naswot"),
+    "prescreen_pool": ("prescreen.pool", int, "candidates scored by the proxy per candidate trained"),
     "min_blocks": ("space.min_blocks", int, "fewest blocks in a sampled network"),
     "max_blocks": ("space.max_blocks", int, "most blocks in a sampled network"),
     "max_layers": ("space.max_layers", int, "most components a genome may have"),
@@ -161,6 +366,26 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "out": ("out", str, "run directory (store, weights, exports)"),
     "keep_top": ("keep_top", int, "keep trained weights of the best K trials"),
     "progress": ("progress", bool, "show a progress bar"),
+    "executor": ("executor.name", str, "where trials run: serial (this process), pool (local worker processes) or ray"),
+    "workers": ("executor.workers", int, "trials run at once (pool: worker processes, default one per core)"),
+    "threads": ("executor.threads", int, "torch threads per pool worker (default cores / workers)"),
+    "address": ("executor.address", str, "Ray cluster to run on: auto or HOST:PORT (default: a local Ray started for the search)"),
+    "cpus_per_trial": ("executor.cpus_per_trial", float, "CPUs one Ray trial holds"),
+    "gpus_per_trial": ("executor.gpus_per_trial", float, "GPUs one Ray trial holds (fractions share a device)"),
+    "ray_temp_dir": ("executor.ray_temp_dir", str, "temp dir of the local Ray (default: a fresh one, removed after)"),
+    "max_retries": ("executor.max_retries", int, "times a trial is run again after its worker died"),
+    "objectives": ("objectives", str, "objectives of a Pareto search, comma-separated: accuracy,params (name:min / name:max "
+                   "sets a direction); known: " + ", ".join(METRICS)),
+    "constraint": ("constraints", list, "hard limit on a cost, checked before training: 'params<=20000', 'latency_ms<=5' "
+                   "(also flops, size_bytes; <, <=, >, >=; k/M/G suffixes); repeat the flag for several"),
+    "scalarize": ("scalarize.name", str, "reward strategies see: none, mnasnet (reward x (LAT/T)^w) or weighted (a weighted sum)"),
+    "scalarize_measure": ("scalarize.measure", str, "mnasnet: the cost LAT (latency_ms, params, flops, size_bytes)"),
+    "scalarize_target": ("scalarize.target", float, "mnasnet: the target T of that cost"),
+    "scalarize_mode": ("scalarize.mode", str, "mnasnet: soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1)"),
+    "scalarize_weights": ("scalarize.weights", str, "weighted: NAME=WEIGHT,... e.g. accuracy=1,params=-1e-6"),
+    "latency_batch": ("costs.batch_size", int, "samples per timed forward pass of latency_ms"),
+    "latency_warmup": ("costs.warmup", int, "untimed forward passes before latency is timed"),
+    "latency_repeats": ("costs.repeats", int, "timed forward passes; latency_ms is their median"),
 }
 
 
@@ -169,7 +394,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node = data
     for key in parents:
         child = node.get(key)
-        if isinstance(child, str) and key in ("dataset", "strategy"):
+        if isinstance(child, str) and key in ("dataset", "strategy", "executor", "scalarize"):
             child = {"name": child}
         if not isinstance(child, dict):
             child = {}
@@ -220,11 +445,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def build_config(base: dict[str, Any] | None = None, **options: Any) -> SearchConfig:
     """A config from an optional mapping plus flag-style keyword options (None means 'not given')."""
     data: dict[str, Any] = copy.deepcopy(base or {})
-    for name, value in options.items():
+    unknown = sorted(set(options) - set(FLAGS))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(FLAGS))}")
+    for name in FLAGS:  # in table order, so the strategy's name is set before its options
+        value = options.get(name)
         if value is None:
             continue
-        if name not in FLAGS:
-            raise ConfigError(f"unknown option {name!r}; known: {', '.join(sorted(FLAGS))}")
+        if name in ("strategy", "executor"):
+            current = data.get(name)
+            current_name = current.get("name") if isinstance(current, dict) else current
+            if current_name != value:
+                # Options of another strategy (executor) do not carry over to the one the flag picks.
+                data[name] = {"name": value}
         set_path(data, FLAGS[name][0], value)
     return parse_config(data)
 

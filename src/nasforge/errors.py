@@ -25,3 +25,12 @@ class StoreError(NasforgeError):
 
 class TrialFailure(Exception):
     """A candidate failed while being evaluated (NaN loss, timeout, ...). Recorded, never fatal."""
+
+
+class TrialPruned(TrialFailure):
+    """A candidate stopped early on purpose: a hopeless learning curve, or a diverging loss."""
+
+    def __init__(self, message: str, diverged: bool = False):
+        super().__init__(message)
+        self.diverged = diverged
+        self.curve: list[dict[str, float]] = []

@@ -1,5 +1,8 @@
-"""Exports: trained weights + genome JSON + a standalone PyTorch source file, and loading them back.
+"""Exports: trained weights + genome JSON + a standalone PyTorch source file, and loading them back;
+optionally a TorchScript or ONNX file of the same network beside them.
 
+Every export folder holds the PyTorch form (weights.pt, genome.json, model.py where the space builds
+Plans); `format` adds `model.torchscript.pt` (torch.jit.load) or `model.onnx` (onnxruntime).
 Loading never unpickles arbitrary objects: weights are read with `weights_only=True`, the genome is
 JSON, and the network is rebuilt from the genome by its search space.
 """
@@ -7,7 +10,10 @@ JSON, and the network is rebuilt from the genome by its search space.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +28,29 @@ from .store import Store
 GENOME_FILE = "genome.json"
 WEIGHTS_FILE = "weights.pt"
 SOURCE_FILE = "model.py"
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+ONNX_FILE = "model.onnx"
+FORMATS = ("pytorch", "torchscript", "onnx")
+# Test samples a TorchScript trace and the ONNX check run on.
+CHECK_BATCH = 64
+
+
+class ExportError(NasforgeError):
+    """A model cannot be exported in the requested form (missing optional package, exporter failure)."""
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
-def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None) -> Path:
-    """Export one trial of a study (the study's final model when `trial_id` is None)."""
+def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None, format: str = "pytorch") -> Path:  # noqa: A002
+    """Export one trial of a study (the study's final model when `trial_id` is None) into `out`.
+
+    `format` "torchscript" or "onnx" adds that file to the PyTorch form; the example batch they are
+    traced with comes from the study's own test split (see `real_batch`).
+    """
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
     run_dir, out = Path(run_dir), Path(out)
     store = Store.in_dir(run_dir)
     try:
@@ -74,7 +95,128 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
         if norm.get("mean"):
             header += f"\nInputs must be normalised per channel: mean={norm['mean']}, std={norm['std']}"
         (out / SOURCE_FILE).write_text(plan_to_source(model.plan, header=header))
+    if format != "pytorch":
+        model.load_state_dict(load_weights(out / WEIGHTS_FILE))
+        model.eval()
+        example = real_batch(run_dir, meta, n=2)
+        if format == "torchscript":
+            _to_torchscript(model, example, out / TORCHSCRIPT_FILE)
+        else:
+            _to_onnx(model, example, out / ONNX_FILE)
     return out
+
+
+def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
+    """Up to `n` samples of the study's test split, normalised as the model saw them in training.
+
+    Falls back to standard-normal inputs of the right shape when the data cannot be loaded again
+    (a user file that has moved); the inputs the model sees are standardised, so that is the scale.
+    """
+    from .data import load_dataset
+    from .errors import DataError
+
+    store = Store.in_dir(run_dir)
+    try:
+        config = store.get("config") or {}
+        summary = store.get("dataset") or {}
+    finally:
+        store.close()
+    d = config.get("dataset") or {}
+    try:
+        data = load_dataset(d["name"], val_fraction=d["val_fraction"], test_fraction=d["test_fraction"], seed=d["split_seed"],
+                            label_column=d["label_column"], layout=d["layout"])
+        return data.x_test[:n].float()
+    except (DataError, KeyError, OSError):
+        shape = (meta or {}).get("space_config", {}).get("input_shape") or summary.get("input_shape")
+        if not shape:
+            raise ExportError(f"{run_dir}: cannot load the study's data nor find its input shape for an example batch") from None
+        return torch.randn((n, *shape), generator=torch.Generator().manual_seed(0))
+
+
+def _to_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    # Tracing records the forward pass exactly; a Plan's forward has no data-dependent control flow.
+    # torch >= 2.10 flags TorchScript as deprecated; it still loads everywhere torch does, which is
+    # why users ask for it, so the warning is not passed on.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(model, example)
+    traced.save(str(path))
+
+
+def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    try:
+        import onnx  # noqa: F401 - the exporter needs it; fail early with an actionable message
+        import onnxscript  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(f"ONNX export needs the 'export' extra ({exc.name} is missing): pip install 'nasforge[export]'") from exc
+    batch = torch.export.Dim("batch", min=1)
+    # The exporter logs a line for every torchvision op it cannot register; not our concern here.
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["logits"],
+                              dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False)
+    except Exception as exc:  # the exporter raises many types; the user needs the reason, not the class
+        raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+    finally:
+        quiet.setLevel(level)
+
+
+def check_export(folder: str | Path, batch: torch.Tensor) -> dict[str, float]:
+    """Max abs difference between the exported PyTorch model and each other form in `folder`
+    (TorchScript via torch.jit.load, ONNX via onnxruntime) on `batch`."""
+    folder = Path(folder)
+    reference = load(folder)
+    with torch.no_grad():
+        expected = reference(batch)
+    diffs: dict[str, float] = {}
+    if (folder / TORCHSCRIPT_FILE).exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.load(str(folder / TORCHSCRIPT_FILE), map_location="cpu")
+        with torch.no_grad():
+            diffs["torchscript"] = float((scripted(batch) - expected).abs().max())
+    if (folder / ONNX_FILE).exists():
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ExportError("checking an ONNX export needs onnxruntime: pip install 'nasforge[export]'") from exc
+        session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
+        diffs["onnx"] = float(abs(torch.from_numpy(got) - expected).max())
+    return diffs
+
+
+def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch",  # noqa: A002
+                 objectives: Sequence[str] | None = None) -> tuple[list[Path], list[str]]:
+    """Export every model on the study's Pareto front into `out/trial_NNNNN/`.
+
+    Returns the folders written and one line per front member that could not be exported (its
+    weights were not kept). Raises when the study has fewer than two objectives.
+    """
+    from .report.pareto import pareto_front, study_objectives
+    from .report.snapshot import read_run
+
+    snap = read_run(run_dir)
+    objs = list(objectives) if objectives else study_objectives(snap.config)
+    if len(objs) < 2:
+        raise NasforgeError(f"{run_dir}: --front needs a study with several objectives, and this one optimised "
+                            f"{snap.reward_name} alone; export it with --best or --trial N")
+    front = pareto_front(snap.trials, objs)
+    if not front:
+        raise NasforgeError(f"{run_dir}: no complete trial has values for all objectives ({', '.join(map(str, objs))})")
+    written, skipped = [], []
+    for trial in front:
+        try:
+            written.append(export_trial(run_dir, Path(out) / f"trial_{trial.id:05d}", trial.id, format=format))
+        except StoreError as exc:
+            skipped.append(f"trial {trial.id}: {exc}")
+    if not written:
+        raise StoreError(f"{run_dir}: none of the {len(front)} front models could be exported: " + "; ".join(skipped))
+    return written, skipped
 
 
 def load(path: str | Path) -> nn.Module:

@@ -123,7 +123,8 @@ class Store:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
-                "UPDATE trials SET status = ?, reward = ?, metrics = ?, params = ?, train_seconds = ?, curve = ?, error = ?, finished_at = ? WHERE id = ?",
+                "UPDATE trials SET status = ?, reward = ?, metrics = ?, params = ?, train_seconds = ?, curve = ?, error = ?,"
+                " finished_at = ? WHERE id = ?",
                 (status, reward, json.dumps(metrics), params, train_seconds, json.dumps(curve), error, time.time(), trial_id),
             )
             self._save_state(state)

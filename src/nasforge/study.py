@@ -6,6 +6,7 @@ already evaluated is never trained again: the strategy is told the stored result
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +15,9 @@ from typing import Any
 
 import torch
 
-from .evaluate.evaluator import Result, TrainingEvaluator
-from .evaluate.trainer import train
-from .execute.base import Executor, SerialExecutor
+from .evaluate.evaluator import Result, TrainingEvaluator, Warmstart
+from .execute.base import LOST, Executor, SerialExecutor
+from .fidelity import Decided, Promotion, SuccessiveHalving
 from .report.progress import Progress
 from .space.base import SearchSpace
 from .store import Store, TrialRecord
@@ -37,6 +38,12 @@ def trial_seed(study_seed: int, trial_id: int) -> int:
     return (study_seed * 1_000_003 + trial_id) % (2**31)
 
 
+def _evaluator_options(job: dict[str, Any]) -> dict[str, Any]:
+    """The part of a job the evaluator takes; only what is set, so evaluators that do not train
+    (table look-ups) need not accept options they would ignore."""
+    return {k: job[k] for k in ("epochs", "warmstart", "prune_below") if k in job}
+
+
 class Study:
     def __init__(
         self,
@@ -50,15 +57,31 @@ class Study:
         keep_top: int = 5,
         final_epochs: int | None = None,
         executor: Executor | None = None,
+        max_retries: int = 2,
+        halving: SuccessiveHalving | None = None,
+        inherit: bool = False,
+        finetune_epochs: int = 2,
+        early_stop: str = "none",
+        early_stop_min_trials: int = 5,
         progress: bool = True,
         callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
+        objectives: tuple[str, ...] = (),
     ):
         self.space, self.strategy, self.evaluator, self.store = space, strategy, evaluator, store
         self.run_dir = Path(run_dir)
         self.budget, self.seed, self.keep_top, self.final_epochs = budget, seed, keep_top, final_epochs
         self.executor = executor or SerialExecutor(evaluator)
+        self.max_retries = max_retries  # runs again of a trial whose worker died under it
+        self.halving = halving
+        self.inherit, self.finetune_epochs = inherit, finetune_epochs
+        # Enough recent weights that every living member of an evolving population can be a parent.
+        self.keep_recent = 2 * int(getattr(strategy, "population_size", 10))
+        self.early_stop, self.early_stop_min_trials = early_stop, early_stop_min_trials
+        self.evaluator_epochs = getattr(getattr(evaluator, "training", None), "epochs", 10**6)
         self.show_progress = progress
         self.callbacks = callbacks
+        # With several objectives the result is a Pareto front: its members' weights are all kept.
+        self.objectives = tuple(objectives)
         self.stop_reason: str | None = None
 
     # -- results -------------------------------------------------------------------------------
@@ -70,6 +93,15 @@ class Study:
     def best(self) -> TrialRecord | None:
         complete = self.store.trials("complete")
         return max(complete, key=lambda t: (t.reward, -t.id)) if complete else None
+
+    @property
+    def front(self) -> list[TrialRecord]:
+        """The complete trials on the Pareto front of the study's objectives (empty without them)."""
+        if len(self.objectives) < 2:
+            return []
+        from .report.pareto import pareto_front
+
+        return pareto_front(self.store.trials("complete"), self.objectives)
 
     @property
     def final(self) -> dict[str, Any] | None:
@@ -107,15 +139,26 @@ class Study:
             return "trials"
         return None
 
+    def _state(self) -> dict[str, Any]:
+        """Everything that must survive a crash beside the trials: the strategy's and the scheduler's state."""
+        return {"strategy": self.strategy.state_dict(), "halving": self.halving.state_dict() if self.halving else None}
+
+    def _load_state(self) -> None:
+        state = self.store.strategy_state()
+        if state is None:
+            return
+        self.strategy.load_state_dict(state["strategy"])
+        if self.halving is not None and state.get("halving"):
+            self.halving.load_state_dict(state["halving"])
+            self.halving.requeue()
+
     def run(self) -> Study:
         self._session_start = time.monotonic()
         self._elapsed_before = float(self.store.get("elapsed_seconds", 0.0))
-        state = self.store.strategy_state()
-        if state is not None:
-            self.strategy.load_state_dict(state)
+        self._load_state()
         finished = len(self.store.trials()) - len(self.store.trials("running"))
         progress = Progress(self.budget, finished, self._best_reward(), enabled=self.show_progress)
-        in_flight: dict[int, Candidate] = {}
+        in_flight: dict[int, tuple[Candidate, dict[str, Any]]] = {}  # trial -> candidate, job options
         in_flight_keys: dict[str, int] = {}
         waiting: dict[int, list[Candidate]] = {}  # duplicates of an in-flight genome, told with it
         try:
@@ -124,11 +167,20 @@ class Study:
             for rec in self.store.trials("running"):
                 cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
                 self.store.restart_trial(rec.id)
-                self._submit(rec.id, cand, rec.seed, in_flight, in_flight_keys, progress)
+                self._submit(rec.id, cand, rec.seed, self._new_job(cand), in_flight, in_flight_keys, progress)
             duplicates = 0
             while True:
                 self.stop_reason = self._should_stop()
-                while self.stop_reason is None and len(in_flight) < self.executor.capacity:
+                while len(in_flight) < self.executor.capacity:
+                    if self.halving is not None and self.stop_reason in (None, "trials"):
+                        promotion = self.halving.next_promotion()
+                        if promotion is not None:
+                            self._promote(promotion, in_flight, in_flight_keys, progress)
+                            continue
+                        if not self.halving.wants_new():
+                            break  # the rung is out: wait for its results
+                    if self.stop_reason is not None:
+                        break
                     cand = self.strategy.ask()
                     if cand is None:
                         break
@@ -140,25 +192,43 @@ class Study:
                             self.stop_reason = "exhausted"
                             break
                         if seen is not None:
-                            self.strategy.tell(seen.id, cand, seen.reward if seen.status == "complete" else None)
-                            self.store.save_state(self.strategy.state_dict(), self._elapsed())
+                            self._tell(seen.id, cand, seen.reward if seen.status != "failed" else None, None, seen.metrics)
+                            self.store.save_state(self._state(), self._elapsed())
                         else:
                             waiting.setdefault(in_flight_keys[key], []).append(cand)
                         continue
                     duplicates = 0
                     seed = trial_seed(self.seed, self.store.count() + 1)
+                    if self.halving is not None:
+                        # Joins the rung in the same transaction as the trial is written.
+                        self.halving.add(self.store.count() + 1)
                     trial_id = self.store.add_trial(
-                        self.space.to_json(cand.genome), key, list(cand.parents), cand.operator, seed, self.strategy.state_dict()
+                        self.space.to_json(cand.genome), key, list(cand.parents), cand.operator, seed, self._state()
                     )
-                    self._submit(trial_id, cand, seed, in_flight, in_flight_keys, progress)
+                    self._submit(trial_id, cand, seed, self._new_job(cand), in_flight, in_flight_keys, progress)
+                    # With several workers free, the budget may run out between two submissions.
+                    self.stop_reason = self._should_stop()
                 if not in_flight:
+                    if self.halving is not None and self.stop_reason in (None, "trials", "strategy has nothing more to ask"):
+                        # Nothing more will join this rung (budget reached, or the strategy waits for
+                        # these very results): close it with the members it has.
+                        decided = self.halving.close_rung()
+                        if decided:
+                            self._decide(decided)
+                            continue
                     if self.stop_reason is None:
                         self.stop_reason = "strategy has nothing more to ask"
                     break
                 trial_id, result = self.executor.next_result()
-                cand = in_flight.pop(trial_id)
+                cand, job = in_flight[trial_id]
+                if result.status == LOST:
+                    if self._retry(trial_id, cand, job):
+                        continue
+                    attempts = self.store.trial(trial_id).attempts
+                    result = Result("failed", error=f"{result.error}; gave up after {attempts} attempt(s)")
+                in_flight.pop(trial_id)
                 in_flight_keys.pop(self.space.key(cand.genome), None)
-                record = self._finish(trial_id, cand, result, waiting.pop(trial_id, []))
+                record = self._finish(trial_id, cand, job, result, waiting.pop(trial_id, []))
                 progress.trial_done(record, self._best_reward(), self._elapsed())
                 for callback in self.callbacks:
                     callback(self, record)
@@ -166,33 +236,167 @@ class Study:
             self.stop_reason = "interrupted"
             progress.close()
             raise
+        finally:
+            # Workers hold cores (and Ray a cluster); whatever is still out stays 'running' in the
+            # store and is run again on resume.
+            self.executor.close()
         progress.close()
         self.finalize()
         return self
 
-    def _submit(self, trial_id: int, cand: Candidate, seed: int, in_flight: dict, in_flight_keys: dict, progress: Progress) -> None:
-        in_flight[trial_id] = cand
-        in_flight_keys[self.space.key(cand.genome)] = trial_id
-        progress.started(trial_id, self.space.describe(cand.genome))
-        self.executor.submit(trial_id, cand.genome, seed)
+    # -- jobs: how long a candidate trains and from which weights -----------------------------------
+    def _new_job(self, cand: Candidate) -> dict[str, Any]:
+        job: dict[str, Any] = {}
+        if self.halving is not None:
+            job["epochs"] = self.halving.rung_epochs[0]
+        if self.inherit:
+            for parent_id in cand.parents:
+                path = self.weights_path(parent_id)
+                parent = self.store.trial(parent_id)
+                if path.exists() and parent is not None:
+                    from .export import load_weights
 
-    def _finish(self, trial_id: int, cand: Candidate, result: Result, duplicates: list[Candidate]) -> TrialRecord:
-        reward = result.reward if result.status == "complete" else None
+                    job["warmstart"] = Warmstart(load_weights(path), self.space.from_json(parent.genome))
+                    job["inherited_from"] = parent_id
+                    if self.halving is None:
+                        job["epochs"] = self.finetune_epochs
+                    break
+        if self.early_stop == "median":
+            thresholds = self._median_curve()
+            if thresholds:
+                job["prune_below"] = thresholds
+        return job
+
+    def _median_curve(self) -> dict[int, float]:
+        """Median validation accuracy per epoch of earlier trials trained from scratch."""
+        by_epoch: dict[int, list[float]] = {}
+        for t in self.store.trials():
+            if t.status == "running" or "inherited_tensors" in t.metrics:
+                continue
+            for point in t.curve[: self.evaluator_epochs]:
+                if "val_accuracy" in point:
+                    by_epoch.setdefault(int(point["epoch"]), []).append(point["val_accuracy"])
+        return {e: float(statistics.median(v)) for e, v in by_epoch.items() if len(v) >= self.early_stop_min_trials}
+
+    def _promote(self, promotion: Promotion, in_flight: dict, in_flight_keys: dict, progress: Progress) -> None:
+        from .export import load_weights
+
+        rec = self.store.trial(promotion.trial)
+        cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
+        job = {"epochs": promotion.to_epochs - promotion.from_epochs, "promotion": promotion.to_epochs,
+               "warmstart": Warmstart(load_weights(self.weights_path(rec.id)))}
+        self._submit(rec.id, cand, rec.seed, job, in_flight, in_flight_keys, progress)
+
+    def _retry(self, trial_id: int, cand: Candidate, job: dict[str, Any]) -> bool:
+        """The worker running this trial died. Run it again (same id, same seed) while attempts
+        remain; False lets the caller record the lost result as the trial's failure."""
+        rec = self.store.trial(trial_id)
+        if rec.attempts > self.max_retries:
+            return False
+        self.store.restart_trial(trial_id)
+        self.executor.submit(trial_id, cand.genome, rec.seed, **_evaluator_options(job))
+        return True
+
+    def _submit(self, trial_id: int, cand: Candidate, seed: int, job: dict[str, Any], in_flight: dict, in_flight_keys: dict,
+                progress: Progress) -> None:
+        in_flight[trial_id] = (cand, job)
+        in_flight_keys[self.space.key(cand.genome)] = trial_id
+        note = f" (rung {job['promotion']} epochs)" if "promotion" in job else ""
+        progress.started(trial_id, self.space.describe(cand.genome) + note)
+        self.executor.submit(trial_id, cand.genome, seed, **_evaluator_options(job))
+
+    def _tell(self, trial_id: int, cand: Candidate, reward: float | None, epochs: int | None,
+              metrics: dict[str, Any] | None = None) -> None:
+        # The strategy learns at which fidelity (epochs) the reward was measured, and every measure
+        # of the trial (cost measures included), from which Pareto strategies read their objectives.
+        cand.info["fidelity"] = epochs
+        cand.info["metrics"] = metrics or {}
+        self.strategy.tell(trial_id, cand, reward)
+
+    def _decide(self, decided: list[Decided]) -> None:
+        for d in decided:
+            rec = self.store.trial(d.trial)
+            cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
+            self._tell(d.trial, cand, d.reward if d.reward is not None else rec.reward, d.epochs, rec.metrics)
+        self.store.save_state(self._state(), self._elapsed())
+
+    def _finish(self, trial_id: int, cand: Candidate, job: dict[str, Any], result: Result, duplicates: list[Candidate]) -> TrialRecord:
+        reward = result.reward if result.status in ("complete", "pruned") else None
+        if "inherited_from" in job:
+            result.metrics["inherited_from"] = job["inherited_from"]
+        if "promotion" in job:
+            return self._finish_promotion(trial_id, job, result)
+        epochs = job.get("epochs", len(result.curve) or None)
         if result.state_dict is not None:
             self._keep_weights(trial_id, result)
-        self.strategy.tell(trial_id, cand, reward)
+        if self.halving is not None:
+            result.metrics["fidelity"] = epochs
+            decided = self.halving.record(trial_id, reward if result.status == "complete" else None)
+        else:
+            decided = []
+            self._tell(trial_id, cand, reward, epochs, result.metrics)
         for dup in duplicates:
-            self.strategy.tell(trial_id, dup, reward)
+            self._tell(trial_id, dup, reward, epochs, result.metrics)
+        for d in decided:
+            self._tell_decided(d, trial_id, cand, reward, result.metrics)
         self.store.finish_trial(
             trial_id, result.status, reward, result.metrics, result.params, result.train_seconds, result.curve,
-            result.error, self.strategy.state_dict(), self._elapsed(),
+            result.error, self._state(), self._elapsed(),
         )
         self._prune_weights()
         return self.store.trial(trial_id)
 
+    def _tell_decided(self, d: Decided, trial_id: int, cand: Candidate, reward: float | None,
+                      metrics: dict[str, Any] | None = None) -> None:
+        if d.trial == trial_id:
+            self._tell(d.trial, cand, reward, d.epochs, metrics)
+            return
+        rec = self.store.trial(d.trial)
+        other = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
+        self._tell(d.trial, other, d.reward if d.reward is not None else rec.reward, d.epochs, rec.metrics)
+
+    def _finish_promotion(self, trial_id: int, job: dict[str, Any], result: Result) -> TrialRecord:
+        """A trial trained further at a higher rung: its record now shows the highest fidelity reached."""
+        rec = self.store.trial(trial_id)
+        cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
+        ok = result.status == "complete"
+        decided = self.halving.record(trial_id, result.reward if ok else None)
+        for d in decided:
+            self._tell_decided(d, trial_id, cand, result.reward if ok else rec.reward,
+                               {**rec.metrics, **result.metrics} if ok else rec.metrics)
+        if ok:
+            self._keep_weights(trial_id, result)
+            offset = len(rec.curve)
+            curve = rec.curve + [{**p, "epoch": p["epoch"] + offset} for p in result.curve]
+            metrics = {**rec.metrics, **result.metrics, "fidelity": job["promotion"]}
+            self.store.finish_trial(trial_id, "complete", result.reward, metrics, rec.params,
+                                    (rec.train_seconds or 0) + result.train_seconds, curve, None, self._state(), self._elapsed())
+        else:
+            # The lower rung's result stands; the failed promotion is noted, not fatal.
+            self.store.finish_trial(trial_id, rec.status, rec.reward, rec.metrics, rec.params,
+                                    (rec.train_seconds or 0) + result.train_seconds, rec.curve,
+                                    f"promotion to {job['promotion']} epochs failed: {result.error}", self._state(), self._elapsed())
+        self._prune_weights()
+        return self.store.trial(trial_id)
+
+    def _protected(self) -> set[int]:
+        """Trials whose weights are still needed: parents-to-be (inheritance), rung members (halving)
+        and the Pareto front (several objectives), which is the study's result."""
+        ids: set[int] = set()
+        if len(self.objectives) >= 2:
+            ids.update(t.id for t in self.front)
+        if self.inherit:
+            recent = [t.id for t in self.store.trials("complete")][-self.keep_recent:]
+            ids.update(recent)
+        if self.halving is not None:
+            ids.update(self.halving.members)
+        return ids
+
     def _keep_weights(self, trial_id: int, result: Result) -> None:
-        complete = sorted((t.reward for t in self.store.trials("complete")), reverse=True)
-        if len(complete) >= self.keep_top and result.reward <= complete[self.keep_top - 1]:
+        complete = sorted((t.reward for t in self.store.trials("complete") if t.id != trial_id), reverse=True)
+        top = len(complete) < self.keep_top or result.reward > complete[self.keep_top - 1]
+        # With objectives the trial may join the front: keep it now, _prune_weights decides after.
+        if not (top or self.inherit or len(self.objectives) >= 2 or trial_id in self._protected()):
             return
         path = self.weights_path(trial_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,7 +406,7 @@ class Study:
 
     def _prune_weights(self) -> None:
         top = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.keep_top]
-        keep = {self.weights_path(t.id).name for t in top}
+        keep = {self.weights_path(i).name for i in {t.id for t in top} | self._protected()}
         folder = self.run_dir / "weights"
         if folder.exists():
             for path in folder.glob("trial_*.pt"):
@@ -219,10 +423,10 @@ class Study:
         if final is not None and final["trial"] == best.id:
             return final
         genome = self.space.from_json(best.genome)
+        torch.manual_seed(best.seed)
         model = self.space.build(genome)
         if self.final_epochs:
-            data = self.evaluator.data
-            train(model, data.x_train, data.y_train, self.evaluator.training, best.seed, epochs=self.final_epochs)
+            self.evaluator.retrain(model, best.seed, self.final_epochs)
             source = f"retrained for {self.final_epochs} epochs"
         else:
             from .export import load_weights
@@ -232,14 +436,11 @@ class Study:
         model.eval()
         path = self.run_dir / "final.pt"
         torch.save(model.state_dict(), path)
-        from .evaluate.trainer import score
-
-        data = self.evaluator.data
         final = {
             "trial": best.id,
             "weights": path.name,
             "source": source,
-            "val": score(model, data.x_val, data.y_val, data.num_classes),
+            "val": self.evaluator.validate(model),
             "test": self.evaluator.test(model),
         }
         self.store.set("final", final)

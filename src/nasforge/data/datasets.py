@@ -71,6 +71,47 @@ def _mnist1d(**_: Any) -> dict[str, np.ndarray]:
 BUILTIN: dict[str, Callable[..., dict[str, np.ndarray]]] = {"digits": _digits, "mnist1d": _mnist1d}
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """What only some sources read (the config's dataset section); the others ignore it."""
+
+    split: str = "upstream"
+    held_out_speaker: str = "theo"
+    image_size: int = 32
+    max_length: int | None = None
+    cache_dir: str | None = None
+
+
+def _fsdd(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
+    from .audio import load_fsdd
+
+    return load_fsdd(path, o.split, o.held_out_speaker, o.cache_dir)
+
+
+def _images(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
+    from .images import load_image_folder
+
+    return load_image_folder(path, o.image_size)
+
+
+# "SOURCE:PATH" -> arrays as a .npz would give them (then split and normalised the same way).
+SOURCES: dict[str, Callable[[str, SourceOptions], dict[str, np.ndarray]]] = {"fsdd": _fsdd, "images": _images}
+# "SOURCE:PATH" of token data: classification sources load as a TextDataset, language-model
+# sources as a CharCorpus (data/text.py), which a language-model evaluator trains on.
+TEXT_SOURCES = ("rt-polarity",)
+LANGUAGE_MODEL_SOURCES = ("tinyshakespeare", "charlm")
+
+
+def source_kind(source: str) -> tuple[str, str]:
+    """(kind, path) of a SOURCE:PATH name (kind '' for built-ins, files and folders)."""
+    prefix, sep, rest = source.partition(":")
+    if sep and prefix in (*SOURCES, *TEXT_SOURCES, *LANGUAGE_MODEL_SOURCES):
+        if not rest:
+            raise DataError(f"dataset {source!r}: give the path after '{prefix}:'")
+        return prefix, rest
+    return "", source
+
+
 def _to_layout(x: np.ndarray, layout: str, where: str) -> np.ndarray:
     if layout == "auto":
         if x.ndim == 4:
@@ -178,12 +219,26 @@ def load_dataset(
     label_column: str = "label",
     layout: str = "auto",
     normalize: bool | None = None,
+    options: SourceOptions | None = None,
 ) -> Dataset:
     """Load a built-in or user dataset and split it; `seed` fixes the splits."""
+    options = options or SourceOptions()
+    kind, rest = source_kind(source)
+    if kind in LANGUAGE_MODEL_SOURCES:
+        raise DataError(f"{source}: a language-model corpus, not a classification dataset; load it with data.text.load_char_corpus")
+    if kind in TEXT_SOURCES:
+        from .text import load_polarity
+
+        return load_polarity(rest, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed,
+                             max_length=options.max_length or 64)
     if source in BUILTIN:
         arrays = BUILTIN[source]()
         name, layout = source, "nchw" if arrays["x"].ndim == 4 else "ncl"
         normalize = False if normalize is None else normalize
+    elif kind or Path(source).expanduser().is_dir():
+        arrays = SOURCES[kind or "images"](rest, options)
+        name = source
+        normalize = True if normalize is None else normalize
     else:
         path = Path(source).expanduser()
         arrays = _load_file(path, label_column)

@@ -5,35 +5,52 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from ..data.datasets import Dataset
-from ..errors import InvalidGenome, TrialFailure
+from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
+from .constraints import Constraint, Scalarization, scalarize, violation
+from .cost import DEFAULT_COSTS, MEASURES, CostOptions, measure_costs
+from .inherit import inherit
 from .metrics import REWARDS
+from .proxies import score_proxies
 from .trainer import TrainingOptions, score, train
 
 
 @dataclass
 class Result:
-    status: str  # "complete" | "failed"
+    status: str  # "complete" | "failed" | "pruned" (stopped early; reward is the partial score, None if diverged)
     reward: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     params: int | None = None
     train_seconds: float = 0.0
     curve: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
+    # What the evaluation cost in the evaluator's own unit (simulated seconds for table look-ups).
+    cost: float | None = None
     # Trained weights; kept in memory only, the study decides what to persist.
     state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
 
+@dataclass
+class Warmstart:
+    """Weights a candidate starts from: its parent's (inheritance, `parent` is the parent genome)
+    or its own from a lower fidelity (`parent` None: every tensor is loaded as it is)."""
+
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    parent: Genome | None = None
+
+
 class Evaluator(ABC):
     @abstractmethod
-    def evaluate(self, genome: Genome, seed: int, epochs: int | None = None) -> Result:
-        """Train and score one candidate. Never raises for a failing candidate: returns status 'failed'."""
+    def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
+                 prune_below: dict[int, float] | None = None) -> Result:
+        """Train and score one candidate. Never raises for a failing candidate: returns status
+        'failed' or 'pruned'. Evaluators that do not train may ignore warmstart and prune_below."""
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -43,22 +60,64 @@ def count_params(model: torch.nn.Module) -> int:
 class TrainingEvaluator(Evaluator):
     """Builds the candidate, trains it on the training split, scores it on the validation split."""
 
-    def __init__(self, space: SearchSpace, data: Dataset, training: TrainingOptions, reward: str = "accuracy"):
+    def __init__(self, space: SearchSpace, data: Dataset, training: TrainingOptions, reward: str = "accuracy",
+                 proxies: bool = False, costs: CostOptions | None = DEFAULT_COSTS, constraints: tuple[Constraint, ...] = (),
+                 scalarization: Scalarization | None = None):
         if reward not in REWARDS:
             raise ValueError(f"unknown reward {reward!r}; choose from {sorted(REWARDS)}")
         self.space, self.data, self.training, self.reward = space, data, training, reward
+        self.proxies = proxies
+        # Cost measures (evaluate/cost.py) are recorded for every trial unless `costs` is None; the
+        # ones constraints or the scalarized reward need are measured regardless.
+        self.costs, self.constraints, self.scalarization = costs, tuple(constraints), scalarization
+        needed = {c.measure for c in self.constraints} | set(scalarization.measures if scalarization else ())
+        self.cost_measures = set(MEASURES) if costs is not None else needed & set(MEASURES)
 
-    def evaluate(self, genome: Genome, seed: int, epochs: int | None = None) -> Result:
+    def _reward(self, metrics: dict[str, Any]) -> float:
+        return float(scalarize(self.scalarization, float(REWARDS[self.reward](metrics)), metrics))
+
+    def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
+                 prune_below: dict[int, float] | None = None) -> Result:
         start = time.perf_counter()
         params = None
+        metrics: dict[str, Any] = {}
         try:
+            # Seeded here, not only in train(): otherwise the initial weights depend on whatever
+            # this process drew before, and a trial differs between workers, executors and resumes.
+            torch.manual_seed(seed)
             model = self.space.build(genome)
             params = count_params(model)
+            metrics["params"] = params
+            if self.cost_measures:
+                options = self.costs or DEFAULT_COSTS
+                metrics.update(measure_costs(model, self.data.x_train[: options.batch_size], options, self.cost_measures))
+            # The last line of defence: strategies draw feasible candidates (strategy/feasible.py),
+            # but one that gets through anyway (a policy's sample, a noisy latency) is never trained.
+            reason = violation(self.constraints, metrics)
+            if reason is not None:
+                return Result("failed", metrics=metrics, params=params, train_seconds=time.perf_counter() - start,
+                              error=f"infeasible, not trained: {reason}")
+            if self.proxies:
+                metrics.update(score_proxies(model, self.data.x_train[:128]))
+            if warmstart is not None:
+                if warmstart.parent is None:
+                    model.load_state_dict(warmstart.state_dict)  # the same candidate, trained further
+                else:
+                    metrics.update(inherit(self.space, model, genome, warmstart.parent, warmstart.state_dict).as_metrics())
+            options, hp_epochs = self._options(genome)
             outcome = train(
-                model, self.data.x_train, self.data.y_train, self.training, seed,
-                epochs=epochs, validation=(self.data.x_val, self.data.y_val),
+                model, self.data.x_train, self.data.y_train, options, seed,
+                epochs=epochs or hp_epochs, validation=(self.data.x_val, self.data.y_val), prune_below=prune_below,
             )
-            metrics = score(model, self.data.x_val, self.data.y_val, self.data.num_classes)
+            metrics.update(score(model, self.data.x_val, self.data.y_val, self.data.num_classes))
+        except TrialPruned as exc:
+            seconds = time.perf_counter() - start
+            if exc.diverged:
+                return Result("pruned", metrics=metrics, params=params, train_seconds=seconds, curve=exc.curve, error=str(exc))
+            # Stopped by the median rule: the partial model still has an honest validation score.
+            metrics.update(score(model, self.data.x_val, self.data.y_val, self.data.num_classes))
+            return Result("pruned", reward=self._reward(metrics), metrics=metrics, params=params,
+                          train_seconds=seconds, curve=exc.curve, error=str(exc))
         except (TrialFailure, InvalidGenome) as exc:
             return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=str(exc))
         except MemoryError:
@@ -69,13 +128,32 @@ class TrainingEvaluator(Evaluator):
             return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=last[:2000])
         return Result(
             "complete",
-            reward=float(REWARDS[self.reward](metrics)),
+            reward=self._reward(metrics),
             metrics=metrics,
             params=params,
             train_seconds=outcome.seconds,
             curve=outcome.curve,
             state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
         )
+
+    def _options(self, genome: Genome) -> tuple[TrainingOptions, int | None]:
+        """Training options with the genome's own hyper-parameters applied, and its epochs if it has them."""
+        overrides = self.space.training_overrides(genome)
+        if not overrides:
+            return self.training, None
+        changes = {k: v for k, v in overrides.items() if k in ("lr", "weight_decay")}
+        if "batch_size" in overrides:
+            changes["batch_size"] = int(overrides["batch_size"])
+        hp_epochs = int(overrides["epochs"]) if "epochs" in overrides else None
+        return replace(self.training, **changes), hp_epochs
+
+    def retrain(self, model: torch.nn.Module, seed: int, epochs: int) -> None:
+        """Train the returned genome again from scratch (the study's final_epochs)."""
+        train(model, self.data.x_train, self.data.y_train, self.training, seed, epochs=epochs)
+
+    def validate(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Score on the validation split (the split the search selected on)."""
+        return score(model, self.data.x_val, self.data.y_val, self.data.num_classes)
 
     def test(self, model: torch.nn.Module) -> dict[str, Any]:
         """Score on the test split: called once, for the final model, never for selection."""

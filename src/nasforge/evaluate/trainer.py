@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import TrialFailure
+from ..errors import TrialFailure, TrialPruned
 from .metrics import classification_metrics
 
 
@@ -63,16 +63,29 @@ def train(
     epochs: int | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    prune_below: dict[int, float] | None = None,
 ) -> TrainingOutcome:
-    """Train in place with AdamW (+ optional cosine schedule). Raises TrialFailure on NaN loss,
-    divergence or the time limit; `on_epoch(epoch, val_accuracy)` sees every epoch's score."""
+    """Train in place with AdamW (+ optional cosine schedule). Raises TrialFailure at the time
+    limit and TrialPruned (with the partial curve) on NaN loss, divergence, or a validation accuracy
+    below `prune_below[epoch]`; `on_epoch(epoch, val_accuracy)` sees every epoch's score."""
+    outcome = TrainingOutcome()
+    try:
+        _train(model, x, y, options, seed, epochs, on_epoch, validation, prune_below or {}, outcome)
+    except TrialPruned as exc:
+        exc.curve = outcome.curve  # a pruned trial keeps the curve it had so far
+        raise
+    return outcome
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: TrainingOptions, seed: int, epochs: int | None,
+           on_epoch: Callable[[int, float], None] | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
+           prune_below: dict[int, float], outcome: TrainingOutcome) -> None:
     epochs = epochs or options.epochs
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = math.ceil(len(x) / options.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch) if options.cosine else None
-    outcome = TrainingOutcome()
     start = time.perf_counter()
     deadline = start + options.time_limit if options.time_limit else math.inf
     first_loss = None
@@ -92,12 +105,14 @@ def train(
             if time.perf_counter() > deadline:
                 raise TrialFailure(f"time limit of {options.time_limit:g}s exceeded during epoch {epoch}")
         outcome.samples += len(x)
+        outcome.seconds = time.perf_counter() - start
         train_loss = float(total) / len(x)
         if not math.isfinite(train_loss):
-            raise TrialFailure(f"training loss became {train_loss} in epoch {epoch}")
+            raise TrialPruned(f"training loss became {train_loss} in epoch {epoch}", diverged=True)
         first_loss = first_loss if first_loss is not None else train_loss
         if train_loss > options.divergence_factor * max(first_loss, 1e-3):
-            raise TrialFailure(f"training diverged: loss {train_loss:.3g} in epoch {epoch} (first epoch {first_loss:.3g})")
+            raise TrialPruned(f"training diverged: loss {train_loss:.3g} in epoch {epoch} (first epoch {first_loss:.3g})",
+                              diverged=True)
         point = {"epoch": epoch, "train_loss": train_loss}
         if validation is not None:
             pred, val_loss = predict(model, *validation)
@@ -105,5 +120,7 @@ def train(
             if on_epoch is not None:
                 on_epoch(epoch, point["val_accuracy"])
         outcome.curve.append(point)
+        if epoch in prune_below and "val_accuracy" in point and point["val_accuracy"] < prune_below[epoch]:
+            raise TrialPruned(f"stopped at epoch {epoch}: validation accuracy {point['val_accuracy']:.4f} below the median "
+                              f"{prune_below[epoch]:.4f} of earlier trials")
     outcome.seconds = time.perf_counter() - start
-    return outcome

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
+from typing import Any
 
+from ..errors import NasforgeError
 from ..evaluate.evaluator import Evaluator, Result
 from ..space.base import Genome
+
+
+class ExecutorError(NasforgeError):
+    """An executor cannot run: a missing optional dependency, a cluster that cannot be reached,
+    workers that cannot start. The message names the fix."""
+
+#: Status of a Result whose evaluation never ended because its worker died (killed, out of memory,
+#: node lost). Never stored: the study runs the trial again or records it as failed.
+LOST = "lost"
+
+
+def lost(reason: str) -> Result:
+    return Result(LOST, error=reason)
 
 
 class Executor(ABC):
@@ -14,15 +29,16 @@ class Executor(ABC):
     capacity: int = 1
 
     @abstractmethod
-    def submit(self, trial_id: int, genome: Genome, seed: int) -> None:
-        """Queue one evaluation."""
+    def submit(self, trial_id: int, genome: Genome, seed: int, **options: Any) -> None:
+        """Queue one evaluation; `options` (epochs, warmstart, prune_below) go to Evaluator.evaluate."""
 
     @abstractmethod
     def next_result(self) -> tuple[int, Result]:
         """Block until some submitted evaluation ends; return its trial id and result."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional: an executor without workers has nothing to stop
+        """Stop workers and drop what is still out (the study re-runs it on resume). May be
+        called more than once; a later submit starts the executor again."""
 
 
 class SerialExecutor(Executor):
@@ -32,11 +48,14 @@ class SerialExecutor(Executor):
 
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
-        self.queue: deque[tuple[int, Genome, int]] = deque()
+        self.queue: deque[tuple[int, Genome, int, dict[str, Any]]] = deque()
 
-    def submit(self, trial_id: int, genome: Genome, seed: int) -> None:
-        self.queue.append((trial_id, genome, seed))
+    def submit(self, trial_id: int, genome: Genome, seed: int, **options: Any) -> None:
+        self.queue.append((trial_id, genome, seed, options))
 
     def next_result(self) -> tuple[int, Result]:
-        trial_id, genome, seed = self.queue.popleft()
-        return trial_id, self.evaluator.evaluate(genome, seed)
+        trial_id, genome, seed, options = self.queue.popleft()
+        return trial_id, self.evaluator.evaluate(genome, seed, **options)
+
+    def close(self) -> None:
+        self.queue.clear()

@@ -1,10 +1,12 @@
 """Search spaces. A new space subclasses SearchSpace (base.py) and is added to SPACES."""
 
 from .base import Genome, SearchSpace
+from .cell import CellGenome, CellSpace, parse_arch
 from .layers import Layer, LayerGenome, LayerGraphSpace, LayerSpaceOptions
 from .plan import Plan, PlanNet, plan_to_source
+from .sequence import SequenceGenome, SequenceSpace, SequenceSpaceOptions
 
-SPACES: dict[str, type[SearchSpace]] = {"layers": LayerGraphSpace}
+SPACES: dict[str, type[SearchSpace]] = {"layers": LayerGraphSpace, "cell": CellSpace, "sequence": SequenceSpace}
 
 
 def make_space(name: str, config: dict) -> SearchSpace:
@@ -15,6 +17,8 @@ def make_space(name: str, config: dict) -> SearchSpace:
 
 __all__ = [
     "SPACES",
+    "CellGenome",
+    "CellSpace",
     "Genome",
     "Layer",
     "LayerGenome",
@@ -23,6 +27,10 @@ __all__ = [
     "Plan",
     "PlanNet",
     "SearchSpace",
+    "SequenceGenome",
+    "SequenceSpace",
+    "SequenceSpaceOptions",
     "make_space",
+    "parse_arch",
     "plan_to_source",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,3 +66,39 @@ class SearchSpace(ABC):
     def from_config(cls, config: dict[str, Any]) -> SearchSpace:
         """Inverse of `config()`."""
         return cls(**config)
+
+    # -- optional: the space as a sequence of categorical decisions ---------------------------
+    # Strategies that learn over decisions (policy gradient, surrogate models) need these; a space
+    # that cannot express itself this way keeps the defaults and those strategies refuse it.
+    def decisions(self) -> list[int]:
+        """Number of choices of each decision, in order."""
+        raise NotImplementedError(f"the {self.name!r} space does not express itself as categorical decisions")
+
+    def encode(self, genome: Genome) -> list[int]:
+        """The choices (one per decision) that `decode` turns back into `genome`."""
+        raise NotImplementedError(f"the {self.name!r} space does not express itself as categorical decisions")
+
+    def decode(self, choices: Sequence[int]) -> Genome:
+        """A valid genome from one choice per decision (repaired where the space repairs)."""
+        raise NotImplementedError(f"the {self.name!r} space does not express itself as categorical decisions")
+
+    def decision_features(self, choices: np.ndarray) -> np.ndarray:
+        """Numeric features of a batch of choice vectors (n x decisions) for surrogate models:
+        one-hot per decision by default; spaces may add structure (e.g. the cell's paths)."""
+        choices = np.asarray(choices, dtype=np.int64)
+        sizes = self.decisions()
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        out = np.zeros((len(choices), int(sum(sizes))))
+        rows = np.repeat(np.arange(len(choices)), len(sizes))
+        out[rows, (choices + offsets).ravel()] = 1.0
+        return out
+
+    # -- optional: what evaluation needs to know beyond the network ----------------------------
+    def module_map(self, parent: Genome, child: Genome) -> dict[str, str] | None:
+        """Which parent module each child module corresponds to, for weight inheritance.
+        None means 'modules of the same name correspond' (spaces with fixed module names)."""
+        return None
+
+    def training_overrides(self, genome: Genome) -> dict[str, Any]:
+        """Training hyper-parameters the genome itself carries (lr, weight_decay, batch_size, epochs)."""
+        return {}

@@ -1,8 +1,10 @@
 """The layer-graph space: an ordered stack of components for 1-D signals and 2-D images.
 
 Components: conv (kernel, channels, stride), pool (max/avg, size), dense (units), dropout (rate),
-norm (batch norm), act (relu/gelu/silu/...), and skip (span): `skip` adds the tensor from `span`
-components earlier to the current one, through a pooling and 1x1 projection where shapes differ.
+norm (batch norm), act (relu/gelu/silu/...), multiscale (parallel convs of several kernel sizes,
+`channels` each, concatenated: Inception-style, for inputs whose useful scale is unknown, such as
+spectrograms), and skip (span): `skip` adds the tensor from `span` components earlier to the
+current one, through a pooling and 1x1 projection where shapes differ.
 The first `dense` switches from feature maps to vectors (global average pooling in between); the
 network always ends in global pooling and a linear classifier.
 
@@ -24,8 +26,12 @@ from .base import SearchSpace
 from .plan import Plan, PlanNet
 
 ACTIVATIONS = {"relu": "ReLU", "gelu": "GELU", "silu": "SiLU", "tanh": "Tanh", "elu": "ELU", "leaky_relu": "LeakyReLU"}
-KINDS = ("conv", "pool", "dense", "dropout", "norm", "act", "skip")
-SPATIAL_ONLY = {"conv", "pool"}
+KINDS = ("conv", "pool", "dense", "dropout", "norm", "act", "skip", "multiscale")
+# How often each kind is drawn when a mutation inserts or replaces a component.
+INSERT_WEIGHTS = {"conv": 0.3, "norm": 0.1, "act": 0.1, "pool": 0.15, "skip": 0.17, "dropout": 0.08, "dense": 0.1,
+                  "multiscale": 0.1}
+SPATIAL_ONLY = {"conv", "pool", "multiscale"}
+HPARAMS = ("lr", "weight_decay", "batch_size", "epochs")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class Layer:
 @dataclass(frozen=True)
 class LayerGenome:
     layers: tuple[Layer, ...]
+    # Training hyper-parameters searched with the architecture (sorted name/value pairs); empty
+    # unless the space's options name domains for them.
+    hparams: tuple[tuple[str, Any], ...] = ()
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -74,6 +83,14 @@ class LayerSpaceOptions:
     dropout_rates: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
     activations: tuple[str, ...] = ("relu", "gelu", "silu")
     max_skip_span: int = 6
+    # name -> legal values, for name in HPARAMS; searched, mutated and inherited with the layers.
+    hparams: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def multiscale_kernels(self) -> tuple[str, ...]:
+        """Kernel sets of a multiscale block, as text ("1-3-5"): a pointwise branch plus growing
+        prefixes of the odd kernels (odd only, so every branch keeps the map size and they concatenate)."""
+        odd = sorted({k for k in self.kernels if k % 2} | {1})
+        return tuple("-".join(map(str, odd[:n])) for n in range(2, len(odd) + 1)) or ("1",)
 
     def domains(self) -> dict[str, dict[str, tuple[Any, ...]]]:
         """Legal values of every parameter of every kind."""
@@ -85,6 +102,7 @@ class LayerSpaceOptions:
             "norm": {},
             "act": {"fn": self.activations},
             "skip": {"span": tuple(range(1, self.max_skip_span + 1))},
+            "multiscale": {"kernels": self.multiscale_kernels(), "channels": self.channels},
         }
 
     def check(self) -> None:
@@ -99,6 +117,9 @@ class LayerSpaceOptions:
             raise InvalidGenome("space: kernels, channels and dense_units must be positive")
         if any(not 0 <= r < 1 for r in self.dropout_rates):
             raise InvalidGenome("space: dropout_rates must lie in [0, 1)")
+        bad = [name for name, values in self.hparams if name not in HPARAMS or not values]
+        if bad:
+            raise InvalidGenome(f"space: hparams {bad} must be among {HPARAMS} with at least one value each")
         unknown = [a for a in self.activations if a not in ACTIVATIONS]
         if unknown:
             raise InvalidGenome(f"space: unknown activation(s) {unknown}; known: {sorted(ACTIVATIONS)}")
@@ -133,11 +154,16 @@ class LayerGraphSpace(SearchSpace):
         self._domains = self.options.domains()
 
     # -- (de)serialisation -------------------------------------------------------------------
-    def to_json(self, genome: LayerGenome) -> list[dict[str, Any]]:
-        return [layer.to_json() for layer in genome.layers]
+    def to_json(self, genome: LayerGenome) -> list[dict[str, Any]] | dict[str, Any]:
+        layers = [layer.to_json() for layer in genome.layers]
+        return {"layers": layers, "hparams": dict(genome.hparams)} if genome.hparams else layers
 
     def from_json(self, data: Any) -> LayerGenome:
+        hparams: dict[str, Any] = {}
         if isinstance(data, dict) and "layers" in data:
+            hparams = data.get("hparams") or {}
+            if not isinstance(hparams, dict) or any(k not in HPARAMS for k in hparams):
+                raise InvalidGenome(f"genome hparams must be a mapping with keys among {HPARAMS}, got {hparams!r}")
             data = data["layers"]
         if not isinstance(data, list):
             raise InvalidGenome("a layer genome is a list of components")
@@ -150,7 +176,7 @@ class LayerGraphSpace(SearchSpace):
             if set(params) != expected:
                 raise InvalidGenome(f"component {i} ({item['kind']}): parameters {sorted(params)} != {sorted(expected)}")
             layers.append(Layer.of(item["kind"], **params))
-        return LayerGenome(tuple(layers))
+        return LayerGenome(tuple(layers), tuple(sorted(hparams.items())))
 
     def config(self) -> dict[str, Any]:
         return {
@@ -162,6 +188,7 @@ class LayerGraphSpace(SearchSpace):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LayerGraphSpace:
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("options", {}).items()}
+        options["hparams"] = tuple((name, tuple(values)) for name, values in options.get("hparams", ()))
         return cls(tuple(config["input_shape"]), config["num_classes"], LayerSpaceOptions(**options))
 
     def describe(self, genome: LayerGenome) -> str:
@@ -180,9 +207,14 @@ class LayerGraphSpace(SearchSpace):
                 parts.append("bn")
             elif layer.kind == "act":
                 parts.append(p["fn"])
+            elif layer.kind == "multiscale":
+                parts.append(f"ms[{p['kernels']}]x{p['channels']}")
             else:
                 parts.append(f"+skip{p['span']}")
-        return " ".join(parts) or "(empty)"
+        text = " ".join(parts) or "(empty)"
+        if genome.hparams:
+            text += " | " + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in genome.hparams)
+        return text
 
     # -- shapes and repair ---------------------------------------------------------------------
     def _infer(self, genome: LayerGenome) -> list[tuple[Shape | None, str | None]]:
@@ -209,6 +241,8 @@ class LayerGraphSpace(SearchSpace):
                     new = ("map", cur[1], dims)
             elif layer.kind == "dense":
                 new = ("vec", layer["units"])
+            elif layer.kind == "multiscale":
+                new = ("map", layer["channels"] * len(layer["kernels"].split("-")), cur[2])
             elif layer.kind == "skip":
                 src = points[max(0, i - layer["span"])]
                 if i == 0:
@@ -222,7 +256,8 @@ class LayerGraphSpace(SearchSpace):
 
     def problems(self, genome: LayerGenome) -> list[str]:
         """Why a genome cannot be built as it is (empty when it can)."""
-        found = [f"component {i} ({layer.kind}): {why}" for i, ((_, why), layer) in enumerate(zip(self._infer(genome), genome.layers)) if why]
+        infos = self._infer(genome)
+        found = [f"component {i} ({layer.kind}): {why}" for i, ((_, why), layer) in enumerate(zip(infos, genome.layers)) if why]
         if len(genome) > self.options.max_layers:
             found.append(f"{len(genome)} components exceed max_layers={self.options.max_layers}")
         for i, layer in enumerate(genome.layers):
@@ -245,7 +280,13 @@ class LayerGraphSpace(SearchSpace):
                 layers[bad] = layer.replace(stride=1)
             else:
                 del layers[bad]
-        return LayerGenome(tuple(layers))
+        return LayerGenome(tuple(layers), self._fix_hparams(genome.hparams))
+
+    def _fix_hparams(self, hparams: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+        """Exactly the space's hyper-parameters, each legal: unknown ones go, missing ones take the
+        first listed value (so genomes made before the domains existed stay usable)."""
+        given = dict(hparams)
+        return tuple(sorted((name, given[name] if given.get(name) in values else values[0]) for name, values in self.options.hparams))
 
     def validate(self, genome: LayerGenome) -> LayerGenome:
         problems = self.problems(genome)
@@ -260,7 +301,7 @@ class LayerGraphSpace(SearchSpace):
 
     def _random_component(self, rng: np.random.Generator, kind: str | None = None) -> Layer:
         if kind is None:
-            kinds, weights = zip(*[("conv", 0.3), ("norm", 0.1), ("act", 0.1), ("pool", 0.15), ("skip", 0.17), ("dropout", 0.08), ("dense", 0.1)])
+            kinds, weights = zip(*INSERT_WEIGHTS.items())
             kind = kinds[int(rng.choice(len(kinds), p=np.array(weights) / sum(weights)))]
         params = {name: self._choice(rng, values) for name, values in self._domains[kind].items()}
         if kind == "conv":
@@ -273,7 +314,10 @@ class LayerGraphSpace(SearchSpace):
         act = self._choice(rng, o.activations)
         for _ in range(int(rng.integers(o.min_blocks, o.max_blocks + 1))):
             if rng.random() < 0.75:
-                block = [Layer.of("conv", kernel=self._choice(rng, o.kernels), channels=self._choice(rng, o.channels), stride=1)]
+                if rng.random() < 0.2:
+                    block = [self._random_component(rng, "multiscale")]
+                else:
+                    block = [Layer.of("conv", kernel=self._choice(rng, o.kernels), channels=self._choice(rng, o.channels), stride=1)]
                 if rng.random() < 0.7:
                     block.append(Layer.of("norm"))
                 block.append(Layer.of("act", fn=act))
@@ -288,21 +332,49 @@ class LayerGraphSpace(SearchSpace):
             layers += [self._random_component(rng, "dense"), Layer.of("act", fn=act)]
             if rng.random() < 0.5:
                 layers.append(self._random_component(rng, "dropout"))
-        return self.repair(LayerGenome(tuple(layers)))
+        hparams = tuple(sorted((name, self._choice(rng, values)) for name, values in o.hparams))
+        return self.repair(LayerGenome(tuple(layers), hparams))
 
-    def _vary(self, genome: LayerGenome, op: str, rng: np.random.Generator) -> tuple[list[Layer], str] | None:
+    def _vary(self, genome: LayerGenome, op: str, rng: np.random.Generator) -> tuple[LayerGenome, str] | None:
+        varied = self._vary_layers(genome, op, rng)
+        if varied is None:
+            return None
+        return LayerGenome(tuple(varied[0]), genome.hparams), varied[1]
+
+    def _vary_hparam(self, genome: LayerGenome, rng: np.random.Generator) -> tuple[LayerGenome, str] | None:
+        tunable = [(name, values) for name, values in self.options.hparams if len(values) > 1]
+        if not tunable:
+            return None
+        name, values = tunable[int(rng.integers(len(tunable)))]
+        current = dict(genome.hparams)
+        current[name] = self._choice(rng, tuple(v for v in values if v != current.get(name)))
+        return LayerGenome(genome.layers, tuple(sorted(current.items()))), f"change:hp.{name}"
+
+    def _vary_layers(self, genome: LayerGenome, op: str, rng: np.random.Generator) -> tuple[list[Layer], str] | None:
         layers = list(genome.layers)
         if op == "insert":
             if len(layers) >= self.options.max_layers:
                 return None
             new = self._random_component(rng)
-            layers.insert(int(rng.integers(len(layers) + 1)), new)
+            at = int(rng.integers(len(layers) + 1))
+            # A skip whose span reached back over the insertion point must reach one further, or the
+            # inherited function would change beyond the new layer itself.
+            for j in range(at, len(layers)):
+                layer = layers[j]
+                if layer.kind == "skip" and j - layer["span"] < at and layer["span"] < self.options.max_skip_span:
+                    layers[j] = layer.replace(span=layer["span"] + 1)
+            layers.insert(at, new)
             return layers, f"insert:{new.kind}"
         if not layers:
             return None
         i = int(rng.integers(len(layers)))
         if op == "delete":
             kind = layers.pop(i).kind
+            # Skips that reached back past the deleted component keep their source point.
+            for j in range(i, len(layers)):
+                layer = layers[j]
+                if layer.kind == "skip" and j + 1 - layer["span"] <= i and layer["span"] > 1:
+                    layers[j] = layer.replace(span=layer["span"] - 1)
             return layers, f"delete:{kind}"
         if op == "replace":
             new = self._random_component(rng)
@@ -323,12 +395,13 @@ class LayerGraphSpace(SearchSpace):
         return layers, f"change:{layer.kind}.{name}"
 
     def mutate(self, genome: LayerGenome, rng: np.random.Generator) -> tuple[LayerGenome, str]:
-        ops = ("insert", "delete", "replace", "change")
+        ops = ("insert", "delete", "replace", "change") + (("hparam",) if self.options.hparams else ())
         for _ in range(50):
-            varied = self._vary(genome, ops[int(rng.integers(len(ops)))], rng)
+            op = ops[int(rng.integers(len(ops)))]
+            varied = self._vary_hparam(genome, rng) if op == "hparam" else self._vary(genome, op, rng)
             if varied is None:
                 continue
-            child = self.repair(LayerGenome(tuple(varied[0])))
+            child = self.repair(varied[0])
             if child != genome:
                 return child, varied[1]
         # A genome no operator can change (e.g. max_layers=1 with a fixed-value component).
@@ -338,7 +411,34 @@ class LayerGraphSpace(SearchSpace):
         """One-point crossover: a prefix of `a` joined to a suffix of `b`."""
         i = int(rng.integers(len(a) + 1))
         j = int(rng.integers(len(b) + 1))
-        return self.repair(LayerGenome(a.layers[:i] + b.layers[j:]))
+        hb = dict(b.hparams)
+        hparams = tuple((k, v if rng.random() < 0.5 or k not in hb else hb[k]) for k, v in a.hparams)
+        return self.repair(LayerGenome(a.layers[:i] + b.layers[j:], hparams))
+
+    # -- what evaluation needs beyond the network ------------------------------------------------
+    def training_overrides(self, genome: LayerGenome) -> dict[str, Any]:
+        return dict(genome.hparams)
+
+    def module_map(self, parent: LayerGenome, child: LayerGenome) -> dict[str, str]:
+        """Child module -> parent module through the longest common subsequence of components, so
+        layers that survived an insertion, deletion or crossover find their trained weights."""
+        a, b = parent.layers, child.layers
+        lcs = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+        for i in range(len(a) - 1, -1, -1):
+            for j in range(len(b) - 1, -1, -1):
+                lcs[i][j] = lcs[i + 1][j + 1] + 1 if a[i] == b[j] else max(lcs[i + 1][j], lcs[i][j + 1])
+        mapping = {"classifier": "classifier"}
+        i = j = 0
+        while i < len(a) and j < len(b):
+            if a[i] == b[j]:
+                for suffix in ("", "_proj", "_pool"):
+                    mapping[f"l{j}{suffix}"] = f"l{i}{suffix}"
+                i, j = i + 1, j + 1
+            elif lcs[i + 1][j] >= lcs[i][j + 1]:
+                i += 1
+            else:
+                j += 1
+        return mapping
 
     # -- building ----------------------------------------------------------------------------
     def plan(self, genome: LayerGenome) -> Plan:
@@ -354,7 +454,8 @@ class LayerGraphSpace(SearchSpace):
             name = f"l{i}"
             if layer.kind == "conv":
                 k = layer["kernel"]
-                plan.module(name, f"Conv{d}d", in_channels=here[1], out_channels=layer["channels"], kernel_size=k, stride=layer["stride"], padding=k // 2)
+                plan.module(name, f"Conv{d}d", in_channels=here[1], out_channels=layer["channels"], kernel_size=k,
+                            stride=layer["stride"], padding=k // 2)
             elif layer.kind == "pool":
                 size = layer["size"]
                 cls = "MaxPool" if layer["op"] == "max" else "AvgPool"
@@ -387,6 +488,13 @@ class LayerGraphSpace(SearchSpace):
                     plan.module(f"{name}_proj", "Linear", in_features=src_shape[1], out_features=here[1])
                     src = plan.call(f"{name}_proj", src, f"s{i}b")
                 cur = plan.add((cur, src), f"h{i}")
+            elif layer.kind == "multiscale":
+                branches = []
+                for k in map(int, layer["kernels"].split("-")):
+                    plan.module(f"{name}_k{k}", f"Conv{d}d", in_channels=here[1], out_channels=layer["channels"], kernel_size=k,
+                                padding=k // 2)
+                    branches.append(plan.call(f"{name}_k{k}", cur, f"h{i}k{k}"))
+                cur = plan.concat(tuple(branches), f"h{i}")
             else:
                 cur = plan.call(name, cur, f"h{i}")
             points.append(cur)
@@ -403,3 +511,51 @@ class LayerGraphSpace(SearchSpace):
 
     def build(self, genome: LayerGenome) -> PlanNet:
         return PlanNet(self.plan(genome))
+
+    # -- the space as categorical decisions (bounded depth) -------------------------------------
+    # Each of `decision_depth()` slots is a kind decision (0 = empty slot) followed by one decision
+    # per parameter of every kind; a slot's parameter decisions for other kinds are ignored.
+    def decision_depth(self) -> int:
+        return min(self.options.max_layers, 4 * self.options.max_blocks)
+
+    def _slot_params(self) -> list[tuple[str, str, tuple[Any, ...]]]:
+        return [(kind, name, values) for kind in KINDS for name, values in self._domains[kind].items()]
+
+    def decisions(self) -> list[int]:
+        slot = [len(KINDS) + 1] + [len(values) for _, _, values in self._slot_params()]
+        return slot * self.decision_depth()
+
+    def encode(self, genome: LayerGenome) -> list[int]:
+        depth, params = self.decision_depth(), self._slot_params()
+        if len(genome) > depth:
+            raise InvalidGenome(f"{len(genome)} components exceed the decision depth {depth}")
+        out: list[int] = []
+        for i in range(depth):
+            if i >= len(genome):
+                out += [0] * (1 + len(params))
+                continue
+            layer = genome.layers[i]
+            out.append(KINDS.index(layer.kind) + 1)
+            for kind, name, values in params:
+                if kind != layer.kind:
+                    out.append(0)
+                elif layer[name] not in values:
+                    raise InvalidGenome(f"component {i} ({kind}): {name}={layer[name]!r} outside the space")
+                else:
+                    out.append(values.index(layer[name]))
+        return out
+
+    def decode(self, choices: Any) -> LayerGenome:
+        sizes, params = self.decisions(), self._slot_params()
+        choices = [int(c) for c in choices]
+        if len(choices) != len(sizes) or any(not 0 <= c < n for c, n in zip(choices, sizes)):
+            raise InvalidGenome(f"expected {len(sizes)} choices within {sizes[: 1 + len(params)]} per slot")
+        layers = []
+        for start in range(0, len(choices), 1 + len(params)):
+            kind_choice = choices[start]
+            if kind_choice == 0:
+                continue
+            kind = KINDS[kind_choice - 1]
+            values = {name: vals[choices[start + 1 + k]] for k, (knd, name, vals) in enumerate(params) if knd == kind}
+            layers.append(Layer.of(kind, **values))
+        return self.repair(LayerGenome(tuple(layers)))

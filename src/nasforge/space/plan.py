@@ -32,10 +32,18 @@ class Add:
     dst: str
 
 
+@dataclass(frozen=True)
+class Concat:
+    """`dst = torch.cat(srcs, dim=1)` (along channels / features)"""
+
+    srcs: tuple[str, ...]
+    dst: str
+
+
 @dataclass
 class Plan:
     modules: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    steps: list[Call | Add] = field(default_factory=list)
+    steps: list[Call | Add | Concat] = field(default_factory=list)
     input: str = "x"
     output: str = "x"
 
@@ -49,6 +57,10 @@ class Plan:
 
     def add(self, srcs: tuple[str, ...], dst: str) -> str:
         self.steps.append(Add(tuple(srcs), dst))
+        return dst
+
+    def concat(self, srcs: tuple[str, ...], dst: str) -> str:
+        self.steps.append(Concat(tuple(srcs), dst))
         return dst
 
 
@@ -66,14 +78,17 @@ class PlanNet(nn.Module):
             self.add_module(name, make_module(cls, kwargs))
         # Resolve module lookups once: the forward pass is the training hot path.
         self._steps = [
-            (step.dst, self._modules[step.module], step.src) if isinstance(step, Call) else (step.dst, None, step.srcs)
+            (step.dst, self._modules[step.module], step.src) if isinstance(step, Call)
+            else (step.dst, "cat" if isinstance(step, Concat) else None, step.srcs)
             for step in plan.steps
         ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env = {self.plan.input: x}
         for dst, module, src in self._steps:
-            if module is not None:
+            if module == "cat":
+                env[dst] = torch.cat([env[name] for name in src], dim=1)
+            elif module is not None:
                 env[dst] = module(env[src])
             else:
                 total = env[src[0]]
@@ -106,6 +121,8 @@ def plan_to_source(plan: Plan, class_name: str = "FoundNet", header: str = "") -
     for step in plan.steps:
         if isinstance(step, Call):
             lines.append(f"        {step.dst} = self.{step.module}({step.src})")
+        elif isinstance(step, Concat):
+            lines.append(f"        {step.dst} = torch.cat([{', '.join(step.srcs)}], dim=1)")
         else:
             lines.append(f"        {step.dst} = {' + '.join(step.srcs)}")
     lines += [

@@ -57,11 +57,11 @@ class Strategy(ABC):
         self.rng.bit_generator.state = state["rng"]
         self._load(state)
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self) -> dict[str, Any]:  # noqa: B027 - optional hook, stateless strategies keep the default
         return {}
 
-    def _load(self, state: dict[str, Any]) -> None:
-        pass
+    def _load(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        return None
 
     def _dump_members(self, members: list[Member]) -> list[list[Any]]:
         return [[m.trial, self.space.to_json(m.genome), m.reward] for m in members]

@@ -1,0 +1,228 @@
+"""Strategies x seeds over a tabular benchmark: the numbers behind `nasforge bench`.
+
+Each run is a direct ask/tell loop over a TabularEvaluator (no SQLite study: a table look-up takes
+microseconds, so anything heavier would measure the store, not the search). A run returns the
+report value of its best architecture by signal (the first found on ties), the queries and
+simulated seconds it used, its best-so-far curve and the framework's own time. Optuna's TPE and
+random samplers run as peers over the same decisions, budget and seeds when optuna is installed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator, TabularSpec
+from ..space import SPACES, SearchSpace
+from ..strategy import STRATEGIES, Strategy
+from ..strategy.evolution import RegularizedEvolution
+from ..strategy.reinforce import Reinforce
+
+NB201_COST = "12*c10valid_train_s_per_epoch + c10valid_valid_s_per_eval"
+DEFAULT_STRATEGIES = ("random", "rea", "reinforce", "local", "predictor", "tpe", "optuna-random")
+PEERS = ("tpe", "optuna-random")
+# Consecutive repeated queries after which a run stops: the strategy keeps proposing what it has
+# seen (a converged policy, an exhausted neighbourhood) and repeats cost nothing, so it would spin.
+MAX_REPEATS = 500
+
+# Protocol names -> strategy factories. Any name in STRATEGIES also works, with its defaults.
+ALIASES: dict[str, Callable[[SearchSpace, int], Strategy]] = {
+    "rea": lambda space, seed: RegularizedEvolution(space, seed, population=10, sample_size=3),
+    "reinforce": lambda space, seed: Reinforce(space, seed, controller="independent"),
+    "reinforce-lstm": lambda space, seed: Reinforce(space, seed, controller="lstm"),
+}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    table: str
+    arch_column: str = "arch_str"
+    signal: str = "c10_valid_12ep"
+    report: str = "c10_test_200ep_mean"
+    cost: str | None = NB201_COST
+    queries: int | None = None
+    seconds: float | None = 12000.0
+    runs: int = 200
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    seed: int = 0
+    space: str = "cell"
+
+    def check(self) -> None:
+        if self.queries is None and self.seconds is None:
+            raise ConfigError("give a budget: --queries and/or --seconds")
+        if self.seconds is not None and not self.cost:
+            raise ConfigError("--seconds needs --cost (a column or an expression of columns giving each query's seconds)")
+        if self.runs < 1:
+            raise ConfigError(f"--runs must be >= 1, got {self.runs}")
+        if self.space not in SPACES:
+            raise ConfigError(f"--space {self.space!r}: known spaces: {', '.join(sorted(SPACES))}")
+        unknown = [s for s in self.strategies if s not in known_strategies()]
+        if unknown or not self.strategies:
+            raise ConfigError(f"--strategies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known_strategies())}")
+
+
+def known_strategies() -> list[str]:
+    return sorted(set(ALIASES) | set(STRATEGIES) | set(PEERS))
+
+
+@dataclass
+class RunResult:
+    seed: int
+    value: float | None  # report column of the returned architecture
+    signal: float | None
+    arch: str | None
+    queries: int
+    seconds: float
+    framework_s: float  # wall time of the loop: strategy, look-ups and bookkeeping
+    curve: list[float] = field(default_factory=list)  # best-so-far report value after each query
+
+
+@dataclass
+class StrategyResult:
+    name: str
+    runs: list[RunResult]
+
+    def values(self) -> np.ndarray:
+        return np.array([r.value for r in self.runs if r.value is not None], dtype=float)
+
+    @property
+    def mean(self) -> float:
+        v = self.values()
+        return float(v.mean()) if len(v) else math.nan
+
+    @property
+    def std(self) -> float:
+        v = self.values()
+        return float(v.std()) if len(v) else math.nan
+
+    @property
+    def mean_queries(self) -> float:
+        return float(np.mean([r.queries for r in self.runs]))
+
+    @property
+    def us_per_query(self) -> float:
+        queries = sum(r.queries for r in self.runs)
+        return 1e6 * sum(r.framework_s for r in self.runs) / max(1, queries)
+
+    def mean_curve(self) -> np.ndarray:
+        """Mean best-so-far against queries; a run that stopped early keeps its final value."""
+        curves = [r.curve for r in self.runs if r.curve]
+        if not curves:
+            return np.array([])
+        length = max(len(c) for c in curves)
+        padded = np.array([c + [c[-1]] * (length - len(c)) for c in curves], dtype=float)
+        return np.nanmean(padded, axis=0)
+
+
+class _Tracker:
+    """Best by signal (first found on ties) and the best-so-far report curve of one run."""
+
+    def __init__(self, bench: TabularBenchmark):
+        self.bench, self.row, self.curve = bench, None, []
+
+    def seen(self, row: int | None, new: bool) -> None:
+        if row is not None and new:
+            signal = self.bench.signal[row]
+            if self.row is None or signal > self.bench.signal[self.row]:
+                self.row = row
+        if new:
+            self.curve.append(float(self.bench.report_values[self.row]) if self.row is not None else math.nan)
+
+    def result(self, seed: int, evaluator: TabularEvaluator, framework_s: float) -> RunResult:
+        row = self.row
+        return RunResult(
+            seed, None if row is None else float(self.bench.report_values[row]), None if row is None else float(self.bench.signal[row]),
+            None if row is None else self.bench.table.archs[row], evaluator.queries, evaluator.seconds, framework_s, self.curve,
+        )
+
+
+def make_strategy(name: str, space: SearchSpace, seed: int) -> Strategy:
+    if name in ALIASES:
+        return ALIASES[name](space, seed)
+    return STRATEGIES[name](space, seed)
+
+
+def run_once(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Budget, seed: int) -> RunResult:
+    """One search of strategy `name` with `seed` until the budget is spent."""
+    if name in PEERS:
+        from .peers import run_optuna
+
+        return run_optuna(name, bench, space, budget, seed)
+    evaluator = TabularEvaluator(bench, space, budget)
+    tracker = _Tracker(bench)
+    start = time.perf_counter()
+    strategy = make_strategy(name, space, seed)
+    trials: dict[str, int] = {}  # arch -> trial id, so a repeat is told under its first id
+    repeats = 0
+    while not evaluator.exhausted and repeats < MAX_REPEATS:
+        candidate = strategy.ask()
+        if candidate is None:
+            break  # every result is told at once here, so None means the strategy is done
+        answer = evaluator.query(candidate.genome)
+        tracker.seen(answer.row, answer.new)
+        arch = space.to_json(candidate.genome)
+        repeats = 0 if answer.new else repeats + 1
+        trial = trials.setdefault(arch, len(trials) + 1)
+        strategy.tell(trial, candidate, answer.reward)
+    return tracker.result(seed, evaluator, time.perf_counter() - start)
+
+
+@dataclass
+class BenchReport:
+    settings: BenchSettings
+    results: dict[str, StrategyResult]
+    ceiling: float
+    skipped: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategies": {
+                name: {"mean": r.mean, "std": r.std, "runs": len(r.runs), "mean_queries": r.mean_queries,
+                       "values": [run.value for run in r.runs], "us_per_query": r.us_per_query,
+                       "mean_seconds": float(np.mean([run.seconds for run in r.runs]))}
+                for name, r in self.results.items()
+            },
+            "settings": {**asdict(self.settings), "strategies": list(self.settings.strategies), "ceiling": self.ceiling,
+                         "skipped": self.skipped},
+        }
+
+
+def optuna_available() -> bool:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> BenchReport:
+    """Every strategy of `settings` for `runs` seeds (seed, seed+1, ...) on the same table."""
+    settings.check()
+    spec = TabularSpec(settings.arch_column, settings.signal, settings.report, settings.cost if settings.seconds is not None else None)
+    bench = TabularBenchmark(settings.table, spec)
+    space = SPACES[settings.space]()
+    # Every row must be a genome of the space, or strategies would query holes in the table.
+    for arch in bench.table.archs[:1]:
+        space.from_json(arch)
+    budget = Budget(settings.queries, settings.seconds)
+    results: dict[str, StrategyResult] = {}
+    skipped: dict[str, str] = {}
+    for name in settings.strategies:
+        if name in PEERS and not optuna_available():
+            skipped[name] = "optuna is not installed (pip install 'nasforge[bench]')"
+            if progress:
+                progress(f"{name}: skipped, {skipped[name]}")
+            continue
+        started = time.perf_counter()
+        runs = [run_once(name, bench, space, budget, settings.seed + r) for r in range(settings.runs)]
+        results[name] = StrategyResult(name, runs)
+        if progress:
+            r = results[name]
+            progress(f"{name}: {r.mean:.2f} ± {r.std:.2f} over {len(runs)} runs ({time.perf_counter() - started:.1f}s)")
+    return BenchReport(settings, results, bench.ceiling(), skipped)

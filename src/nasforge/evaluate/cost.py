@@ -1,0 +1,133 @@
+"""What a candidate costs to deploy, measured on the built network before any training.
+
+- `params`: trainable and frozen parameters;
+- `flops`: floating-point operations of one forward pass of one sample, counted by PyTorch's own
+  `torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts as 2; elementwise ops,
+  activations and biases are not counted, as in that counter);
+- `size_bytes`: bytes of parameters and buffers, i.e. the size of the weights in memory;
+- `latency_ms`: CPU inference latency of one batch (`batch_size` samples) in eval mode: `warmup`
+  untimed runs, then the median of `repeats` timed ones, in milliseconds.
+
+Latency is a measurement, not a count: it depends on the machine, its load and torch's thread
+count, so the median of several runs is used and the value is recorded per trial, not assumed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..space.base import Genome, SearchSpace
+
+MEASURES = ("params", "flops", "size_bytes", "latency_ms")
+
+
+@dataclass(frozen=True)
+class CostOptions:
+    batch_size: int = 1  # samples per timed forward pass
+    warmup: int = 3
+    repeats: int = 10
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.warmup < 0 or self.repeats < 1:
+            raise ValueError("cost options need batch_size >= 1, warmup >= 0 and repeats >= 1")
+
+
+DEFAULT_COSTS = CostOptions()
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def size_bytes(model: nn.Module) -> int:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@contextmanager
+def _inference(model: nn.Module):
+    """Eval mode (batch norm on running statistics, so one sample is a valid batch), no autograd and
+    no effect on the global RNG; the model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """FLOPs of one forward pass of `example` (pass one sample for per-sample FLOPs)."""
+    with _inference(model):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(example)
+    return int(counter.get_total_flops())
+
+
+def measure_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10) -> float:
+    """Median wall time of a forward pass of `example`, in milliseconds, after `warmup` runs."""
+    with _inference(model):
+        for _ in range(warmup):
+            model(example)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(example)
+            times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def measure_costs(model: nn.Module, example: torch.Tensor, options: CostOptions = DEFAULT_COSTS,
+                  which: Iterable[str] = MEASURES) -> dict[str, float | int]:
+    """The requested measures of a built model. `example` is a batch of real inputs: its first sample
+    is used for FLOPs and its first `options.batch_size` samples (repeated if it has fewer) for latency."""
+    which = set(which)
+    unknown = which - set(MEASURES)
+    if unknown:
+        raise ValueError(f"unknown cost measure(s) {sorted(unknown)}; known: {', '.join(MEASURES)}")
+    out: dict[str, float | int] = {}
+    if "params" in which:
+        out["params"] = count_params(model)
+    if "size_bytes" in which:
+        out["size_bytes"] = size_bytes(model)
+    if "flops" in which:
+        out["flops"] = count_flops(model, example[:1])
+    if "latency_ms" in which:
+        batch = example[: options.batch_size]
+        if len(batch) < options.batch_size:
+            reps = -(-options.batch_size // len(batch))
+            batch = batch.repeat(reps, *([1] * (batch.dim() - 1)))[: options.batch_size]
+        out["latency_ms"] = measure_latency_ms(model, batch, options.warmup, options.repeats)
+    return out
+
+
+class CostModel:
+    """Cost measures of genomes of one space, from freshly built (untrained) networks; cached by
+    genome key, so a strategy that proposes a genome again pays nothing."""
+
+    def __init__(self, space: SearchSpace, example: torch.Tensor, options: CostOptions = DEFAULT_COSTS):
+        self.space, self.example, self.options = space, example, options
+        self._cache: dict[str, dict[str, float | int]] = {}
+
+    def __call__(self, genome: Genome, which: Iterable[str] = MEASURES) -> dict[str, float | int]:
+        which = set(which)
+        key = self.space.key(genome)
+        known = self._cache.setdefault(key, {})
+        missing = which - set(known)
+        if missing:
+            # Building draws initial weights: keep that off the RNG that seeds training.
+            with torch.random.fork_rng(devices=[]):
+                model = self.space.build(genome)
+            known.update(measure_costs(model, self.example, self.options, missing))
+        return {k: known[k] for k in which}
+

@@ -1,0 +1,167 @@
+"""Language-model evaluation: train a causal network on next-token prediction over a token stream,
+score it by the mean next-token cross-entropy (nats per token) on held-out text.
+
+Training draws `batch_size` random windows of `seq_len + 1` tokens per step; an "epoch" here is
+`steps_per_epoch` steps (a corpus pass would be far too long to be the unit of a search). Held-out
+text is scored in consecutive non-overlapping windows, each starting from an empty context.
+
+Metrics: loss (nats/token, what the reward `neg_loss` negates), bits_per_token, perplexity, and
+next-token accuracy / macro precision / recall / F1, so leaderboards read as for classifiers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.text import CharCorpus
+from ..errors import InvalidGenome, TrialFailure
+from ..space.base import Genome, SearchSpace
+from .evaluator import Evaluator, Result, Warmstart, count_params
+from .metrics import REWARDS, classification_metrics
+from .trainer import TrainingOptions, TrainingOutcome
+
+# Gradient-norm clip: recurrent and attention stacks on long windows blow up without one.
+CLIP = 1.0
+
+
+def windows(stream: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Consecutive non-overlapping (input, next-token target) windows of a held-out stream."""
+    n = (len(stream) - 1) // seq_len
+    if n < 1:
+        raise ValueError(f"held-out text of {len(stream)} tokens is shorter than one window of {seq_len}")
+    return stream[: n * seq_len].view(n, seq_len), stream[1 : n * seq_len + 1].view(n, seq_len)
+
+
+@torch.no_grad()
+def lm_metrics(model: nn.Module, stream: torch.Tensor, seq_len: int, vocab_size: int, batch_size: int = 64) -> dict[str, Any]:
+    model.eval()
+    x, y = windows(stream, seq_len)
+    total, preds = 0.0, []
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i : i + batch_size])
+        total += float(nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y[i : i + batch_size].reshape(-1), reduction="sum"))
+        preds.append(logits.argmax(-1).reshape(-1))
+    loss = total / y.numel()
+    metrics = classification_metrics(y.reshape(-1).numpy(), torch.cat(preds).numpy(), vocab_size, loss)
+    metrics.pop("confusion")  # vocabulary x vocabulary: too big to keep per trial, and unread
+    metrics.update(bits_per_token=loss / math.log(2), perplexity=math.exp(min(loss, 50.0)), tokens=int(y.numel()))
+    return metrics
+
+
+def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, seed: int, steps: int, seq_len: int,
+             vocab_size: int, steps_per_epoch: int) -> TrainingOutcome:
+    """AdamW (+ cosine) on random windows; raises TrialFailure on NaN loss, divergence or the time limit."""
+    if len(stream) <= seq_len + 1:
+        raise ValueError(f"training text of {len(stream)} tokens is shorter than one window of {seq_len + 1}")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if options.cosine else None
+    offsets = torch.arange(seq_len + 1)
+    outcome = TrainingOutcome()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    deadline = start + options.time_limit if options.time_limit else math.inf
+    model.train()
+    total, first = torch.zeros(()), None
+    for step in range(1, steps + 1):
+        starts = torch.randint(0, len(stream) - seq_len - 1, (options.batch_size,), generator=generator)
+        batch = stream[starts[:, None] + offsets]
+        logits = model(batch[:, :-1])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, vocab_size), batch[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.detach()
+        if time.perf_counter() > deadline:
+            raise TrialFailure(f"time limit of {options.time_limit:g}s exceeded at step {step}")
+        if step % steps_per_epoch == 0 or step == steps:
+            n = step % steps_per_epoch or steps_per_epoch
+            train_loss = float(total) / n
+            total = torch.zeros(())
+            if not math.isfinite(train_loss):
+                raise TrialFailure(f"training loss became {train_loss} at step {step}")
+            first = first if first is not None else train_loss
+            if train_loss > options.divergence_factor * max(first, 1e-3):
+                raise TrialFailure(f"training diverged: loss {train_loss:.3g} at step {step} (first {first:.3g})")
+            outcome.curve.append({"epoch": math.ceil(step / steps_per_epoch), "step": step, "train_loss": train_loss,
+                                  "cpu_seconds": time.process_time() - cpu_start})
+    outcome.seconds = time.perf_counter() - start
+    outcome.samples = steps * options.batch_size
+    return outcome
+
+
+class LanguageModelEvaluator(Evaluator):
+    """Builds a causal candidate, trains it on the corpus's training text, scores it on validation text."""
+
+    def __init__(self, space: SearchSpace, data: CharCorpus, training: TrainingOptions, reward: str = "neg_loss",
+                 seq_len: int = 128, steps_per_epoch: int = 100):
+        if reward not in REWARDS:
+            raise ValueError(f"unknown reward {reward!r}; choose from {sorted(REWARDS)}")
+        if seq_len < 1 or steps_per_epoch < 1:
+            raise ValueError("seq_len and steps_per_epoch must be positive")
+        self.space, self.data, self.training, self.reward = space, data, training, reward
+        self.seq_len, self.steps_per_epoch = seq_len, steps_per_epoch
+
+    def _train(self, model: nn.Module, seed: int, epochs: int | None) -> TrainingOutcome:
+        steps = (epochs or self.training.epochs) * self.steps_per_epoch
+        return train_lm(model, self.data.train, self.training, seed, steps, self.seq_len, self.data.vocab_size, self.steps_per_epoch)
+
+    def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
+                 prune_below: dict[int, float] | None = None) -> Result:
+        """As TrainingEvaluator; a warm start from the candidate's own weights continues training them,
+        one from another genome's is ignored (weights do not carry across sequence genomes), and
+        `prune_below` is ignored (an LM epoch has no validation score to prune on)."""
+        start = time.perf_counter()
+        params = None
+        try:
+            torch.manual_seed(seed)
+            model = self.space.build(genome)
+            params = count_params(model)
+            if warmstart is not None and warmstart.parent is None:
+                model.load_state_dict(warmstart.state_dict)
+            outcome = self._train(model, seed, epochs)
+            metrics = self.validate(model)
+            metrics["train_cpu_seconds"] = outcome.curve[-1]["cpu_seconds"] if outcome.curve else 0.0
+        except (TrialFailure, InvalidGenome) as exc:
+            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=str(exc))
+        except MemoryError:
+            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error="out of memory")
+        except (RuntimeError, ValueError) as exc:
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=last[:2000])
+        return Result("complete", reward=float(REWARDS[self.reward](metrics)), metrics=metrics, params=params,
+                      train_seconds=outcome.seconds, curve=outcome.curve,
+                      state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def retrain(self, model: nn.Module, seed: int, epochs: int) -> None:
+        self._train(model, seed, epochs)
+
+    def validate(self, model: nn.Module) -> dict[str, Any]:
+        return lm_metrics(model, self.data.val, self.seq_len, self.data.vocab_size)
+
+    def test(self, model: nn.Module) -> dict[str, Any]:
+        """Loss on the test text: called once, for the final model, never for selection."""
+        return lm_metrics(model, self.data.test, self.seq_len, self.data.vocab_size)
+
+
+def generate(model: nn.Module, prompt: list[int], length: int, seq_len: int, temperature: float = 1.0, seed: int = 0) -> list[int]:
+    """Sample `length` tokens after `prompt` (for looking at what a found model has learned)."""
+    rng = np.random.default_rng(seed)
+    ids = list(prompt)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(length):
+            logits = model(torch.tensor([ids[-seq_len:]]))[0, -1] / max(temperature, 1e-6)
+            p = torch.softmax(logits.double(), -1).numpy()
+            ids.append(int(rng.choice(len(p), p=p / p.sum())))
+    return ids

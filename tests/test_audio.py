@@ -1,0 +1,137 @@
+"""Audio: WAV reading, the log-mel spectrogram against a numpy reference, FSDD splits, and every
+genome of the layer space (multiscale blocks included) on real spectrograms."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_data
+
+from nasforge.data import load_dataset
+from nasforge.data.audio import MelOptions, fit_length, load_fsdd, log_mel, read_wav
+from nasforge.errors import DataError
+from nasforge.space import Layer, LayerGenome, LayerGraphSpace, plan_to_source
+
+FSDD = shared_data() / "fsdd" / "recordings"
+needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD recordings not found at {FSDD} (set NASFORGE_DATA)")
+
+
+def _numpy_log_mel(x: np.ndarray, o: MelOptions) -> np.ndarray:
+    """Independent reference: reflect-padded frames, periodic Hann, rfft power, HTK triangles."""
+    pad = o.n_fft // 2
+    xp = np.pad(x.astype(np.float64), pad, mode="reflect")
+    n_frames = 1 + (len(xp) - o.n_fft) // o.hop
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(o.n_fft) / o.n_fft)
+    frames = np.stack([xp[i * o.hop : i * o.hop + o.n_fft] * window for i in range(n_frames)])
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # frames x bins
+    f_max = o.sample_rate / 2
+    mels = np.linspace(0, 2595 * np.log10(1 + f_max / 700), o.n_mels + 2)
+    hz = 700 * (10 ** (mels / 2595) - 1)
+    freqs = np.arange(o.n_fft // 2 + 1) * o.sample_rate / o.n_fft
+    fb = np.zeros((len(freqs), o.n_mels))
+    for m in range(o.n_mels):
+        lo, c, hi = hz[m], hz[m + 1], hz[m + 2]
+        for k, f in enumerate(freqs):
+            if lo < f <= c:
+                fb[k, m] = (f - lo) / (c - lo)
+            elif c < f < hi:
+                fb[k, m] = (hi - f) / (hi - c)
+    return np.log(power @ fb + o.floor).T  # n_mels x frames
+
+
+def test_log_mel_matches_numpy_reference_on_a_tone() -> None:
+    o = MelOptions()
+    t = np.arange(4000) / o.sample_rate
+    tone = (0.5 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    ours = log_mel(torch.from_numpy(tone), o).numpy()
+    ref = _numpy_log_mel(tone, o)
+    assert ours.shape == ref.shape == (o.n_mels, 4000 // o.hop + 1)
+    # float32 STFT against float64 numpy: compare where there is energy (log of ~0 is all noise).
+    strong = ref > ref.max() - 12
+    assert strong.sum() > 100
+    np.testing.assert_allclose(ours[strong], ref[strong], atol=2e-3)
+    # The loudest band is the one whose centre is nearest 1 kHz.
+    centres = 700 * (10 ** (np.linspace(0, 2595 * np.log10(1 + 4000 / 700), o.n_mels + 2)[1:-1] / 2595) - 1)
+    assert ours.mean(axis=1).argmax() == np.abs(centres - 1000).argmin()
+    # A batch gives each clip's own spectrogram.
+    batch = log_mel(torch.from_numpy(np.stack([tone, tone[::-1].copy()])), o)
+    np.testing.assert_allclose(batch[0].numpy(), ours, atol=1e-5)
+
+
+def test_read_wav_and_fit_length(tmp_path) -> None:
+    samples = (np.sin(np.arange(800) / 5) * 20000).astype("<i2")
+    path = tmp_path / "3_alice_0.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(8000)
+        f.writeframes(samples.tobytes())
+    x, rate = read_wav(path)
+    assert rate == 8000 and x.dtype == np.float32
+    np.testing.assert_allclose(x, samples / 32768.0, atol=1e-6)
+    assert fit_length(x, 1000).shape == (1000,) and fit_length(x, 1000)[100:900].tolist() == x.tolist()
+    assert fit_length(x, 500).tolist() == x[150:650].tolist()
+    (tmp_path / "9_bob_1.wav").write_bytes(b"not a wav")
+    with pytest.raises(DataError, match="9_bob_1.wav"):
+        load_fsdd(tmp_path, cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match="not found"):
+        load_fsdd(tmp_path / "missing")
+
+
+@needs_fsdd
+def test_fsdd_splits() -> None:
+    up = load_fsdd(FSDD)
+    assert up["x"].shape[1:] == (40, 101) and len(up["y_test"]) == 300 and len(up["y"]) == 2700
+    theo = load_fsdd(FSDD, split="speaker", held_out_speaker="theo")
+    assert len(theo["y_test"]) == 500 and np.bincount(theo["y_test"]).tolist() == [50] * 10
+    with pytest.raises(DataError, match="speakers"):
+        load_fsdd(FSDD, split="speaker", held_out_speaker="nobody")
+
+
+def _check_space(space: LayerGraphSpace, batch: torch.Tensor, seed: int, n: int) -> set[str]:
+    rng = np.random.default_rng(seed)
+    kinds: set[str] = set()
+    for _ in range(n):
+        g = space.sample(rng)
+        for _ in range(3):
+            for genome in (g, space.crossover(g, space.sample(rng), rng)):
+                kinds |= {layer.kind for layer in genome.layers}
+                model = space.build(genome).eval()
+                with torch.no_grad():
+                    out = model(batch)
+                assert out.shape == (len(batch), 10) and torch.isfinite(out).all()
+            g, _ = space.mutate(g, rng)
+    return kinds
+
+
+@needs_fsdd
+@pytest.mark.parametrize("layout", ["nhw", "ncl"])
+def test_every_audio_genome_runs_on_real_spectrograms(layout: str) -> None:
+    torch.manual_seed(0)
+    data = load_dataset(f"fsdd:{FSDD}", layout=layout)
+    assert data.input_shape == ((1, 40, 101) if layout == "nhw" else (40, 101))
+    space = LayerGraphSpace(data.input_shape, data.num_classes)
+    kinds = _check_space(space, data.x_train[:3], seed=1, n=12)
+    assert "multiscale" in kinds
+
+
+def test_multiscale_block_exports_as_source() -> None:
+    space = LayerGraphSpace((2, 30), 4)
+    genome = LayerGenome((Layer.of("multiscale", kernels="1-3-5", channels=6), Layer.of("act", fn="relu"),
+                          Layer.of("conv", kernel=3, channels=8, stride=2), Layer.of("skip", span=2)))
+    assert space.problems(genome) == [] and "ms[1-3-5]x6" in space.describe(genome)
+    torch.manual_seed(0)
+    model = space.build(genome).eval()
+    assert model.l0_k5.out_channels == 6 and model.l2.in_channels == 18  # three branches of 6, concatenated
+    namespace: dict = {}
+    exec(plan_to_source(model.plan), namespace)
+    standalone = namespace["FoundNet"]().eval()
+    standalone.load_state_dict(model.state_dict())
+    x = torch.randn(5, 2, 30)
+    with torch.no_grad():
+        torch.testing.assert_close(standalone(x), model(x))
+    with pytest.raises(Exception, match="kernels"):
+        space.from_json([{"kind": "multiscale", "channels": 6}])
