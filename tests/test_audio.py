@@ -8,8 +8,8 @@ import wave
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
 
+from conftest import shared_data
 from nasforge.data import load_dataset
 from nasforge.data.audio import MelOptions, fit_length, load_fsdd, log_mel, read_wav
 from nasforge.errors import DataError
@@ -120,12 +120,12 @@ def test_every_audio_genome_runs_on_real_spectrograms(layout: str) -> None:
 
 def test_multiscale_block_exports_as_source() -> None:
     space = LayerGraphSpace((2, 30), 4)
-    genome = LayerGenome((Layer.of("multiscale", kernels="1-3-5", channels=6), Layer.of("act", fn="relu"),
+    genome = LayerGenome((Layer.of("multiscale", kernels="1-3-5", channels=8), Layer.of("act", fn="relu"),
                           Layer.of("conv", kernel=3, channels=8, stride=2), Layer.of("skip", span=2)))
-    assert space.problems(genome) == [] and "ms[1-3-5]x6" in space.describe(genome)
+    assert space.problems(genome) == [] and "ms[1-3-5]x8" in space.describe(genome)
     torch.manual_seed(0)
     model = space.build(genome).eval()
-    assert model.l0_k5.out_channels == 6 and model.l2.in_channels == 18  # three branches of 6, concatenated
+    assert model.l0_k5.out_channels == 8 and model.l2.in_channels == 24  # three branches of 8, concatenated
     namespace: dict = {}
     exec(plan_to_source(model.plan), namespace)
     standalone = namespace["FoundNet"]().eval()
@@ -134,4 +134,4 @@ def test_multiscale_block_exports_as_source() -> None:
     with torch.no_grad():
         torch.testing.assert_close(standalone(x), model(x))
     with pytest.raises(Exception, match="kernels"):
-        space.from_json([{"kind": "multiscale", "channels": 6}])
+        space.from_json([{"kind": "multiscale", "channels": 8}])

@@ -179,3 +179,48 @@ def test_training_hyperparameters_live_in_the_genome(digits) -> None:
     ev = TrainingEvaluator(space, digits, TrainingOptions(epochs=1, lr=0.5))
     opts, _ = ev._options(g)
     assert opts.lr == dict(g.hparams)["lr"] and opts.batch_size == dict(g.hparams)["batch_size"]
+
+
+def test_halving_study_resumes_mid_rung_and_promotes_the_fraction(tmp_path) -> None:
+    from nasforge.api import build_study, resume_config
+    from nasforge.config import build_config
+
+    out = str(tmp_path / "sh")
+    config = build_config(dataset="digits", strategy="random", trials=9, epochs=4, seed=3, out=out, progress=False, max_blocks=2,
+                          fidelity="halving", min_epochs=1, eta=3, rungs=2)
+
+    def crash_after_first_promotion(study, record) -> None:
+        if record.metrics.get("fidelity") == 3:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived right after the first promotion finished
+
+    study = build_study(config, callbacks=(crash_after_first_promotion,))
+    with pytest.raises(KeyboardInterrupt):
+        study.run()
+    before = {t.id: (t.reward, t.metrics.get("fidelity")) for t in study.trials if t.status != "running"}
+    assert sum(f == 3 for _, f in before.values()) == 1 and len(before) >= 3
+    study.store.close()
+
+    resumed = build_study(resume_config(out), resume=True)
+    resumed.run()
+    trials = resumed.trials
+    assert len(trials) == 9 and all(t.status == "complete" for t in trials)
+    for tid, (reward, fidelity) in before.items():
+        if fidelity == 3:  # completed work is never redone or lost
+            assert next(t for t in trials if t.id == tid).reward == reward
+    # Three brackets of three: exactly one in three went on to 3 epochs, with a 3-epoch curve.
+    promoted = [t for t in trials if t.metrics.get("fidelity") == 3]
+    assert len(promoted) == 3 and all(len(t.curve) == 3 for t in promoted)
+    assert all(len(t.curve) == 1 for t in trials if t not in promoted)
+
+
+def test_hparams_are_decisions_for_policy_strategies(digits) -> None:
+    options = LayerSpaceOptions(max_blocks=2, hparams=(("lr", (0.001, 0.01)), ("batch_size", (32, 64, 128))))
+    space = LayerGraphSpace(digits.input_shape, digits.num_classes, options)
+    rng = np.random.default_rng(4)
+    assert space.decisions()[-2:] == [2, 3]
+    checked = 0
+    while checked < 30:
+        g = space.sample(rng)
+        if len(g) <= space.decision_depth():  # the decision encoding has bounded depth
+            assert space.decode(space.encode(g)) == g
+            checked += 1

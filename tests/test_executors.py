@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -105,6 +106,16 @@ def test_executor_config_and_flags(tmp_path) -> None:
     study.store.close()
     resumed = resume_config(tmp_path / "b", executor="pool", workers=2)
     assert resumed.executor.name == "pool" and resumed.executor.workers == 2
+
+
+def test_ray_address_nobody_answers_fails_fast() -> None:
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'nasforge[ray]'")
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    executor = make_executor(build_config({}, executor="ray", address=f"127.0.0.1:{port}").executor, evaluator=None)
+    with pytest.raises(ExecutorError, match="nothing answers at 127.0.0.1"):
+        executor.capacity  # noqa: B018 - starting is what is tested
 
 
 def test_ray_missing_names_the_fix(monkeypatch) -> None:

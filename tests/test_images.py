@@ -34,7 +34,7 @@ def _digit_folder(root, per_class: int = 30, color: bool = False):
 
 def test_image_folder_loads_grey_and_colour(tmp_path) -> None:
     grey = load_image_folder(_digit_folder(tmp_path / "grey", per_class=5), size=12)
-    assert grey["x"].shape == (50, 1, 12, 12) and 0 <= grey["x"].min() and grey["x"].max() <= 1
+    assert grey["x"].shape == (50, 1, 12, 12) and grey["x"].min() >= 0 and grey["x"].max() <= 1
     assert sorted(set(grey["y"].tolist())) == [f"digit_{i}" for i in range(10)]
     colour = load_image_folder(_digit_folder(tmp_path / "colour", per_class=5, color=True), size=8)
     assert colour["x"].shape == (50, 3, 8, 8)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
 
+from conftest import shared_data
 from nasforge.api import build_study
 from nasforge.config import build_config
 from nasforge.data import load_dataset
@@ -160,7 +160,7 @@ def test_config_rejects_a_space_that_cannot_read_the_data(tmp_path) -> None:
 def test_language_model_search_end_to_end(tmp_path) -> None:
     text = tmp_path / "corpus.txt"
     text.write_text("to be or not to be, that is the question. " * 200)
-    config = build_config({"space": {"name": "sequence", "channels": [16], "max_blocks": 1, "blocks": ["conv"]},
+    config = build_config({"space": {"name": "sequence", "channels": [16], "min_blocks": 1, "max_blocks": 1, "blocks": ["conv"]},
                            "dataset": {"name": f"charlm:{text}", "max_length": 24}},
                           trials=2, epochs=1, batch_size=8, reward="neg_loss", out=str(tmp_path / "run"), progress=False)
     study = build_study(config)

@@ -44,7 +44,8 @@ def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
     if s.name == "nsga2":
         return NSGA2(space, config.seed, objectives=config.objectives, population=s.population,
                      crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
-    return STRATEGIES[s.name](space, config.seed)
+    # The rest take their options as keyword arguments under the same names.
+    return STRATEGIES[s.name](space, config.seed, **s.model_dump(exclude={"name"}, exclude_none=True))
 
 
 # Space fields the sequence space reads, under its own names; only fields the user set are passed,
@@ -142,7 +143,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     space = make_space_for_data(config, data)
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
-                               cosine=t.cosine, time_limit=t.trial_timeout)
+                               cosine=t.cosine, time_limit=t.trial_timeout, device=t.device)
     store = Store.in_dir(run_dir, create=True)
     if not exists:
         store.set("config", to_dict(config))

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=None, help="show only the best N trials")
     p.add_argument("--front", action="store_true", help="only the Pareto front of the study's objectives, with its hypervolume")
     p.add_argument("--reference", default=None, help="--front: hypervolume reference point, NAME=VALUE per objective "
-                   "(default: the worst value of each objective over the complete trials)")
+                   "(default: a cost's upper constraint, else the worst value of each objective over the complete trials)")
     p.add_argument("--plot", default=None, help="--front: also write the front as a PNG here")
 
     p = sub.add_parser("export", help="export a trained model: weights + genome JSON + standalone .py (+ TorchScript / ONNX)")
@@ -159,6 +159,7 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
 
 
 def _show_front(args: argparse.Namespace) -> int:
+    from .evaluate.constraints import parse_constraints
     from .report.pareto import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
     from .report.snapshot import read_run
 
@@ -172,6 +173,10 @@ def _show_front(args: argparse.Namespace) -> int:
     _, points = objective_matrix(snap.trials, objs)
     worst = points.max(axis=0)  # oriented to minimise: back to each objective's own sign below
     reference = {o.name: float(-w if o.maximize else w) for o, w in zip(objs, worst, strict=True)}
+    # A cost the study capped has its cap as the natural bound (the worst a feasible model may be).
+    for c in parse_constraints(snap.config.get("constraints") or ()):
+        if c.measure in reference and c.op in ("<", "<=") and not next(o for o in objs if o.name == c.measure).maximize:
+            reference[c.measure] = c.limit
     if args.reference:
         for item in args.reference.split(","):
             name, _, value = item.partition("=")

@@ -79,6 +79,7 @@ class TrainingConfig(_Strict):
     early_stop: Literal["none", "median"] = Field("none", description="median stopping rule against earlier trials")
     early_stop_min_trials: int = Field(5, ge=1, description="trials needed at an epoch before the median rule applies")
     proxies: bool = Field(False, description="record zero-cost proxies (synflow, naswot) of every trial at initialisation")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the GPU a worker was given, else the CPU")
 
 
 class FidelityConfig(_Strict):
@@ -144,7 +145,33 @@ class NSGA2Config(_Strict):
     mutation_rate: float = Field(1.0, ge=0, le=1)
 
 
-StrategyConfig = Annotated[RandomConfig | EvolutionConfig | GeneticConfig | NSGA2Config, Field(discriminator="name")]
+class ReinforceConfig(_Strict):
+    name: Literal["reinforce"]
+    controller: Literal["independent", "lstm"] = "independent"
+    lr: float | None = Field(None, gt=0, le=10, description="Adam learning rate of the policy (controller-specific default)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="moving-average baseline momentum")
+    entropy: float = Field(1e-3, ge=0, le=10, description="entropy bonus weight")
+    hidden: int = Field(32, ge=1, le=4096, description="LSTM controller width")
+
+
+class LocalConfig(_Strict):
+    name: Literal["local"]
+    init: int = Field(10, ge=1, le=100000, description="random samples before climbing")
+    neighbours: int = Field(30, ge=1, le=100000, description="neighbours tried around the incumbent before restarting")
+
+
+class PredictorConfig(_Strict):
+    name: Literal["predictor"]
+    init: int = Field(20, ge=2, le=100000, description="random samples before the surrogate is trusted")
+    parents: int = Field(10, ge=1, le=100000)
+    pool: int = Field(0, ge=0, le=1_000_000, description="extra random mutants ranked by the surrogate per query (0: neighbours only)")
+    kappa: float = Field(2.0, ge=0, le=100, description="exploration weight of the surrogate's uncertainty")
+
+
+StrategyConfig = Annotated[
+    RandomConfig | EvolutionConfig | GeneticConfig | NSGA2Config | ReinforceConfig | LocalConfig | PredictorConfig,
+    Field(discriminator="name"),
+]
 
 # What a trained study can optimise, constrain or scalarize: the validation metrics and the cost
 # measures of evaluate/cost.py (measured before training, so the only ones constraints may use).
@@ -190,9 +217,10 @@ class ScalarizeConfig(_Strict):
             raise ValueError("target: the mnasnet reward needs a target for its measure (e.g. latency_ms 5)")
         if self.name == "weighted" and not self.weights:
             raise ValueError("weights: a weighted sum needs NAME=WEIGHT pairs, e.g. accuracy=1,params=-1e-6")
-        unknown = sorted(set(self.weights) - set(METRICS))
+        known = [m for m in METRICS if m != "train_seconds"]  # the reward is computed before that is known
+        unknown = sorted(set(self.weights) - set(known))
         if unknown:
-            raise ValueError(f"weights: unknown name(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+            raise ValueError(f"weights: unknown name(s) {', '.join(unknown)}; known: {', '.join(known)}")
         return self
 
 
@@ -330,7 +358,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "max_length": ("dataset.max_length", int, "text: tokens per sentence; language models: context length"),
     "cache_dir": ("dataset.cache_dir", str, "fsdd: spectrogram cache folder"),
     "space": ("space.name", str, "search space: layers, cell or sequence"),
-    "strategy": ("strategy.name", str, "random, evolution, genetic or nsga2 (Pareto search over --objectives)"),
+    "strategy": ("strategy.name", str, "random, evolution, genetic, reinforce, local, predictor, or nsga2 (Pareto search)"),
+    "controller": ("strategy.controller", str, "REINFORCE policy: independent (logits per decision) or lstm"),
     "population": ("strategy.population", int, "population size (evolution, genetic, nsga2)"),
     "sample_size": ("strategy.sample_size", int, "tournament size of regularized evolution"),
     "selection": ("strategy.selection", str, "parent selection of the genetic algorithm: tournament, roulette, rank"),
@@ -352,6 +381,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "finetune_epochs": ("training.finetune_epochs", int, "epochs of a child that inherited weights"),
     "early_stop": ("training.early_stop", str, "early stopping rule: none or median"),
     "proxies": ("training.proxies", bool, "record zero-cost proxies of every trial"),
+    "device": ("training.device", str, "training device: auto (a GPU when there is one), cpu, cuda or cuda:N"),
     "fidelity": ("fidelity.name", str, "multi-fidelity scheduling: none or halving (successive halving)"),
     "min_epochs": ("fidelity.min_epochs", int, "epochs of the lowest successive-halving rung"),
     "eta": ("fidelity.eta", int, "successive halving keeps the top 1/eta of each rung"),

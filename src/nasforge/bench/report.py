@@ -66,7 +66,8 @@ def write_plot(report: BenchReport, path: str | Path) -> Path | None:
             ax.plot(range(1, len(curve) + 1), curve, label=f"{name} ({r.mean:.2f})")
     ax.axhline(report.ceiling, color="grey", linestyle="--", linewidth=1, label=f"best-signal cell ({report.ceiling:.2f})")
     ax.set_xlabel("queries")
-    ax.set_ylabel(f"{report.settings.report} of best-by-signal so far (mean of {report.settings.runs} runs)")
+    ax.set_ylabel(f"{report.settings.report} of best by signal so far")
+    ax.set_title(f"mean of {report.settings.runs} runs per strategy", fontsize=10)
     lows = [c[min(len(c) - 1, 9)] for c in (r.mean_curve() for r in report.results.values()) if len(c)]
     if lows:
         ax.set_ylim(min(lows) - 0.2, report.ceiling + 0.2)

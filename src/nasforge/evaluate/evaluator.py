@@ -18,7 +18,7 @@ from .cost import DEFAULT_COSTS, MEASURES, CostOptions, measure_costs
 from .inherit import inherit
 from .metrics import REWARDS
 from .proxies import score_proxies
-from .trainer import TrainingOptions, score, train
+from .trainer import TrainingOptions, resolve_device, score, train
 
 
 @dataclass
@@ -105,6 +105,7 @@ class TrainingEvaluator(Evaluator):
                 else:
                     metrics.update(inherit(self.space, model, genome, warmstart.parent, warmstart.state_dict).as_metrics())
             options, hp_epochs = self._options(genome)
+            model.to(resolve_device(options.device))
             outcome = train(
                 model, self.data.x_train, self.data.y_train, options, seed,
                 epochs=epochs or hp_epochs, validation=(self.data.x_val, self.data.y_val), prune_below=prune_below,
@@ -133,7 +134,7 @@ class TrainingEvaluator(Evaluator):
             params=params,
             train_seconds=outcome.seconds,
             curve=outcome.curve,
-            state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+            state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         )
 
     def _options(self, genome: Genome) -> tuple[TrainingOptions, int | None]:
@@ -149,7 +150,9 @@ class TrainingEvaluator(Evaluator):
 
     def retrain(self, model: torch.nn.Module, seed: int, epochs: int) -> None:
         """Train the returned genome again from scratch (the study's final_epochs)."""
+        model.to(resolve_device(self.training.device))
         train(model, self.data.x_train, self.data.y_train, self.training, seed, epochs=epochs)
+        model.cpu()
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
         """Score on the validation split (the split the search selected on)."""

@@ -28,6 +28,18 @@ class TrainingOptions:
     time_limit: float | None = None
     # A loss this far above its first-epoch value is treated as divergence.
     divergence_factor: float = 1e3
+    # "auto": the GPU this process was given (a pool worker sees only its own), else the CPU.
+    device: str = "auto"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 @dataclass
@@ -41,17 +53,19 @@ class TrainingOutcome:
 def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[np.ndarray, float]:
     """Predicted classes and mean cross-entropy over a split."""
     model.eval()
-    preds, loss = [], torch.zeros(())
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)  # no-ops on the CPU
+    preds, loss = [], torch.zeros((), device=device)
     for i in range(0, len(x), batch_size):
         logits = model(x[i : i + batch_size])
         loss += nn.functional.cross_entropy(logits, y[i : i + batch_size], reduction="sum")
         preds.append(logits.argmax(1))
-    return torch.cat(preds).numpy(), float(loss) / max(1, len(x))
+    return torch.cat(preds).cpu().numpy(), float(loss) / max(1, len(x))
 
 
 def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, Any]:
     pred, loss = predict(model, x, y)
-    return classification_metrics(y.numpy(), pred, num_classes, loss)
+    return classification_metrics(y.cpu().numpy(), pred, num_classes, loss)
 
 
 def train(
@@ -81,6 +95,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Training
            on_epoch: Callable[[int, float], None] | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
            prune_below: dict[int, float], outcome: TrainingOutcome) -> None:
     epochs = epochs or options.epochs
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)  # once per candidate, not per batch; no-ops on the CPU
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
@@ -92,9 +108,9 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Training
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(x), generator=generator)
-        total = torch.zeros(())
+        total = torch.zeros((), device=device)
         for i in range(0, len(x), options.batch_size):
-            idx = order[i : i + options.batch_size]
+            idx = order[i : i + options.batch_size].to(device)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -116,7 +132,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Training
         point = {"epoch": epoch, "train_loss": train_loss}
         if validation is not None:
             pred, val_loss = predict(model, *validation)
-            point.update(val_accuracy=float(np.mean(pred == validation[1].numpy())), val_loss=val_loss)
+            point.update(val_accuracy=float(np.mean(pred == validation[1].cpu().numpy())), val_loss=val_loss)
             if on_epoch is not None:
                 on_epoch(epoch, point["val_accuracy"])
         outcome.curve.append(point)

@@ -20,6 +20,7 @@ import math
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,17 @@ def _evaluate(holder: list[Any], genome: Genome, seed: int, threads: int, option
         _EVALUATORS.clear()  # a worker serves one study at a time: drop the previous dataset
         evaluator = _EVALUATORS[key] = ray.get(holder[0])
     return evaluator.evaluate(genome, seed, **options)
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a HOST:PORT that nothing answers: ray.init would retry it without end."""
+    host, sep, port = address.rpartition(":")
+    if address.startswith("ray://") or not sep or not port.isdigit():
+        return  # 'auto', a Ray client address, ...: Ray's own checks apply
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ExecutorError(f"executor.address: nothing answers at {address} ({exc}); is the Ray head running there?") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -101,13 +113,16 @@ class RayExecutor(Executor):
         if self._started:
             return
         ray = self.ray
+        # A job submitted to a cluster finds it in RAY_ADDRESS, as Ray's own programs do.
+        address = self.address or os.environ.get("RAY_ADDRESS")
         if ray.is_initialized():
             pass  # the caller's Ray session: use it, leave it running
-        elif self.address:
+        elif address:
+            _check_reachable(address)
             try:
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise ExecutorError(f"executor.address: cannot connect to the Ray cluster at {self.address!r}: {exc}") from exc
+                raise ExecutorError(f"executor.address: cannot connect to the Ray cluster at {address!r}: {exc}") from exc
             self._owns_ray = True
         else:
             self._start_local()

@@ -144,20 +144,18 @@ class CellSpace(SearchSpace):
 
     def decision_features(self, choices: np.ndarray) -> np.ndarray:
         """One-hot ops plus the path encoding: which op sequence each input->output path carries.
-        Paths are what make cells with the same ops on dead edges score alike."""
-        choices = np.asarray(choices, dtype=np.int64)
-        blocks = [super().decision_features(choices)]
-        live_ops = len(OPS) - 1  # `none` cuts a path
-        for path in PATHS:
-            ops = choices[:, path]
-            index = np.zeros(len(choices), dtype=np.int64)
-            for k in range(len(path)):
-                index = index * live_ops + np.maximum(ops[:, k] - 1, 0)
-            block = np.zeros((len(choices), live_ops ** len(path)))
-            alive = np.all(ops != 0, axis=1)
-            block[np.flatnonzero(alive), index[alive]] = 1.0
-            blocks.append(block)
-        return np.concatenate(blocks, axis=1)
+        Paths are what make cells with the same ops on dead edges score alike. Vectorised (one
+        scatter for the whole batch): surrogates call this on every query."""
+        choices = np.asarray(choices, dtype=np.int64).reshape(-1, len(EDGES))
+        digits, cuts, offsets, width = _feature_tables()
+        # Column of each one-hot block and each path's op sequence; a cut path goes to a spare column.
+        cols = np.empty((len(choices), len(EDGES) + len(PATHS)), dtype=np.int64)
+        cols[:, :len(EDGES)] = choices + offsets[:len(EDGES)]
+        cols[:, len(EDGES):] = np.maximum(choices - 1, 0) @ digits + offsets[len(EDGES):]
+        cols[:, len(EDGES):][(choices == 0) @ cuts > 0] = width
+        out = np.zeros((len(choices), width + 1))
+        out.reshape(-1)[(cols + (width + 1) * np.arange(len(choices))[:, None]).reshape(-1)] = 1.0
+        return out[:, :width]
 
     # -- building ------------------------------------------------------------------------------
     def _relu_conv_bn(self, plan: Plan, name: str, cur: str, cin: int, cout: int, kernel: int, stride: int) -> str:
@@ -232,3 +230,24 @@ class CellSpace(SearchSpace):
 
     def build(self, genome: CellGenome) -> PlanNet:
         return PlanNet(self.plan(genome))
+
+
+def _feature_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """For CellSpace.decision_features: per genome position and path, the path's mixed-radix digit
+    weight and whether the position lies on it; every block's first column; the width."""
+    global _FEATURE_TABLES
+    if _FEATURE_TABLES is None:
+        live = len(OPS) - 1  # `none` cuts a path
+        digits = np.zeros((len(EDGES), len(PATHS)), dtype=np.int64)
+        cuts = np.zeros((len(EDGES), len(PATHS)), dtype=np.int64)
+        for p, path in enumerate(PATHS):
+            for k, pos in enumerate(path):
+                digits[pos, p] = live ** (len(path) - 1 - k)
+                cuts[pos, p] = 1
+        blocks = [len(OPS)] * len(EDGES) + [live ** len(path) for path in PATHS]
+        offsets = np.concatenate([[0], np.cumsum(blocks)[:-1]]).astype(np.int64)
+        _FEATURE_TABLES = (digits, cuts, offsets, int(sum(blocks)))
+    return _FEATURE_TABLES
+
+
+_FEATURE_TABLES: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None

@@ -523,13 +523,16 @@ class LayerGraphSpace(SearchSpace):
 
     def decisions(self) -> list[int]:
         slot = [len(KINDS) + 1] + [len(values) for _, _, values in self._slot_params()]
-        return slot * self.decision_depth()
+        # Searched training hyper-parameters are decisions too, after the layer slots.
+        return slot * self.decision_depth() + [len(values) for _, values in self.options.hparams]
 
     def encode(self, genome: LayerGenome) -> list[int]:
         depth, params = self.decision_depth(), self._slot_params()
         if len(genome) > depth:
             raise InvalidGenome(f"{len(genome)} components exceed the decision depth {depth}")
         out: list[int] = []
+        hparams = dict(genome.hparams)
+        tail = [values.index(hparams[name]) if hparams.get(name) in values else 0 for name, values in self.options.hparams]
         for i in range(depth):
             if i >= len(genome):
                 out += [0] * (1 + len(params))
@@ -543,13 +546,17 @@ class LayerGraphSpace(SearchSpace):
                     raise InvalidGenome(f"component {i} ({kind}): {name}={layer[name]!r} outside the space")
                 else:
                     out.append(values.index(layer[name]))
-        return out
+        return out + tail
 
     def decode(self, choices: Any) -> LayerGenome:
         sizes, params = self.decisions(), self._slot_params()
         choices = [int(c) for c in choices]
         if len(choices) != len(sizes) or any(not 0 <= c < n for c, n in zip(choices, sizes)):
             raise InvalidGenome(f"expected {len(sizes)} choices within {sizes[: 1 + len(params)]} per slot")
+        n_hp = len(self.options.hparams)
+        hp_choices = choices[len(choices) - n_hp:] if n_hp else []
+        choices = choices[: len(choices) - n_hp] if n_hp else choices
+        hparams = tuple(sorted((name, values[c]) for (name, values), c in zip(self.options.hparams, hp_choices)))
         layers = []
         for start in range(0, len(choices), 1 + len(params)):
             kind_choice = choices[start]
@@ -558,4 +565,4 @@ class LayerGraphSpace(SearchSpace):
             kind = KINDS[kind_choice - 1]
             values = {name: vals[choices[start + 1 + k]] for k, (knd, name, vals) in enumerate(params) if knd == kind}
             layers.append(Layer.of(kind, **values))
-        return self.repair(LayerGenome(tuple(layers)))
+        return self.repair(LayerGenome(tuple(layers), hparams))

@@ -75,7 +75,8 @@ class GeneticAlgorithm(Strategy):
 
     def _next_generation(self) -> None:
         ranked = sorted(self.generation, key=lambda m: m.reward, reverse=True)
-        survivors = ranked[: self.elitism] + self.children
+        # Children in trial order, not arrival order: parallel runs then match a serial one.
+        survivors = ranked[: self.elitism] + sorted(self.children, key=lambda m: m.trial)
         # Failed children leave holes: fill them with the next best of the old generation.
         survivors += ranked[self.elitism : self.elitism + self.population_size - len(survivors)]
         self.generation = survivors[: self.population_size]

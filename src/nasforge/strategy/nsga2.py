@@ -40,6 +40,7 @@ class Point:
 
 class NSGA2(Strategy):
     name = "nsga2"
+    multi_objective = True  # reads objective vectors from candidate.info["metrics"]
 
     def __init__(self, space: SearchSpace, seed: int = 0, objectives: Sequence[str | Objective] = ("accuracy", "params"),
                  population: int = 20, crossover_rate: float = 0.5, mutation_rate: float = 1.0, novelty_tries: int = 20):

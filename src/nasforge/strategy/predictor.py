@@ -1,18 +1,35 @@
-"""Predictor-guided evolution: a surrogate ranks many mutants, only the most promising are evaluated.
+"""Predictor-guided evolution: a surrogate ranks candidates, only the most promising are evaluated.
 
-Each ask fits a Gaussian-process surrogate to every architecture evaluated so far (features from
-`space.decision_features`: one-hot decisions, plus the path encoding for the cell space), breeds a
-pool of candidates by editing 1..`max_edits` decisions of the best `parents` members (plus
-optional uniform samples), and returns the unseen candidate with the highest upper confidence
-bound `mean + kappa * std`. Evaluations are the expensive part; fitting a GP to a hundred points
-and scoring a few thousand candidates is milliseconds.
+A Gaussian process (RBF kernel on `space.decision_features`: one-hot decisions, plus the path
+encoding for the cell space) is fitted to every architecture evaluated so far. Each ask scores
+
+* the *neighbourhood*: every one-decision edit of each architecture that was among the best
+  `neighbours` when it was evaluated (in a 6-edge, 5-op cell that is 24 cells per architecture),
+  and every two-decision edit of those that were among the best `far_neighbours` (240 cells),
+  kept in a cache from one ask to the next (nothing is cached during the `init` random start,
+  then the neighbourhoods of the best so far at once), and
+* optionally a fresh *pool* (off by default: on NAS-Bench-201 it bought nothing measurable for
+  its cost): `pool` mutants (1..`max_edits` random edits) of the best `parents`, plus
+  `random_pool` uniform samples,
+
+and returns the unseen candidate with the highest upper confidence bound `mean + kappa * std`.
 
 Rewards below the `clip_quantile` of those seen are raised to it before fitting: the search only
 needs the surrogate to be right near the top, and a few broken architectures (10% accuracy) would
 otherwise dominate a least-squares fit.
 
-The state is the evaluated members and the RNG: the surrogate is refitted from them on every ask,
-so a resumed study proposes exactly what an uninterrupted one would.
+Speed. The framework's own time per query matters when evaluations are cheap (tabular
+benchmarks), so nothing is refitted from scratch: with a fixed length scale the kernel matrix
+only grows, and each evaluated architecture updates the inverse kernel matrix by a block
+(rank-one) step, O(n^2), and each cached candidate's kernel row and quadratic form
+`k^T K^-1 k` (hence its posterior variance) by one column, O(candidates * n). An ask then costs
+two matrix-vector products for the cache, plus the exact posterior of the small fresh pool. With
+`length_scale=None` the length scale is picked by marginal likelihood from a grid, and everything
+is rebuilt every `refit` evaluations (every 16 by default in that mode).
+
+The state is the evaluated members, the seen/pending keys and the RNG. The surrogate and the
+candidate cache are a deterministic function of the members in the order they were told, so
+loading replays those updates and a resumed study proposes exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -25,43 +42,53 @@ from ..space.base import SearchSpace
 from .base import Candidate, Member, Strategy
 from .decisions import decision_sizes, encode_or_none
 
+GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+MAX_FAR = 4096  # two-edit neighbourhoods larger than this are not enumerated
 
-class GaussianProcess:
-    """Exact GP regression with an RBF kernel on standardised targets; the length scale is fixed
-    or picked by marginal likelihood from a small grid."""
 
-    GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+def _sq_dist(a: np.ndarray, a2: np.ndarray, b: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """Squared distances between rows of a and b, given their squared norms a2 and b2."""
+    return np.maximum(a2[:, None] + b2[None, :] - 2.0 * (a @ b.T), 0.0)
 
-    def __init__(self, length_scale: float | None = None, noise: float = 1e-2):
-        self.length_scale, self.noise = length_scale, noise
 
-    @staticmethod
-    def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T, 0.0)
+def _grown(array: np.ndarray, rows: int, cols: int | None = None) -> np.ndarray:
+    """`array` with room for at least `rows` (and `cols`) entries, doubling; contents kept."""
+    shape = list(array.shape)
+    need_rows = rows > shape[0]
+    need_cols = cols is not None and cols > shape[1]
+    if not need_rows and not need_cols:
+        return array
+    if need_rows:
+        shape[0] = max(rows, 2 * shape[0], 16)
+    if need_cols:
+        shape[1] = max(cols, 2 * shape[1], 16)
+    out = np.zeros(shape, dtype=array.dtype)
+    out[tuple(slice(0, s) for s in array.shape)] = array
+    return out
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> GaussianProcess:
-        self.x = x
-        self.mu, self.sd = float(y.mean()), float(y.std()) or 1.0
-        t = (y - self.mu) / self.sd
-        d = self._sq_dist(x, x)
-        best = None
-        for ls in (self.length_scale,) if self.length_scale else self.GRID:
-            k = np.exp(-d / (2 * ls * ls)) + self.noise * np.eye(len(y))
-            chol = np.linalg.cholesky(k)
-            alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, t))
-            # Log marginal likelihood up to a constant.
-            lml = -0.5 * t @ alpha - np.log(np.diag(chol)).sum()
-            if best is None or lml > best[0]:
-                best = (lml, ls, chol, alpha)
-        _, self.ls, self.chol, self.alpha = best
-        return self
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ks = np.exp(-self._sq_dist(x, self.x) / (2 * self.ls * self.ls))
-        mean = ks @ self.alpha
-        v = np.linalg.solve(self.chol, ks.T)
-        var = np.maximum(1.0 - (v * v).sum(0), 1e-12)
-        return mean * self.sd + self.mu, np.sqrt(var) * self.sd
+def _quantile(values: np.ndarray, q: float) -> float:
+    """np.quantile's default (linear) quantile, without its overhead: this runs on every ask."""
+    ordered = np.sort(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+
+
+def _select_length_scale(x: np.ndarray, y: np.ndarray, noise: float) -> float:
+    """The grid length scale of highest GP marginal likelihood for standardised targets of y."""
+    t = (y - y.mean()) / (y.std() or 1.0)
+    x2 = (x * x).sum(1)
+    d = _sq_dist(x, x2, x, x2)
+    best = None
+    for ls in GRID:
+        chol = np.linalg.cholesky(np.exp(-d / (2 * ls * ls)) + noise * np.eye(len(y)))
+        z = np.linalg.solve(chol, t)
+        lml = -0.5 * z @ z - np.log(np.diag(chol)).sum()
+        if best is None or lml > best[0]:
+            best = (lml, ls)
+    return best[1]
 
 
 class PredictorEvolution(Strategy):
@@ -73,103 +100,320 @@ class PredictorEvolution(Strategy):
         seed: int = 0,
         init: int = 20,
         parents: int = 10,
-        pool: int = 2000,
-        random_pool: int = 500,
+        pool: int = 0,
+        random_pool: int = 0,
         max_edits: int = 3,
-        kappa: float = 0.5,
+        kappa: float = 2.0,
         length_scale: float | None = 4.0,
         noise: float = 1e-2,
         clip_quantile: float = 0.5,
         target: str = "clip",
+        neighbours: int = 5,
+        far_neighbours: int = 1,
+        refit: int | None = None,
     ):
         super().__init__(space, seed)
-        if init < 2 or parents < 1 or pool < 1 or random_pool < 0 or max_edits < 1 or kappa < 0 or not 0 <= clip_quantile < 1:
-            raise ValueError("need init >= 2, parents >= 1, pool >= 1, random_pool >= 0, max_edits >= 1, kappa >= 0, "
-                             "0 <= clip_quantile < 1")
-        self.sizes = np.array(decision_sizes(space, self.name))
+        if (init < 2 or parents < 1 or pool < 0 or random_pool < 0 or max_edits < 1 or kappa < 0 or not 0 <= clip_quantile < 1
+                or neighbours < 0 or far_neighbours < 0 or (refit is not None and refit < 0)):
+            raise ValueError("need init >= 2, parents >= 1, pool >= 0, random_pool >= 0, max_edits >= 1, kappa >= 0, "
+                             "0 <= clip_quantile < 1, neighbours >= 0, far_neighbours >= 0, refit >= 0")
+        if pool == 0 and random_pool == 0 and neighbours == 0:
+            raise ValueError("no candidates: give pool, random_pool or neighbours > 0")
+        if target not in ("clip", "gap"):
+            raise ValueError(f"target must be 'clip' or 'gap', got {target!r}")
+        if length_scale is not None and length_scale <= 0:
+            raise ValueError(f"length_scale must be positive, got {length_scale}")
+        self.sizes = np.array(decision_sizes(space, self.name), dtype=np.int64)
         # Choice vectors as one integer each (mixed radix) when they fit, for fast de-duplication.
         self._radix = None
         if float(np.prod(self.sizes.astype(float))) < 2.0**62:
             self._radix = np.concatenate([np.cumprod(self.sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
+        # Every one-decision edit of a choice vector: decision `_nb_dec[i]` moves up by `_nb_step[i]` (mod size).
+        self._nb_dec = np.repeat(np.arange(len(self.sizes)), self.sizes - 1)
+        self._nb_step = np.concatenate([np.arange(1, n) for n in self.sizes]).astype(np.int64)
+        self._nb_size, self._nb_rows = self.sizes[self._nb_dec], np.arange(len(self._nb_dec))
+        # Every two-decision edit, (decision, step) twice, when there are at most MAX_FAR of them.
+        pairs = [(i, j) for i in range(len(self._nb_dec)) for j in range(i + 1, len(self._nb_dec))
+                 if self._nb_dec[i] != self._nb_dec[j]] if len(self._nb_dec) <= 200 else []
+        self._far = np.array(pairs, dtype=np.int64).reshape(-1, 2) if len(pairs) <= MAX_FAR else np.zeros((0, 2), dtype=np.int64)
+        self.far_neighbours = far_neighbours
         self.init, self.parents, self.pool, self.random_pool = init, parents, pool, random_pool
         self.max_edits, self.kappa, self.clip_quantile = max_edits, kappa, clip_quantile
-        if target not in ("clip", "gap"):
-            raise ValueError(f"target must be 'clip' or 'gap', got {target!r}")
-        self.target = target
-        self.model = GaussianProcess(length_scale, noise)
+        self.target, self.neighbours = target, neighbours
+        self.fixed_length_scale, self.noise = length_scale, noise
+        self.refit = (0 if length_scale is not None else 16) if refit is None else refit
         self.members: list[Member] = []
         self._codes: list[list[int] | None] = []  # members' encodings (None: outside the decision form)
         self.seen: set[str] = set()
         self.pending: set[str] = set()
+        self._reset_model()
+
+    # -- the surrogate and its candidate cache --------------------------------------------------
+    def _reset_model(self) -> None:
+        self.length_scale = self.fixed_length_scale or 4.0
+        d = len(self.sizes)
+        # The GP's members (arrays with spare capacity, grown by doubling): features, their
+        # squared norms, the inverse of K + noise * I, rewards, trials and choice vectors.
+        self._n = 0
+        self._x, self._x2, self._kinv = np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0))
+        self._rewards, self._trials = np.zeros(0), np.zeros(0, dtype=np.int64)
+        self._choices = np.zeros((0, d), dtype=np.int64)
+        self._member_codes: dict[Any, int] = {}
+        # The neighbourhood cache: candidates, their features, kernel rows against the GP's
+        # members, quadratic forms k^T K^-1 k, parent trials, and 0 (alive) or -inf (evaluated).
+        self._p = 0
+        self._c_choices = np.zeros((0, d), dtype=np.int64)
+        self._c_x, self._c_x2, self._c_k, self._c_q = np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros(0)
+        self._c_dead = np.zeros(0)
+        self._c_parent = np.zeros(0, dtype=np.int64)
+        self._c_index: dict[Any, int] = {}
+        self._memo: dict[Any, tuple[np.ndarray, float]] = {}  # features of the last fresh proposal
+
+    def _codes_of(self, rows: np.ndarray) -> np.ndarray:
+        if self._radix is not None:
+            return rows @ self._radix
+        return np.array([row.tobytes() for row in rows], dtype=object)
+
+    def _kernel(self, d2: np.ndarray) -> np.ndarray:
+        return np.exp(d2 * (-0.5 / (self.length_scale * self.length_scale)))
+
+    def _column(self, x: np.ndarray, x2: np.ndarray, v: np.ndarray, v2: float) -> np.ndarray:
+        """k(rows of x, v) for one feature vector v (in place, few temporaries: this runs per tell)."""
+        c = 0.5 / (self.length_scale * self.length_scale)
+        t = x @ v
+        t *= 2.0
+        t -= x2
+        t -= v2
+        np.minimum(t, 0.0, out=t)  # -squared distance
+        t *= c
+        return np.exp(t, out=t)
+
+    def _features(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(self.space.decision_features(rows), dtype=float)
+        return x, (x * x).sum(1)
+
+    def _grow_members(self, width: int) -> None:
+        cap = max(16, 2 * len(self._rewards))
+        old = self._n
+        self._x = _grown(np.zeros((0, width)) if old == 0 else self._x, cap)
+        self._x2, self._rewards, self._trials, self._choices = (
+            _grown(a, cap) for a in (self._x2, self._rewards, self._trials, self._choices))
+        self._kinv = _grown(self._kinv, cap, cap)
+        if self._p:
+            self._c_k = _grown(self._c_k, len(self._c_k), cap)
+
+    def _gp_add(self, choices: np.ndarray, reward: float, trial: int) -> None:
+        """One evaluated architecture into the GP and the cache (block update of K^-1)."""
+        code = self._codes_of(choices[None, :])[0]
+        at = self._c_index.get(code)
+        if at is not None:  # the same features as computing them again: exact 0/1-style values
+            v, v2 = self._c_x[at], float(self._c_x2[at])
+        elif code in self._memo:
+            v, v2 = self._memo[code]
+        else:
+            x, x2 = self._features(choices[None, :])
+            v, v2 = x[0], float(x2[0])
+        self._memo.clear()
+        n = self._n
+        if n == len(self._rewards):
+            self._grow_members(len(v))
+        k = self._column(self._x[:n], self._x2[:n], v, v2)
+        kinv = self._kinv[:n, :n]
+        b = kinv @ k
+        s = 1.0 + self.noise - k @ b
+        bs = b / s
+        kinv += np.outer(b, bs)
+        self._kinv[:n, n] = self._kinv[n, :n] = -bs
+        self._kinv[n, n] = 1.0 / s
+        self._x[n], self._x2[n] = v, v2
+        self._rewards[n], self._trials[n], self._choices[n] = reward, trial, choices
+        p = self._p
+        if p:
+            kc = self._column(self._c_x[:p], self._c_x2[:p], v, v2)
+            u = self._c_k[:p, :n] @ b
+            u -= kc
+            u *= u
+            u /= s
+            self._c_q[:p] += u
+            self._c_k[:p, n] = kc
+        self._n = n + 1
+        self._member_codes[code] = n
+        if at is not None:
+            self._c_dead[at] = -np.inf
+        if self.refit and self._n % self.refit == 0:
+            self._rebuild()
+        # A member that enters the top `neighbours` on arrival has its whole neighbourhood cached
+        # (ranks only fall later, so this is the only moment it can enter); during the random
+        # start nothing is cached, then the neighbourhoods of the top ones at once.
+        if not self.neighbours or self._n < self.init:
+            return
+        if self._n == self.init:
+            for rank, i in enumerate(np.argsort(-self._rewards[:self._n], kind="stable")[: self.neighbours]):
+                self._cache_neighbours(self._choices[i].copy(), int(self._trials[i]), rank < self.far_neighbours)
+        else:
+            rank = int((self._rewards[:n] >= reward).sum())
+            if rank < self.neighbours:
+                self._cache_neighbours(choices, trial, rank < self.far_neighbours)
+
+    def _cache_neighbours(self, choices: np.ndarray, trial: int, far: bool = False) -> None:
+        """Every one-decision edit of `choices` (and every two-decision edit when `far`) into the cache."""
+        rows = np.repeat(choices[None, :], len(self._nb_dec), axis=0)
+        rows[self._nb_rows, self._nb_dec] = (choices[self._nb_dec] + self._nb_step) % self._nb_size
+        if far and len(self._far):
+            two = np.repeat(choices[None, :], len(self._far), axis=0)
+            at = np.arange(len(two))
+            for k in (0, 1):
+                e = self._far[:, k]
+                two[at, self._nb_dec[e]] = (choices[self._nb_dec[e]] + self._nb_step[e]) % self._nb_size[e]
+            rows = np.concatenate([rows, two])
+        self._cache_rows(rows, trial)
+
+    def _cache_rows(self, rows: np.ndarray, trial: int) -> None:
+        codes = self._codes_of(rows)
+        keep, new = [], set()
+        for i, c in enumerate(codes):
+            if c not in self._c_index and c not in self._member_codes and c not in new:
+                keep.append(i)
+                new.add(c)
+        if not keep:
+            return
+        rows, codes = rows[keep], codes[keep]
+        x, x2 = self._features(rows)
+        kr, q = self._cross(x, x2)
+        p, m, n = self._p, len(rows), self._n
+        if p + m > len(self._c_q):
+            cap = max(p + m, 2 * len(self._c_q), 64)
+            self._c_x = _grown(np.zeros((0, x.shape[1])) if p == 0 else self._c_x, cap)
+            self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent = (
+                _grown(a, cap) for a in (self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent))
+            self._c_k = _grown(self._c_k, cap, len(self._rewards))
+        self._c_choices[p:p + m], self._c_x[p:p + m], self._c_x2[p:p + m] = rows, x, x2
+        self._c_k[p:p + m, :n], self._c_q[p:p + m] = kr, q
+        self._c_dead[p:p + m], self._c_parent[p:p + m] = 0.0, trial
+        for i, c in enumerate(codes):
+            self._c_index[c] = p + i
+        self._p = p + m
+
+    def _cross(self, x: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kernel rows of candidates against the GP's members, and their k^T K^-1 k."""
+        n = self._n
+        kr = self._kernel(_sq_dist(x, x2, self._x[:n], self._x2[:n]))
+        return kr, ((kr @ self._kinv[:n, :n]) * kr).sum(1)
+
+    def _rebuild(self) -> None:
+        """K^-1 and the cache's kernel rows from scratch (after a new length scale, and against drift)."""
+        n = self._n
+        x, x2 = self._x[:n], self._x2[:n]
+        if self.fixed_length_scale is None and n >= 2:
+            self.length_scale = _select_length_scale(x, self._targets(self._rewards[:n]), self.noise)
+        k = self._kernel(_sq_dist(x, x2, x, x2)) + self.noise * np.eye(n)
+        chol_inv = np.linalg.inv(np.linalg.cholesky(k))
+        self._kinv[:n, :n] = chol_inv.T @ chol_inv
+        p = self._p
+        if p:
+            self._c_k[:p, :n], self._c_q[:p] = self._cross(self._c_x[:p], self._c_x2[:p])
 
     # -- asking --------------------------------------------------------------------------------
     def _random_choices(self, n: int) -> np.ndarray:
         return np.floor(self.rng.random((n, len(self.sizes))) * self.sizes).astype(np.int64)
 
     def _breed(self, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mutants of each parent row (1..max_edits random decision edits) and their parent index."""
-        per = max(1, self.pool // len(parents))
-        origin = np.repeat(np.arange(len(parents)), per)
-        pool = parents[origin].copy()
-        edits = self.rng.integers(1, self.max_edits + 1, size=len(pool))
-        rows = np.arange(len(pool))
-        for e in range(self.max_edits):
-            where = self.rng.integers(len(self.sizes), size=len(pool))
-            value = np.floor(self.rng.random(len(pool)) * self.sizes[where]).astype(np.int64)
-            live = edits > e
-            pool[rows[live], where[live]] = value[live]
+        """`pool` mutants of the parent rows (1..max_edits random decision edits) and their parent index."""
+        e = self.max_edits
+        origin = np.arange(self.pool) % len(parents)
+        pool = parents[origin]
+        u = self.rng.random((self.pool, 1 + 2 * e))  # one draw: edit count, positions, values
+        where = (u[:, 1:1 + e] * len(self.sizes)).astype(np.int64)
+        value = (u[:, 1 + e:] * self.sizes[where]).astype(np.int64)
+        live = (u[:, :1] * e).astype(np.int64) >= np.arange(e)  # edit k happens when k < 1 + floor(u * e)
+        pool[np.nonzero(live)[0], where[live]] = value[live]
         return pool, origin
 
     def ask(self) -> Candidate:
-        usable = [i for i, c in enumerate(self._codes) if c is not None]
-        if len(usable) < self.init:
+        n = self._n
+        if n < self.init:
             return self._fresh_random()
-        members = [self.members[i] for i in usable]
-        x = np.array([self._codes[i] for i in usable], dtype=np.int64)
-        rewards = np.array([m.reward for m in members], dtype=float)
-        self.model.fit(self.space.decision_features(x), self._targets(rewards))
-
-        top = np.argsort(-rewards, kind="stable")[: self.parents]
-        pool, origin = self._breed(x[top])
-        trials: list[int | None] = [members[int(top[o])].trial for o in origin]
+        t = self._targets(self._rewards[:n])
+        mu, sd = t.mean(), t.std() or 1.0
+        t -= mu
+        t /= sd
+        alpha = self._kinv[:n, :n] @ t
+        # The fresh pool: mutants of the best members and uniform samples, unseen and not cached.
+        rows = None
+        if self.pool:
+            top = np.argsort(-self._rewards[:n], kind="stable")[: self.parents]
+            rows, origin = self._breed(self._choices[top])
+            trials = self._trials[top][origin]
         if self.random_pool:
-            pool = np.concatenate([pool, self._random_choices(self.random_pool)])
-            trials += [None] * self.random_pool
-        codes, known = self._row_codes(pool), self._row_codes(x)
-        _, first = np.unique(codes, return_index=True)
-        fresh = first[~np.isin(codes[first], known)]
-        if not len(fresh):
-            return self._fresh_random()
-        pool, trials = pool[fresh], [trials[int(i)] for i in fresh]
-        mean, std = self.model.predict(self.space.decision_features(pool))
-        for i in np.argsort(-(mean + self.kappa * std), kind="stable"):
-            genome = self.space.decode(pool[int(i)])
-            key = self.space.key(genome)
-            if key in self.seen or key in self.pending:
-                continue  # decoding may repair two choice vectors into one genome
-            self.pending.add(key)
-            parent = trials[int(i)]
-            return Candidate(genome, (parent,) if parent is not None else (), "predicted")
+            extra = self._random_choices(self.random_pool)
+            rows = extra if rows is None else np.concatenate([rows, extra])
+            minus = np.full(self.random_pool, -1, dtype=np.int64)
+            trials = minus if not self.pool else np.concatenate([trials, minus])
+        fresh = 0
+        if rows is not None:
+            codes = self._codes_of(rows)
+            _, first = np.unique(codes, return_index=True)
+            first.sort()
+            keep = [i for i in first if codes[i] not in self._member_codes and codes[i] not in self._c_index]
+            rows, trials, fresh = rows[keep], trials[keep], len(keep)
+        # Scores: UCB in standardised units (the same order as in reward units); cache first.
+        parts = []
+        p = self._p
+        if p:
+            score = self._c_k[:p, :n] @ alpha
+            score += self._ucb_bonus(self._c_q[:p])
+            score += self._c_dead[:p]
+            parts.append(score)
+        if fresh:
+            x, x2 = self._features(rows)
+            kr, q = self._cross(x, x2)
+            score = kr @ alpha
+            score += self._ucb_bonus(q)
+            parts.append(score)
+        if parts:
+            score = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            while True:
+                i = int(np.argmax(score))
+                if score[i] == -np.inf:
+                    break
+                score[i] = -np.inf
+                if i < p:
+                    choices, parent = self._c_choices[i], int(self._c_parent[i])
+                else:
+                    j = i - p
+                    choices, parent = rows[j], int(trials[j])
+                genome = self.space.decode(choices)
+                key = self.space.key(genome)
+                if key in self.seen or key in self.pending:
+                    continue  # pending, failed, or decoding repaired two choice vectors into one genome
+                self.pending.add(key)
+                if i >= p:  # keep a fresh row's features for its tell
+                    self._memo[self._codes_of(choices[None, :])[0]] = (x[j], float(x2[j]))
+                return Candidate(genome, (parent,) if parent >= 0 else (), "predicted")
         return self._fresh_random()
 
+    def _ucb_bonus(self, q: np.ndarray) -> np.ndarray:
+        """kappa * posterior std, both in standardised units, from the quadratic forms k^T K^-1 k."""
+        v = 1.0 - q
+        np.maximum(v, 1e-12, out=v)
+        np.sqrt(v, out=v)
+        v *= self.kappa
+        return v
+
     def _targets(self, rewards: np.ndarray) -> np.ndarray:
-        y = np.maximum(rewards, np.quantile(rewards, self.clip_quantile))
+        y = np.maximum(rewards, _quantile(rewards, self.clip_quantile))
         if self.target == "gap":
             # -log(distance to the best so far): stretches the top, where the search must choose.
             spread = y.max() - y.min() or 1.0
             y = -np.log(y.max() - y + 0.01 * spread)
         return y
 
-    def _row_codes(self, rows: np.ndarray) -> np.ndarray:
-        if self._radix is not None:
-            return rows @ self._radix
-        return np.array([row.tobytes() for row in rows], dtype=object)
-
     def _fresh_random(self) -> Candidate:
         genome = self.space.sample(self.rng)
         self.pending.add(self.space.key(genome))
         return Candidate(genome, (), "random")
 
+    # -- telling -------------------------------------------------------------------------------
     def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
         key = self.space.key(candidate.genome)
         self.pending.discard(key)
@@ -181,14 +425,18 @@ class PredictorEvolution(Strategy):
 
     def _add(self, member: Member) -> None:
         self.members.append(member)
-        self._codes.append(encode_or_none(self.space, member.genome))
+        code = encode_or_none(self.space, member.genome)
+        self._codes.append(code)
+        if code is not None:
+            self._gp_add(np.asarray(code, dtype=np.int64), float(member.reward), int(member.trial))
 
     def _state(self) -> dict[str, Any]:
         return {"members": self._dump_members(self.members), "seen": sorted(self.seen), "pending": sorted(self.pending)}
 
     def _load(self, state: dict[str, Any]) -> None:
         self.members, self._codes = [], []
+        self._reset_model()
         for member in self._load_members(state["members"]):
-            self._add(member)
+            self._add(member)  # replays the surrogate's updates in the order they happened
         self.seen = set(state["seen"])
         self.pending = set(state["pending"])

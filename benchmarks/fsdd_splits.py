@@ -1,0 +1,84 @@
+"""Train one layer genome on FSDD splits and report test accuracy: the upstream split (takes 0-4),
+and each of the six speakers held out in turn (with their mean).
+
+The genome is the final model of a search run (`--run runs/fsdd`) or the hand-designed 2-D CNN
+baseline (`--baseline`: conv16-pool-conv32-pool-conv64, batch norm + ReLU, global pooling).
+Training options come from the run's config (or the flags); one torch thread; CPU time reported.
+
+    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --run runs/fsdd
+    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline --splits upstream theo
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from nasforge.data import load_dataset
+from nasforge.data.datasets import SourceOptions
+from nasforge.evaluate.trainer import TrainingOptions, score, train
+from nasforge.space import Layer, LayerGenome, LayerGraphSpace, make_space
+from nasforge.store import Store
+
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+
+
+def baseline_genome() -> LayerGenome:
+    layers = []
+    for i, channels in enumerate((16, 32, 64)):
+        layers += [Layer.of("conv", kernel=3, channels=channels, stride=1), Layer.of("norm"), Layer.of("act", fn="relu")]
+        if i < 2:
+            layers.append(Layer.of("pool", op="max", size=2))
+    return LayerGenome(tuple(layers))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recordings")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="search run directory: its final genome and training options")
+    which.add_argument("--baseline", action="store_true", help="the hand-designed 2-D CNN")
+    parser.add_argument("--splits", nargs="+", default=["upstream", *SPEAKERS], help="upstream and/or speaker names")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--layout", default="nhw")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    training = TrainingOptions(epochs=8, batch_size=64, lr=3e-3, weight_decay=1e-4)
+    if args.run:
+        store = Store.in_dir(args.run)
+        config, final, info = store.get("config"), store.get("final"), store.get("space")
+        genome_json = store.trial(final["trial"]).genome
+        store.close()
+        t = config["training"]
+        training = TrainingOptions(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], weight_decay=t["weight_decay"],
+                                   cosine=t["cosine"])
+        args.layout = config["dataset"]["layout"]
+        space = make_space(info["name"], info["config"])
+        genome = space.from_json(genome_json)
+    else:
+        genome = baseline_genome()
+    results = {}
+    for split in args.splits:
+        options = SourceOptions("upstream") if split == "upstream" else SourceOptions("speaker", split)
+        data = load_dataset(f"fsdd:{args.recordings}", val_fraction=0.1, layout=args.layout, options=options)
+        space = LayerGraphSpace(data.input_shape, data.num_classes)
+        start = time.process_time()
+        torch.manual_seed(args.seed)
+        model = space.build(genome)
+        train(model, torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val]), training, args.seed,
+              epochs=args.epochs)
+        acc = score(model, data.x_test, data.y_test, data.num_classes)["accuracy"]
+        results[split] = acc
+        print(f"{split:>9}: test accuracy {acc:.4f} ({len(data.y_test)} recordings), {time.process_time() - start:.0f} CPU-s", flush=True)
+    speakers = [results[s] for s in SPEAKERS if s in results]
+    if len(speakers) > 1:
+        print(f"mean over {len(speakers)} held-out speakers: {np.mean(speakers):.4f} (min {min(speakers):.4f})")
+    print(f"genome: {space.describe(genome)}")
+
+
+if __name__ == "__main__":
+    main()
