@@ -18,17 +18,18 @@ import numpy as np
 
 from ..evaluate.constraints import Constraint, NoFeasibleCandidate, measures_of, violation
 from ..space.base import Genome, SearchSpace
+from ..space.wrapper import SpaceWrapper
 
 # genome, measures wanted -> their values
 MeasureFn = Callable[[Genome, Collection[str]], Mapping[str, Any]]
 
 
-class FeasibleSpace(SearchSpace):
+class FeasibleSpace(SpaceWrapper):
     def __init__(self, space: SearchSpace, constraints: Sequence[Constraint], measure: MeasureFn, tries: int = 1000):
         if not constraints:
             raise ValueError("a FeasibleSpace needs at least one constraint")
-        self.inner, self.constraints, self.measure, self.tries = space, tuple(constraints), measure, tries
-        self.name = space.name
+        super().__init__(space)
+        self.constraints, self.measure, self.tries = tuple(constraints), measure, tries
         self.measures = measures_of(self.constraints)
         self.rejected = 0  # candidates drawn and discarded, for reporting what the constraints cost
         self._verdict: dict[str, str | None] = {}
@@ -77,45 +78,3 @@ class FeasibleSpace(SearchSpace):
             if self.feasible(child):
                 return child
         return self.sample(rng)
-
-    # Everything else is the inner space's.
-    def build(self, genome: Genome) -> Any:
-        return self.inner.build(genome)
-
-    def to_json(self, genome: Genome) -> Any:
-        return self.inner.to_json(genome)
-
-    def from_json(self, data: Any) -> Genome:
-        return self.inner.from_json(data)
-
-    def describe(self, genome: Genome) -> str:
-        return self.inner.describe(genome)
-
-    def key(self, genome: Genome) -> str:
-        return self.inner.key(genome)
-
-    def config(self) -> dict[str, Any]:
-        return self.inner.config()
-
-    def module_map(self, parent: Genome, child: Genome) -> dict[str, str] | None:
-        return self.inner.module_map(parent, child)
-
-    def training_overrides(self, genome: Genome) -> dict[str, Any]:
-        return self.inner.training_overrides(genome)
-
-    def decisions(self) -> list[int]:
-        return self.inner.decisions()
-
-    def encode(self, genome: Genome) -> list[int]:
-        return self.inner.encode(genome)
-
-    def decode(self, choices: Any) -> Genome:
-        return self.inner.decode(choices)
-
-    def decision_features(self, choices: np.ndarray) -> np.ndarray:
-        return self.inner.decision_features(choices)
-
-    def __getattr__(self, name: str) -> Any:  # space-specific extras (repair, all_genomes, plan, ...)
-        if name == "inner":  # not set yet (unpickling): no recursion through __getattr__
-            raise AttributeError(name)
-        return getattr(self.inner, name)

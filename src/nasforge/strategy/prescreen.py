@@ -8,19 +8,18 @@ strategy knowing. Only the returned candidate is trained.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from ..evaluate.proxies import score_proxies
 from ..space.base import Genome, SearchSpace
+from ..space.wrapper import SpaceWrapper
 
 
-class ProxyScreenedSpace(SearchSpace):
+class ProxyScreenedSpace(SpaceWrapper):
     def __init__(self, space: SearchSpace, batch: torch.Tensor, proxy: str = "synflow", pool: int = 10):
-        self.inner, self.batch, self.proxy, self.pool = space, batch, proxy, pool
-        self.name = space.name
+        super().__init__(space)
+        self.batch, self.proxy, self.pool = batch, proxy, pool
         self.scored = 0  # proxies computed, for reporting the pre-screen's own cost
         self._cache: dict[str, float] = {}
 
@@ -47,41 +46,3 @@ class ProxyScreenedSpace(SearchSpace):
 
     def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
         return max((self.inner.crossover(a, b, rng) for _ in range(self.pool)), key=self.score)
-
-    # Everything else is the inner space's.
-    def build(self, genome: Genome) -> Any:
-        return self.inner.build(genome)
-
-    def to_json(self, genome: Genome) -> Any:
-        return self.inner.to_json(genome)
-
-    def from_json(self, data: Any) -> Genome:
-        return self.inner.from_json(data)
-
-    def describe(self, genome: Genome) -> str:
-        return self.inner.describe(genome)
-
-    def config(self) -> dict[str, Any]:
-        return self.inner.config()
-
-    def module_map(self, parent: Genome, child: Genome) -> dict[str, str] | None:
-        return self.inner.module_map(parent, child)
-
-    def training_overrides(self, genome: Genome) -> dict[str, Any]:
-        return self.inner.training_overrides(genome)
-
-    def decisions(self) -> list[int]:
-        return self.inner.decisions()
-
-    def encode(self, genome: Genome) -> list[int]:
-        return self.inner.encode(genome)
-
-    def decode(self, choices: Any) -> Genome:
-        # A policy's sample is its own choice: screening applies to sample/mutate/crossover only.
-        return self.inner.decode(choices)
-
-    def decision_features(self, choices: np.ndarray) -> np.ndarray:
-        return self.inner.decision_features(choices)
-
-    def __getattr__(self, name: str) -> Any:  # space-specific extras (repair, problems, plan, ...)
-        return getattr(self.inner, name)
