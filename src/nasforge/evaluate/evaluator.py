@@ -45,6 +45,21 @@ class Warmstart:
     parent: Genome | None = None
 
 
+# What one candidate may raise without it being nasforge's fault: recorded, never fatal.
+CANDIDATE_ERRORS = (TrialFailure, InvalidGenome, MemoryError, RuntimeError, ValueError)
+
+
+def failed(exc: BaseException, params: int | None, start: float) -> Result:
+    """The 'failed' Result for an error in CANDIDATE_ERRORS raised `start` (perf_counter) ago."""
+    if isinstance(exc, (TrialFailure, InvalidGenome)):
+        error = str(exc)
+    elif isinstance(exc, MemoryError):
+        error = "out of memory"
+    else:  # shape mismatches, CUDA OOM and other per-candidate errors from inside torch
+        error = traceback.format_exception_only(type(exc), exc)[-1].strip()[:2000]
+    return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=error)
+
+
 class Evaluator(ABC):
     @abstractmethod
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
@@ -119,14 +134,8 @@ class TrainingEvaluator(Evaluator):
             metrics.update(score(model, self.data.x_val, self.data.y_val, self.data.num_classes))
             return Result("pruned", reward=self._reward(metrics), metrics=metrics, params=params,
                           train_seconds=seconds, curve=exc.curve, error=str(exc))
-        except (TrialFailure, InvalidGenome) as exc:
-            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=str(exc))
-        except MemoryError:
-            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error="out of memory")
-        except (RuntimeError, ValueError) as exc:
-            # Shape mismatches, CUDA OOM and other per-candidate errors from inside torch.
-            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=last[:2000])
+        except CANDIDATE_ERRORS as exc:
+            return failed(exc, params, start)
         return Result(
             "complete",
             reward=self._reward(metrics),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from typing import Any
 
 import numpy as np
@@ -21,9 +20,9 @@ import torch
 from torch import nn
 
 from ..data.text import CharCorpus
-from ..errors import InvalidGenome, TrialFailure
+from ..errors import TrialFailure
 from ..space.base import Genome, SearchSpace
-from .evaluator import Evaluator, Result, Warmstart, count_params
+from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed
 from .metrics import REWARDS, classification_metrics
 from .trainer import TrainingOptions, TrainingOutcome
 
@@ -132,13 +131,8 @@ class LanguageModelEvaluator(Evaluator):
             outcome = self._train(model, seed, epochs)
             metrics = self.validate(model)
             metrics["train_cpu_seconds"] = outcome.curve[-1]["cpu_seconds"] if outcome.curve else 0.0
-        except (TrialFailure, InvalidGenome) as exc:
-            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=str(exc))
-        except MemoryError:
-            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error="out of memory")
-        except (RuntimeError, ValueError) as exc:
-            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=last[:2000])
+        except CANDIDATE_ERRORS as exc:
+            return failed(exc, params, start)
         return Result("complete", reward=float(REWARDS[self.reward](metrics)), metrics=metrics, params=params,
                       train_seconds=outcome.seconds, curve=outcome.curve,
                       state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
