@@ -426,7 +426,7 @@ class Study:
         torch.manual_seed(best.seed)
         model = self.space.build(genome)
         if self.final_epochs:
-            self.evaluator.retrain(model, best.seed, self.final_epochs)
+            self.evaluator.retrain(model, best.seed, self.final_epochs, genome)
             source = f"retrained for {self.final_epochs} epochs"
         else:
             from .export import load_weights

@@ -157,10 +157,12 @@ class TrainingEvaluator(Evaluator):
         hp_epochs = int(overrides["epochs"]) if "epochs" in overrides else None
         return replace(self.training, **changes), hp_epochs
 
-    def retrain(self, model: torch.nn.Module, seed: int, epochs: int) -> None:
-        """Train the returned genome again from scratch (the study's final_epochs)."""
-        model.to(resolve_device(self.training.device))
-        train(model, self.data.x_train, self.data.y_train, self.training, seed, epochs=epochs)
+    def retrain(self, model: torch.nn.Module, seed: int, epochs: int, genome: Genome | None = None) -> None:
+        """Train the returned genome again from scratch (the study's final_epochs), with the
+        genome's own lr / weight decay / batch size when it carries them, as in the search."""
+        training = self._options(genome)[0] if genome is not None else self.training
+        model.to(resolve_device(training.device))
+        train(model, self.data.x_train, self.data.y_train, training, seed, epochs=epochs)
         model.cpu()
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class LanguageModelEvaluator(Evaluator):
                       train_seconds=outcome.seconds, curve=outcome.curve,
                       state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    def retrain(self, model: nn.Module, seed: int, epochs: int) -> None:
+    def retrain(self, model: nn.Module, seed: int, epochs: int, genome: Genome | None = None) -> None:
         self._train(model, seed, epochs)
 
     def validate(self, model: nn.Module) -> dict[str, Any]:

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, loss: float) -> dict[str, Any]:
     """Accuracy, macro precision / recall / F1, loss and the confusion matrix (rows: true class)."""
+    # Imported here: sklearn.metrics costs ~2 s to import, which every CLI command would pay.
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     labels = list(range(num_classes))
     precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
     return {
