@@ -238,3 +238,30 @@ def test_ray_search_completes_and_survives_a_killed_worker(tmp_path, monkeypatch
     assert not ray.is_initialized()
     # Its token lived in the environment of this search only, not in ~/.ray.
     assert home_ray.exists() == had_home_ray and os.environ.get("RAY_AUTH_TOKEN") == token
+
+
+class DeviceEchoEvaluator(Evaluator):
+    """Reports the CUDA devices and torch threads its worker process was given."""
+
+    def evaluate(self, genome, seed: int, *args, **kwargs) -> Result:
+        time.sleep(0.3)  # long enough that both workers take a task
+        return Result("complete", reward=0.0, metrics={"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(),
+                                                         "threads": torch.get_num_threads()})
+
+
+def test_pool_pins_each_worker_to_its_own_gpu() -> None:
+    # No GPU here: the device list is given, as visible_gpus() would find it on a 2-GPU machine.
+    executor = PoolExecutor(DeviceEchoEvaluator(), workers=2, threads=1, gpus=["3", "5"])
+    try:
+        for trial in range(1, 5):
+            executor.submit(trial, None, seed=trial)
+        results = [executor.next_result()[1].metrics for _ in range(4)]
+    finally:
+        executor.close()
+    by_pid = {}
+    for m in results:
+        by_pid.setdefault(m["pid"], set()).add(m["devices"])
+        assert m["threads"] == 1
+    # Each worker process saw exactly one device, and the two workers saw different ones.
+    assert sorted(d for devices in by_pid.values() for d in devices) == ["3", "5"]
+    assert all(len(devices) == 1 for devices in by_pid.values())
