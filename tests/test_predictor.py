@@ -24,22 +24,29 @@ def _run(strategy, space, trials, start=1):
     return proposals
 
 
-@pytest.mark.parametrize("options", [{}, {"pool": 50, "random_pool": 10}, {"length_scale": None, "refit": 8}])
-def test_incremental_surrogate_matches_a_fresh_fit(options) -> None:
+@pytest.mark.parametrize(("options", "trials"), [({}, 40), ({}, 140), ({"pool": 50, "random_pool": 10}, 40),
+                                                ({"length_scale": None, "refit": 8}, 40)])
+def test_incremental_surrogate_matches_a_fresh_fit(options, trials) -> None:
     space = CellSpace()
     s = PredictorEvolution(space, seed=1, init=8, **options)
-    _run(s, space, 40)
+    _run(s, space, trials)  # 140: past the members' initial capacity (128), with a cache to grow too
     n, p = s._n, s._p
-    assert n == 40 and p > 0
+    assert n == trials and p > 0
     x, x2 = s._x[:n], s._x2[:n]
     d2 = np.maximum(x2[:, None] + x2[None, :] - 2 * x @ x.T, 0)
     k = np.exp(-d2 / (2 * s.length_scale**2)) + s.noise * np.eye(n)
     np.testing.assert_allclose(s._kinv[:n, :n] @ k, np.eye(n), atol=1e-8)
-    kr, q = s._cross(s._c_x[:p], s._c_x2[:p])
-    np.testing.assert_allclose(s._c_k[:p, :n], kr, atol=1e-10)
+    kr, q = s._cross(s._c_xt[:, :p].T, s._c_x2[:p])
+    np.testing.assert_allclose(s._c_kt[:n, :p].T, kr, atol=1e-10)
     np.testing.assert_allclose(s._c_q[:p], q, atol=1e-8)
-    # The cached features are what the space computes.
-    np.testing.assert_array_equal(s._c_x[:p], space.decision_features(s._c_choices[:p]))
+    # The cached features are what the space computes (0/1 here, so stored in float32), both ways.
+    assert s._c_xt.dtype == np.float32
+    np.testing.assert_array_equal(s._c_xt[:, :p].T.astype(float), space.decision_features(s._c_choices[:p]))
+    np.testing.assert_array_equal(s._c_xr[:p].astype(float), space.decision_features(s._c_choices[:p]))
+    # The cached posterior means are those of a fresh fit to the standardised, clipped rewards.
+    t = s._targets(s._rewards[:n])
+    alpha = np.linalg.solve(k, (t - t.mean()) / t.std())
+    np.testing.assert_allclose(s._c_mean[:p], kr @ alpha, atol=1e-7)
 
 
 @pytest.mark.parametrize("options", [{}, {"pool": 50, "random_pool": 10}, {"length_scale": None, "refit": 8}])
@@ -77,3 +84,30 @@ def test_bad_options_are_refused() -> None:
         PredictorEvolution(CellSpace(), pool=0, random_pool=0, neighbours=0)
     with pytest.raises(ValueError):
         PredictorEvolution(CellSpace(), far_neighbours=-1)
+
+
+def test_binary_check_and_float64_fallback() -> None:
+    from nasforge.strategy.predictor import _binary
+
+    x = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    assert _binary(x, (x * x).sum(1))
+    for bad in (x * 0.5, x * 2.0, x - 1.0):
+        assert not _binary(bad, (bad * bad).sum(1))
+
+
+class _ScaledCells(CellSpace):
+    """Cell features that are not 0/1: the cache must keep them in float64."""
+
+    def decision_features(self, choices):
+        return 0.7 * super().decision_features(choices)
+
+
+def test_non_binary_features_stay_exact() -> None:
+    space = _ScaledCells()
+    s = PredictorEvolution(space, seed=1, init=8)
+    _run(s, space, 30)
+    n, p = s._n, s._p
+    assert s._c_xt.dtype == np.float64
+    kr, q = s._cross(s._c_xt[:, :p].T, s._c_x2[:p])
+    np.testing.assert_allclose(s._c_kt[:n, :p].T, kr, atol=1e-10)
+    np.testing.assert_allclose(s._c_q[:p], q, atol=1e-8)

@@ -3,8 +3,11 @@
 Each run is a direct ask/tell loop over a TabularEvaluator (no SQLite study: a table look-up takes
 microseconds, so anything heavier would measure the store, not the search). A run returns the
 report value of its best architecture by signal (the first found on ties), the queries and
-simulated seconds it used, its best-so-far curve and the framework's own time. Optuna's TPE and
+simulated seconds it used, its best-so-far curve and the framework's own time (wall clock, and
+the process's CPU time, which other jobs on a shared machine inflate less). Optuna's TPE and
 random samplers run as peers over the same decisions, budget and seeds when optuna is installed.
+The strategies take turns seed by seed (seed 0 of each, then seed 1 of each, ...), so that their
+times per query are measured under the same conditions even when the machine's load changes.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class RunResult:
     seconds: float
     framework_s: float  # wall time of the loop: strategy, look-ups and bookkeeping
     curve: list[float] = field(default_factory=list)  # best-so-far report value after each query
+    cpu_s: float = 0.0  # CPU time of the same loop
 
 
 @dataclass
@@ -113,6 +117,11 @@ class StrategyResult:
         queries = sum(r.queries for r in self.runs)
         return 1e6 * sum(r.framework_s for r in self.runs) / max(1, queries)
 
+    @property
+    def cpu_us_per_query(self) -> float:
+        queries = sum(r.queries for r in self.runs)
+        return 1e6 * sum(r.cpu_s for r in self.runs) / max(1, queries)
+
     def mean_curve(self) -> np.ndarray:
         """Mean best-so-far against queries; a run that stopped early keeps its final value."""
         curves = [r.curve for r in self.runs if r.curve]
@@ -137,11 +146,11 @@ class _Tracker:
         if new:
             self.curve.append(float(self.bench.report_values[self.row]) if self.row is not None else math.nan)
 
-    def result(self, seed: int, evaluator: TabularEvaluator, framework_s: float) -> RunResult:
+    def result(self, seed: int, evaluator: TabularEvaluator, framework_s: float, cpu_s: float = 0.0) -> RunResult:
         row = self.row
         return RunResult(
             seed, None if row is None else float(self.bench.report_values[row]), None if row is None else float(self.bench.signal[row]),
-            None if row is None else self.bench.table.archs[row], evaluator.queries, evaluator.seconds, framework_s, self.curve,
+            None if row is None else self.bench.table.archs[row], evaluator.queries, evaluator.seconds, framework_s, self.curve, cpu_s,
         )
 
 
@@ -159,7 +168,7 @@ def run_once(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Bud
         return run_optuna(name, bench, space, budget, seed)
     evaluator = TabularEvaluator(bench, space, budget)
     tracker = _Tracker(bench)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     strategy = make_strategy(name, space, seed)
     trials: dict[str, int] = {}  # arch -> trial id, so a repeat is told under its first id
     repeats = 0
@@ -169,11 +178,10 @@ def run_once(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Bud
             break  # every result is told at once here, so None means the strategy is done
         answer = evaluator.query(candidate.genome)
         tracker.seen(answer.row, answer.new)
-        arch = space.to_json(candidate.genome)
         repeats = 0 if answer.new else repeats + 1
-        trial = trials.setdefault(arch, len(trials) + 1)
+        trial = trials.setdefault(answer.arch, len(trials) + 1)
         strategy.tell(trial, candidate, answer.reward)
-    return tracker.result(seed, evaluator, time.perf_counter() - start)
+    return tracker.result(seed, evaluator, time.perf_counter() - start, time.process_time() - cpu)
 
 
 @dataclass
@@ -188,6 +196,7 @@ class BenchReport:
             "strategies": {
                 name: {"mean": r.mean, "std": r.std, "runs": len(r.runs), "mean_queries": r.mean_queries,
                        "values": [run.value for run in r.runs], "us_per_query": r.us_per_query,
+                       "cpu_us_per_query": r.cpu_us_per_query,
                        "mean_seconds": float(np.mean([run.seconds for run in r.runs]))}
                 for name, r in self.results.items()
             },
@@ -214,18 +223,24 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     for arch in bench.table.archs[:1]:
         space.from_json(arch)
     budget = Budget(settings.queries, settings.seconds)
-    results: dict[str, StrategyResult] = {}
     skipped: dict[str, str] = {}
+    names = []
     for name in settings.strategies:
         if name in PEERS and not optuna_available():
             skipped[name] = "optuna is not installed (pip install 'nasforge[bench]')"
             if progress:
                 progress(f"{name}: skipped, {skipped[name]}")
-            continue
-        started = time.perf_counter()
-        runs = [run_once(name, bench, space, budget, settings.seed + r) for r in range(settings.runs)]
-        results[name] = StrategyResult(name, runs)
-        if progress:
-            r = results[name]
-            progress(f"{name}: {r.mean:.2f} ± {r.std:.2f} over {len(runs)} runs ({time.perf_counter() - started:.1f}s)")
+        else:
+            names.append(name)
+    runs: dict[str, list[RunResult]] = {name: [] for name in names}
+    elapsed = dict.fromkeys(names, 0.0)
+    for r in range(settings.runs):  # seed by seed, every strategy in turn (see the module's docstring)
+        for name in names:
+            started = time.perf_counter()
+            runs[name].append(run_once(name, bench, space, budget, settings.seed + r))
+            elapsed[name] += time.perf_counter() - started
+    results = {name: StrategyResult(name, runs[name]) for name in names}
+    if progress:
+        for name, res in results.items():
+            progress(f"{name}: {res.mean:.2f} ± {res.std:.2f} over {len(res.runs)} runs ({elapsed[name]:.1f}s)")
     return BenchReport(settings, results, bench.ceiling(), skipped)

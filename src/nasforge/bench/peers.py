@@ -21,7 +21,7 @@ def run_optuna(name: str, bench: TabularBenchmark, space: SearchSpace, budget: B
     sizes = decision_sizes(space, name)
     evaluator = TabularEvaluator(bench, space, budget)
     tracker = _Tracker(bench)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     sampler = optuna.samplers.TPESampler(seed=seed) if name == "tpe" else optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     repeats = 0
@@ -35,4 +35,4 @@ def run_optuna(name: str, bench: TabularBenchmark, space: SearchSpace, budget: B
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(trial, answer.reward)
-    return tracker.result(seed, evaluator, time.perf_counter() - start)
+    return tracker.result(seed, evaluator, time.perf_counter() - start, time.process_time() - cpu)

@@ -15,13 +15,13 @@ def format_table(report: BenchReport, published: str = "auto") -> str:
     budget = " and ".join(x for x in (f"{s.queries} queries" if s.queries else "", f"{s.seconds:g} simulated s" if s.seconds else "") if x)
     lines = [
         f"table {s.table}: signal {s.signal}, report {s.report}, budget {budget}, {s.runs} runs from seed {s.seed}",
-        f"{'strategy':<15} {'mean ± std':>16} {'runs':>5} {'queries':>8} {'sim. s':>8} {'us/query':>9}"
+        f"{'strategy':<15} {'mean ± std':>16} {'runs':>5} {'queries':>8} {'sim. s':>8} {'us/query':>9} {'cpu us/q':>9}"
         + (f"   {'published (' + pub_name + ')':<28} {'inside':>6}" if pub else ""),
     ]
     lines.append("-" * len(lines[-1]))
     for name, r in report.results.items():
         row = (f"{name:<15} {f'{r.mean:.2f} ± {r.std:.2f}':>16} {len(r.runs):>5} {r.mean_queries:>8.1f} "
-               f"{sum(x.seconds for x in r.runs) / len(r.runs):>8.0f} {r.us_per_query:>9.1f}")
+               f"{sum(x.seconds for x in r.runs) / len(r.runs):>8.0f} {r.us_per_query:>9.1f} {r.cpu_us_per_query:>9.1f}")
         if pub:
             ref = pub.get(name)
             if ref and ref[1] is not None:
@@ -31,7 +31,14 @@ def format_table(report: BenchReport, published: str = "auto") -> str:
     if pub:
         for name, (mean, std) in pub.items():
             if name not in report.results and std is not None:
-                lines.append(f"{name:<15} {'(not run)':>16} {'':>5} {'':>8} {'':>8} {'':>9}   {f'{mean:.2f} ± {std:.2f}':<28}")
+                lines.append(f"{name:<15} {'(not run)':>16} {'':>5} {'':>8} {'':>8} {'':>9} {'':>9}   {f'{mean:.2f} ± {std:.2f}':<28}")
+    peer = report.results.get("tpe")
+    if peer is not None:
+        ours = [(name, r) for name, r in report.results.items() if name not in ("tpe", "optuna-random")]
+        if ours:
+            lines.append("time per query, tpe's / ours (wall, cpu): " + ", ".join(
+                f"{name} {peer.us_per_query / max(r.us_per_query, 1e-9):.1f}x, {peer.cpu_us_per_query / max(r.cpu_us_per_query, 1e-9):.1f}x"
+                for name, r in ours))
     ceiling = f"ceiling (best-signal cell, mean over ties): {report.ceiling:.2f}"
     if pub and "optimum" in pub:
         ceiling += f"; optimum of the space (published): {pub['optimum'][0]:.2f}"

@@ -189,6 +189,7 @@ class Answer:
     reward: float | None
     cost: float
     new: bool
+    arch: str = ""  # the genome's table key, so callers need not compute it again
 
 
 @dataclass
@@ -221,11 +222,11 @@ class TabularEvaluator(Evaluator):
         arch = self._arch(genome)
         seen = self._seen.get(arch)
         if seen is not None:
-            return Answer(seen.row, seen.reward, 0.0, False)
+            return Answer(seen.row, seen.reward, 0.0, False, arch)
         row = self.bench.row(arch)
         cost = 0.0 if row is None or self.bench.costs is None else float(self.bench.costs[row])
         reward = None if row is None or math.isnan(self.bench.signal[row]) else float(self.bench.signal[row])
-        answer = Answer(row, reward, cost, True)
+        answer = Answer(row, reward, cost, True, arch)
         self._seen[arch] = answer
         self.queries += 1
         self.seconds += cost

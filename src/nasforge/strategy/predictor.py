@@ -12,7 +12,10 @@ encoding for the cell space) is fitted to every architecture evaluated so far. E
   its cost): `pool` mutants (1..`max_edits` random edits) of the best `parents`, plus
   `random_pool` uniform samples,
 
-and returns the unseen candidate with the highest upper confidence bound `mean + kappa * std`.
+and returns the unseen candidate with the highest upper confidence bound `mean + kappa * std`
+(in standardised units). kappa = 3 was chosen on NAS-Bench-201 seeds 1000-1199 (both CIFAR-10 and
+CIFAR-100 improved over 2: the misses are runs stuck in a 2-edit local optimum, and a wider bonus
+explores out of them more often); a stagnation escape rule was tried and bought nothing.
 
 Rewards below the `clip_quantile` of those seen are raised to it before fitting: the search only
 needs the surrogate to be right near the top, and a few broken architectures (10% accuracy) would
@@ -22,8 +25,14 @@ Speed. The framework's own time per query matters when evaluations are cheap (ta
 benchmarks), so nothing is refitted from scratch: with a fixed length scale the kernel matrix
 only grows, and each evaluated architecture updates the inverse kernel matrix by a block
 (rank-one) step, O(n^2), and each cached candidate's kernel row and quadratic form
-`k^T K^-1 k` (hence its posterior variance) by one column, O(candidates * n). An ask then costs
-two matrix-vector products for the cache, plus the exact posterior of the small fresh pool. With
+`k^T K^-1 k` (hence its posterior variance) by one column, O(candidates * n), in the same pass
+over the kernel rows that refreshes the cached posterior means; an ask then only adds the UCB
+bonus and takes the arg-max (plus the exact posterior of the small fresh pool, if any). Beyond
+the asymptotics, per-query numpy overhead is what counts at ~100 queries: the cache keeps its
+features transposed (a new member's kernel column reads only the rows of its non-zero features;
+0/1 features are stored in float32, where their dot products stay exact), a cached candidate's
+kernel row against the members is reused when it is evaluated, ranks and quantiles come from a
+sorted list, and known candidates are filtered through a look-up table of codes. With
 `length_scale=None` the length scale is picked by marginal likelihood from a grid, and everything
 is rebuilt every `refit` evaluations (every 16 by default in that mode).
 
@@ -34,6 +43,8 @@ loading replays those updates and a resumed study proposes exactly what an unint
 
 from __future__ import annotations
 
+import bisect
+import math
 from typing import Any
 
 import numpy as np
@@ -44,6 +55,10 @@ from .decisions import decision_sizes, encode_or_none
 
 GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 MAX_FAR = 4096  # two-edit neighbourhoods larger than this are not enumerated
+# Initial capacities (rows) of the members' and the cache's arrays: growing them copies everything,
+# so they start large enough for a tabular run (~100 queries, a few thousand cached candidates).
+MEMBER_CAP, CACHE_CAP = 128, 2048
+KNOWN_TABLE = 1 << 20  # spaces of at most this many choice vectors get a look-up table of known codes
 
 
 def _sq_dist(a: np.ndarray, a2: np.ndarray, b: np.ndarray, b2: np.ndarray) -> np.ndarray:
@@ -67,9 +82,17 @@ def _grown(array: np.ndarray, rows: int, cols: int | None = None) -> np.ndarray:
     return out
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    """np.quantile's default (linear) quantile, without its overhead: this runs on every ask."""
-    ordered = np.sort(values)
+def _binary(x: np.ndarray, x2: np.ndarray) -> bool:
+    """Whether x (with squared row norms x2) is all 0s and 1s: in [0, 1], x^2 = x only there.
+    Dot products of such rows are exact in float32 (for fewer than 2**24 features)."""
+    return x.shape[1] < 1 << 24 and x.min() >= 0.0 and x.max() <= 1.0 and x.sum() == x2.sum()
+
+
+def _quantile(values: np.ndarray, q: float, ordered: list[float] | None = None) -> float:
+    """np.quantile's default (linear) quantile, without its overhead: this runs on every tell.
+    `ordered`, when given, is `values` already sorted."""
+    if ordered is None:
+        ordered = np.sort(values)
     pos = q * (len(ordered) - 1)
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
@@ -103,7 +126,7 @@ class PredictorEvolution(Strategy):
         pool: int = 0,
         random_pool: int = 0,
         max_edits: int = 3,
-        kappa: float = 2.0,
+        kappa: float = 3.0,
         length_scale: float | None = 4.0,
         noise: float = 1e-2,
         clip_quantile: float = 0.5,
@@ -159,20 +182,36 @@ class PredictorEvolution(Strategy):
         self._rewards, self._trials = np.zeros(0), np.zeros(0, dtype=np.int64)
         self._choices = np.zeros((0, d), dtype=np.int64)
         self._member_codes: dict[Any, int] = {}
+        self._sorted: list[float] = []  # the members' rewards, ascending (ranks and quantiles)
         # The neighbourhood cache: candidates, their features, kernel rows against the GP's
         # members, quadratic forms k^T K^-1 k, parent trials, and 0 (alive) or -inf (evaluated).
+        # Features and kernel rows are stored transposed (one row per feature, one row per member),
+        # so a new member's kernel column is one contiguous row, computed from only the rows of its
+        # non-zero features.
         self._p = 0
         self._c_choices = np.zeros((0, d), dtype=np.int64)
-        self._c_x, self._c_x2, self._c_k, self._c_q = np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros(0)
+        self._c_xt, self._c_x2, self._c_kt, self._c_q = np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros(0)
+        self._c_xr = np.zeros((0, 0))  # the features once more, a row per candidate (a new member's)
         self._c_dead = np.zeros(0)
         self._c_parent = np.zeros(0, dtype=np.int64)
+        # Once the random start is over: K^-1 times the standardised targets, and the cache's
+        # posterior means k^T alpha, brought up to date by each tell (in the same pass over the
+        # kernel rows as the variance update) so that an ask only adds the UCB bonus.
+        self._alpha: np.ndarray | None = None
+        self._c_mean = np.zeros(0)
         self._c_index: dict[Any, int] = {}
+        # Codes cached or evaluated (the keys of both dicts above) as a flat table, so a batch of
+        # candidates is filtered in one numpy step; None for large spaces (the dicts do it then).
+        total = int(np.prod(self.sizes)) if self._radix is not None else 0
+        self._known = np.zeros(total, dtype=bool) if 0 < total <= KNOWN_TABLE else None
         self._memo: dict[Any, tuple[np.ndarray, float]] = {}  # features of the last fresh proposal
 
-    def _codes_of(self, rows: np.ndarray) -> np.ndarray:
+    def _codes_of(self, rows: np.ndarray) -> list[Any]:
+        """One hashable code per choice vector: Python ints (mixed radix) when they fit, else bytes.
+        Plain Python objects, not numpy scalars: they are hashed in dict look-ups on every query."""
         if self._radix is not None:
-            return rows @ self._radix
-        return np.array([row.tobytes() for row in rows], dtype=object)
+            return (rows @ self._radix).tolist()
+        return [row.tobytes() for row in rows]
 
     def _kernel(self, d2: np.ndarray) -> np.ndarray:
         return np.exp(d2 * (-0.5 / (self.length_scale * self.length_scale)))
@@ -188,26 +227,41 @@ class PredictorEvolution(Strategy):
         t *= c
         return np.exp(t, out=t)
 
+    def _cache_column(self, v: np.ndarray, v2: float, out: np.ndarray) -> np.ndarray:
+        """k(cached candidates, v): `_column` over the cache, reading only v's non-zero features
+        (a handful of the cell space's 130: one-hot ops and live paths). For 0/1 features the dot
+        products are exact integers either way, so this is bit-identical to the full product."""
+        p = self._p
+        nz = np.flatnonzero(v)
+        c = 0.5 / (self.length_scale * self.length_scale)
+        t = np.matmul(v[nz].astype(self._c_xt.dtype), self._c_xt[nz, :p], out=out)
+        t *= 2.0
+        t -= self._c_x2[:p]
+        t -= v2
+        np.minimum(t, 0.0, out=t)
+        t *= c
+        return np.exp(t, out=t)
+
     def _features(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(self.space.decision_features(rows), dtype=float)
         return x, (x * x).sum(1)
 
     def _grow_members(self, width: int) -> None:
-        cap = max(16, 2 * len(self._rewards))
+        cap = max(MEMBER_CAP, 2 * len(self._rewards))
         old = self._n
         self._x = _grown(np.zeros((0, width)) if old == 0 else self._x, cap)
         self._x2, self._rewards, self._trials, self._choices = (
             _grown(a, cap) for a in (self._x2, self._rewards, self._trials, self._choices))
         self._kinv = _grown(self._kinv, cap, cap)
         if self._p:
-            self._c_k = _grown(self._c_k, len(self._c_k), cap)
+            self._c_kt = _grown(self._c_kt, cap, self._c_kt.shape[1])
 
     def _gp_add(self, choices: np.ndarray, reward: float, trial: int) -> None:
         """One evaluated architecture into the GP and the cache (block update of K^-1)."""
-        code = self._codes_of(choices[None, :])[0]
+        code = int(choices @ self._radix) if self._radix is not None else choices.tobytes()
         at = self._c_index.get(code)
         if at is not None:  # the same features as computing them again: exact 0/1-style values
-            v, v2 = self._c_x[at], float(self._c_x2[at])
+            v, v2 = self._c_xr[at].astype(float), float(self._c_x2[at])
         elif code in self._memo:
             v, v2 = self._memo[code]
         else:
@@ -217,7 +271,8 @@ class PredictorEvolution(Strategy):
         n = self._n
         if n == len(self._rewards):
             self._grow_members(len(v))
-        k = self._column(self._x[:n], self._x2[:n], v, v2)
+        # k(members, v): a cached candidate has it already, as its kernel row.
+        k = self._c_kt[:n, at] if at is not None else self._column(self._x[:n], self._x2[:n], v, v2)
         kinv = self._kinv[:n, :n]
         b = kinv @ k
         s = 1.0 + self.noise - k @ b
@@ -227,17 +282,24 @@ class PredictorEvolution(Strategy):
         self._kinv[n, n] = 1.0 / s
         self._x[n], self._x2[n] = v, v2
         self._rewards[n], self._trials[n], self._choices[n] = reward, trial, choices
+        rank = n - bisect.bisect_left(self._sorted, reward)  # members before it with at least its reward
+        bisect.insort(self._sorted, reward)
+        alpha = self._alpha = self._alpha_of(n + 1) if n + 1 >= self.init else None
         p = self._p
         if p:
-            kc = self._column(self._c_x[:p], self._c_x2[:p], v, v2)
-            u = self._c_k[:p, :n] @ b
+            kc = self._cache_column(v, v2, out=self._c_kt[n, :p])
+            if alpha is None:
+                u = b @ self._c_kt[:n, :p]
+            else:  # one pass over the kernel rows (kc is row n now) for K^-1 k and the means
+                u, self._c_mean[:p] = np.concatenate((b, (0.0,), alpha)).reshape(2, n + 1) @ self._c_kt[:n + 1, :p]
             u -= kc
             u *= u
             u /= s
             self._c_q[:p] += u
-            self._c_k[:p, n] = kc
         self._n = n + 1
         self._member_codes[code] = n
+        if self._known is not None:
+            self._known[code] = True
         if at is not None:
             self._c_dead[at] = -np.inf
         if self.refit and self._n % self.refit == 0:
@@ -247,16 +309,16 @@ class PredictorEvolution(Strategy):
         # start nothing is cached, then the neighbourhoods of the top ones at once.
         if not self.neighbours or self._n < self.init:
             return
-        if self._n == self.init:
-            for rank, i in enumerate(np.argsort(-self._rewards[:self._n], kind="stable")[: self.neighbours]):
-                self._cache_neighbours(self._choices[i].copy(), int(self._trials[i]), rank < self.far_neighbours)
-        else:
-            rank = int((self._rewards[:n] >= reward).sum())
-            if rank < self.neighbours:
-                self._cache_neighbours(choices, trial, rank < self.far_neighbours)
+        far = self.far_neighbours
+        if self._n == self.init:  # one batch, in rank order
+            top = np.argsort(-self._rewards[:self._n], kind="stable")[: self.neighbours]
+            rows = [self._neighbour_rows(self._choices[i], r < far) for r, i in enumerate(top)]
+            self._cache_rows(np.concatenate(rows), np.repeat(self._trials[top], [len(r) for r in rows]))
+        elif rank < self.neighbours:
+            self._cache_rows(self._neighbour_rows(choices, rank < far), trial)
 
-    def _cache_neighbours(self, choices: np.ndarray, trial: int, far: bool = False) -> None:
-        """Every one-decision edit of `choices` (and every two-decision edit when `far`) into the cache."""
+    def _neighbour_rows(self, choices: np.ndarray, far: bool = False) -> np.ndarray:
+        """Every one-decision edit of `choices` (and every two-decision edit when `far`)."""
         rows = np.repeat(choices[None, :], len(self._nb_dec), axis=0)
         rows[self._nb_rows, self._nb_dec] = (choices[self._nb_dec] + self._nb_step) % self._nb_size
         if far and len(self._far):
@@ -266,32 +328,57 @@ class PredictorEvolution(Strategy):
                 e = self._far[:, k]
                 two[at, self._nb_dec[e]] = (choices[self._nb_dec[e]] + self._nb_step[e]) % self._nb_size[e]
             rows = np.concatenate([rows, two])
-        self._cache_rows(rows, trial)
+        return rows
 
-    def _cache_rows(self, rows: np.ndarray, trial: int) -> None:
-        codes = self._codes_of(rows)
-        keep, new = [], set()
-        for i, c in enumerate(codes):
-            if c not in self._c_index and c not in self._member_codes and c not in new:
-                keep.append(i)
-                new.add(c)
-        if not keep:
-            return
-        rows, codes = rows[keep], codes[keep]
+    def _cache_rows(self, rows: np.ndarray, trial: int | np.ndarray) -> None:
+        """Unseen, uncached rows into the cache; `trial`: their parent's trial (one, or one per row)."""
+        if self._known is not None:
+            # Unknown codes, first occurrences in order: what the loop below keeps, vectorised.
+            all_codes = rows @ self._radix
+            unknown = np.flatnonzero(~self._known[all_codes])
+            _, first = np.unique(all_codes[unknown], return_index=True)
+            keep = unknown[np.sort(first)]
+            if not len(keep):
+                return
+            codes = all_codes[keep]
+            self._known[codes] = True
+            codes = codes.tolist()
+        else:
+            keep, codes, new = [], [], set()
+            for i, c in enumerate(self._codes_of(rows)):
+                if c not in self._c_index and c not in self._member_codes and c not in new:
+                    keep.append(i)
+                    codes.append(c)
+                    new.add(c)
+            if not keep:
+                return
+        rows = rows[keep]
+        if not np.isscalar(trial):
+            trial = np.asarray(trial)[keep]
         x, x2 = self._features(rows)
         kr, q = self._cross(x, x2)
         p, m, n = self._p, len(rows), self._n
+        if p == 0 or self._c_xt.dtype == np.float32:
+            # 0/1 features are stored in float32, where their dot products are still exact: half
+            # the memory traffic of the largest array. Anything else turns the store to float64.
+            dtype = np.float32 if _binary(x, x2) else np.float64
+            if p == 0:
+                self._c_xt, self._c_xr = np.zeros((x.shape[1], 0), dtype=dtype), np.zeros((0, x.shape[1]), dtype=dtype)
+            elif dtype != self._c_xt.dtype:
+                self._c_xt, self._c_xr = self._c_xt.astype(dtype), self._c_xr.astype(dtype)
         if p + m > len(self._c_q):
-            cap = max(p + m, 2 * len(self._c_q), 64)
-            self._c_x = _grown(np.zeros((0, x.shape[1])) if p == 0 else self._c_x, cap)
-            self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent = (
-                _grown(a, cap) for a in (self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent))
-            self._c_k = _grown(self._c_k, cap, len(self._rewards))
-        self._c_choices[p:p + m], self._c_x[p:p + m], self._c_x2[p:p + m] = rows, x, x2
-        self._c_k[p:p + m, :n], self._c_q[p:p + m] = kr, q
+            cap = max(p + m, 2 * len(self._c_q), CACHE_CAP)
+            self._c_xt, self._c_xr = _grown(self._c_xt, x.shape[1], cap), _grown(self._c_xr, cap)
+            self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent, self._c_mean = (
+                _grown(a, cap) for a in (self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent, self._c_mean))
+            self._c_kt = _grown(self._c_kt, len(self._rewards), cap)
+        self._c_choices[p:p + m], self._c_x2[p:p + m] = rows, x2
+        self._c_xt[:, p:p + m], self._c_xr[p:p + m] = x.T, x
+        self._c_kt[:n, p:p + m], self._c_q[p:p + m] = kr.T, q
+        if self._alpha is not None:
+            self._c_mean[p:p + m] = kr @ self._alpha
         self._c_dead[p:p + m], self._c_parent[p:p + m] = 0.0, trial
-        for i, c in enumerate(codes):
-            self._c_index[c] = p + i
+        self._c_index.update(zip(codes, range(p, p + m)))
         self._p = p + m
 
     def _cross(self, x: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +398,12 @@ class PredictorEvolution(Strategy):
         self._kinv[:n, :n] = chol_inv.T @ chol_inv
         p = self._p
         if p:
-            self._c_k[:p, :n], self._c_q[:p] = self._cross(self._c_x[:p], self._c_x2[:p])
+            kr, self._c_q[:p] = self._cross(self._c_xt[:, :p].T, self._c_x2[:p])
+            self._c_kt[:n, :p] = kr.T
+        if self._alpha is not None:
+            self._alpha = self._alpha_of(n)
+            if p:
+                self._c_mean[:p] = self._alpha @ self._c_kt[:n, :p]
 
     # -- asking --------------------------------------------------------------------------------
     def _random_choices(self, n: int) -> np.ndarray:
@@ -333,11 +425,7 @@ class PredictorEvolution(Strategy):
         n = self._n
         if n < self.init:
             return self._fresh_random()
-        t = self._targets(self._rewards[:n])
-        mu, sd = t.mean(), t.std() or 1.0
-        t -= mu
-        t /= sd
-        alpha = self._kinv[:n, :n] @ t
+        alpha = self._alpha
         # The fresh pool: mutants of the best members and uniform samples, unseen and not cached.
         rows = None
         if self.pool:
@@ -351,17 +439,17 @@ class PredictorEvolution(Strategy):
             trials = minus if not self.pool else np.concatenate([trials, minus])
         fresh = 0
         if rows is not None:
-            codes = self._codes_of(rows)
-            _, first = np.unique(codes, return_index=True)
-            first.sort()
-            keep = [i for i in first if codes[i] not in self._member_codes and codes[i] not in self._c_index]
+            firsts: dict[Any, int] = {}
+            for i, c in enumerate(self._codes_of(rows)):
+                firsts.setdefault(c, i)
+            keep = [i for c, i in firsts.items() if c not in self._member_codes and c not in self._c_index]
             rows, trials, fresh = rows[keep], trials[keep], len(keep)
         # Scores: UCB in standardised units (the same order as in reward units); cache first.
         parts = []
         p = self._p
         if p:
-            score = self._c_k[:p, :n] @ alpha
-            score += self._ucb_bonus(self._c_q[:p])
+            score = self._ucb_bonus(self._c_q[:p])
+            score += self._c_mean[:p]
             score += self._c_dead[:p]
             parts.append(score)
         if fresh:
@@ -389,8 +477,18 @@ class PredictorEvolution(Strategy):
                 self.pending.add(key)
                 if i >= p:  # keep a fresh row's features for its tell
                     self._memo[self._codes_of(choices[None, :])[0]] = (x[j], float(x2[j]))
-                return Candidate(genome, (parent,) if parent >= 0 else (), "predicted")
+                # The key rides along to `tell`, which then need not recompute it.
+                return Candidate(genome, (parent,) if parent >= 0 else (), "predicted", {"key": key, "genome": genome})
         return self._fresh_random()
+
+    def _alpha_of(self, n: int) -> np.ndarray:
+        """K^-1 times the standardised targets of the first n members."""
+        t = self._targets(self._rewards[:n], self._sorted)
+        # t.mean() and t.std() spelled out (the same operations, hence the same bits, without
+        # their Python overhead).
+        t -= t.sum() / n
+        t /= math.sqrt((t * t).sum() / n) or 1.0
+        return self._kinv[:n, :n] @ t
 
     def _ucb_bonus(self, q: np.ndarray) -> np.ndarray:
         """kappa * posterior std, both in standardised units, from the quadratic forms k^T K^-1 k."""
@@ -400,8 +498,8 @@ class PredictorEvolution(Strategy):
         v *= self.kappa
         return v
 
-    def _targets(self, rewards: np.ndarray) -> np.ndarray:
-        y = np.maximum(rewards, _quantile(rewards, self.clip_quantile))
+    def _targets(self, rewards: np.ndarray, ordered: list[float] | None = None) -> np.ndarray:
+        y = np.maximum(rewards, _quantile(rewards, self.clip_quantile, ordered))
         if self.target == "gap":
             # -log(distance to the best so far): stretches the top, where the search must choose.
             spread = y.max() - y.min() or 1.0
@@ -410,12 +508,15 @@ class PredictorEvolution(Strategy):
 
     def _fresh_random(self) -> Candidate:
         genome = self.space.sample(self.rng)
-        self.pending.add(self.space.key(genome))
-        return Candidate(genome, (), "random")
+        key = self.space.key(genome)
+        self.pending.add(key)
+        return Candidate(genome, (), "random", {"key": key, "genome": genome})
 
     # -- telling -------------------------------------------------------------------------------
     def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
-        key = self.space.key(candidate.genome)
+        info = candidate.info
+        ours = info.get("genome") is candidate.genome  # proposed by this strategy's ask, as it was
+        key = info["key"] if ours else self.space.key(candidate.genome)
         self.pending.discard(key)
         if key in self.seen:
             return
