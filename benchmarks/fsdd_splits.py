@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    training = TrainingOptions(epochs=8, batch_size=64, lr=3e-3, weight_decay=1e-4)
+    training = TrainingOptions(epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4)
     if args.run:
         store = Store.in_dir(args.run)
         config, final, info = store.get("config"), store.get("final"), store.get("space")
@@ -69,8 +69,9 @@ def main() -> None:
         start = time.process_time()
         torch.manual_seed(args.seed)
         model = space.build(genome)
+        # Train on every training recording (the search's validation speaker included), augmented as in the search.
         train(model, torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val]), training, args.seed,
-              epochs=args.epochs)
+              epochs=args.epochs, augment=data.augment)
         acc = score(model, data.x_test, data.y_test, data.num_classes)["accuracy"]
         results[split] = acc
         print(f"{split:>9}: test accuracy {acc:.4f} ({len(data.y_test)} recordings), {time.process_time() - start:.0f} CPU-s", flush=True)

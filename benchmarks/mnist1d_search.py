@@ -32,7 +32,8 @@ def run_search(strategy: str, seed: int, args: argparse.Namespace) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cpu, wall = time.process_time(), time.perf_counter()
     study = nasforge.search(dataset="mnist1d", strategy=strategy, trials=args.trials, epochs=args.epochs,
-                            final_epochs=args.final_epochs, seed=seed, out=str(out), progress=False)
+                            final_epochs=args.final_epochs, seed=seed, out=str(out), progress=False,
+                            inherit=args.inherit)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     best = study.best
     row = {"strategy": strategy, "seed": seed, "best_val": best.reward, "test": study.final["test"]["accuracy"],
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--final-epochs", type=int, default=60)
+    parser.add_argument("--inherit", action=argparse.BooleanOptionalAction, default=False,
+                        help="weight inheritance (nasforge's default for classifiers; off here, as in the README's table)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (CPU minutes are process CPU time)")
     parser.add_argument("--throughput-epochs", type=int, default=5)
     parser.add_argument("--out", default="runs/bench-mnist1d")

@@ -11,8 +11,10 @@ import torch
 
 from conftest import shared_data
 from nasforge.data import load_dataset
-from nasforge.data.audio import MelOptions, fit_length, load_fsdd, log_mel, read_wav
+from nasforge.data.audio import MelOptions, SpectrogramAugment, fit_length, gain_normalize, load_fsdd, log_mel, read_wav
+from nasforge.data.datasets import SourceOptions
 from nasforge.errors import DataError
+from nasforge.evaluate.trainer import TrainingOptions, train
 from nasforge.space import Layer, LayerGenome, LayerGraphSpace, plan_to_source
 
 FSDD = shared_data() / "fsdd" / "recordings"
@@ -61,6 +63,58 @@ def test_log_mel_matches_numpy_reference_on_a_tone() -> None:
     np.testing.assert_allclose(batch[0].numpy(), ours, atol=1e-5)
 
 
+def test_gain_normalize_removes_the_recording_level() -> None:
+    o = MelOptions(floor=1e-12)  # exact up to the absolute floor, which the quiet copy would reach
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / o.sample_rate
+    clip = (np.sin(2 * np.pi * 440 * t) * np.exp(-((t - 0.5) ** 2) / 0.02) + 0.001 * rng.standard_normal(8000)).astype(np.float32)
+    loud, quiet = (log_mel(torch.from_numpy(clip * g), o) for g in (0.5, 0.02))
+    assert (loud - quiet).abs().max() > 5  # raw log power differs by the gain (ln 25 = 3.2 nats and more at the floor)
+    a, b = gain_normalize(loud, 35.0), gain_normalize(quiet, 35.0)
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=0)
+    assert float(a.max()) == 0.0 and float(a.min()) == pytest.approx(-35 / (10 * np.log10(np.e)))
+
+
+def test_spectrogram_augment() -> None:
+    x = torch.randn(6, 1, 40, 51)
+    g = torch.Generator().manual_seed(0)
+    # Zero ranges are the identity (the resampling grid lands on the pixel centres).
+    torch.testing.assert_close(SpectrogramAugment(0.0, 0.0, 0.0)(x, g), x, atol=1e-4, rtol=0)
+    aug = SpectrogramAugment(shift=0.1, stretch=0.1, warp=0.1)
+    a = aug(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and not torch.allclose(a, x)
+    torch.testing.assert_close(a, aug(x, torch.Generator().manual_seed(1)))  # seeded: reproducible
+    # A pure time shift moves a click along the frames axis, per sample, and never along the bands.
+    click = torch.zeros(4, 40, 51)
+    click[:, 10, 25] = 1.0
+    shifted = SpectrogramAugment(shift=0.1, stretch=0.0, warp=0.0)(click, torch.Generator().manual_seed(2))
+    assert shifted.shape == click.shape  # 1-D layout: bands as channels
+    assert torch.all(shifted.sum(dim=2).argmax(dim=1) == 10)
+    assert shifted.sum(dim=1).argmax(dim=1).sub(25).abs().max() <= 6
+
+
+def test_trainer_applies_the_augment_to_training_batches_only() -> None:
+    x, y = torch.randn(40, 1, 6, 8), torch.arange(40) % 2
+    seen: list[int] = []
+
+    def identity(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        seen.append(len(batch))
+        torch.rand(3, generator=generator)  # draws from its own generator: batch order unchanged
+        return batch
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 2))
+
+    options = TrainingOptions(epochs=2, batch_size=16)
+    plain, hooked = model(), model()
+    train(plain, x, y, options, seed=3, validation=(x, y))
+    train(hooked, x, y, options, seed=3, validation=(x, y), augment=identity)
+    assert seen == [16, 16, 8] * 2
+    for p, q in zip(plain.parameters(), hooked.parameters()):
+        torch.testing.assert_close(p, q)
+
+
 def test_read_wav_and_fit_length(tmp_path) -> None:
     samples = (np.sin(np.arange(800) / 5) * 20000).astype("<i2")
     path = tmp_path / "3_alice_0.wav"
@@ -84,11 +138,19 @@ def test_read_wav_and_fit_length(tmp_path) -> None:
 @needs_fsdd
 def test_fsdd_splits() -> None:
     up = load_fsdd(FSDD)
-    assert up["x"].shape[1:] == (40, 101) and len(up["y_test"]) == 300 and len(up["y"]) == 2700
+    assert up["x"].shape[1:] == (40, 51) and len(up["y_test"]) == 300 and len(up["y"]) == 2700
     theo = load_fsdd(FSDD, split="speaker", held_out_speaker="theo")
     assert len(theo["y_test"]) == 500 and np.bincount(theo["y_test"]).tolist() == [50] * 10
     with pytest.raises(DataError, match="speakers"):
         load_fsdd(FSDD, split="speaker", held_out_speaker="nobody")
+    # Validation on a training speaker never trained on: "auto" is the next speaker after the held-out one.
+    val = load_fsdd(FSDD, split="speaker", held_out_speaker="theo", val_speaker="auto")
+    assert (len(val["y"]), len(val["y_val"]), len(val["y_test"])) == (2000, 500, 500)
+    np.testing.assert_array_equal(val["x_val"], load_fsdd(FSDD, split="speaker", held_out_speaker="yweweler")["x_test"])
+    with pytest.raises(DataError, match="training speakers"):
+        load_fsdd(FSDD, split="speaker", held_out_speaker="theo", val_speaker="theo")
+    # Gain-normalised features: every clip peaks at 0 and is clipped top_db below.
+    assert np.allclose(up["x"].max(axis=(1, 2)), 0) and up["x"].min() >= -35 / (10 * np.log10(np.e)) - 1e-5
 
 
 def _check_space(space: LayerGraphSpace, batch: torch.Tensor, seed: int, n: int) -> set[str]:
@@ -112,7 +174,11 @@ def _check_space(space: LayerGraphSpace, batch: torch.Tensor, seed: int, n: int)
 def test_every_audio_genome_runs_on_real_spectrograms(layout: str) -> None:
     torch.manual_seed(0)
     data = load_dataset(f"fsdd:{FSDD}", layout=layout)
-    assert data.input_shape == ((1, 40, 101) if layout == "nhw" else (40, 101))
+    assert data.input_shape == ((1, 40, 51) if layout == "nhw" else (40, 51))
+    assert isinstance(data.augment, SpectrogramAugment)
+    assert data.augment(data.x_train[:3], torch.Generator().manual_seed(0)).shape == data.x_train[:3].shape
+    plain = load_dataset(f"fsdd:{FSDD}", layout=layout, options=SourceOptions("speaker", "theo", val_speaker=None, augment=False))
+    assert plain.augment is None and len(plain.y_test) == 500 and len(plain.y_val) == 500  # a random 20% of 2,500
     space = LayerGraphSpace(data.input_shape, data.num_classes)
     kinds = _check_space(space, data.x_train[:3], seed=1, n=12)
     assert "multiscale" in kinds

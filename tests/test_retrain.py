@@ -16,7 +16,7 @@ def test_retrain_uses_the_genomes_own_hyperparameters(digits, monkeypatch) -> No
     genome = space.sample(np.random.default_rng(0))
     ev = TrainingEvaluator(space, digits, TrainingOptions(epochs=1, lr=0.5, batch_size=128, weight_decay=0.0))
     seen = []
-    monkeypatch.setattr(evaluator_module, "train", lambda model, x, y, training, seed, epochs: seen.append(training))
+    monkeypatch.setattr(evaluator_module, "train", lambda model, x, y, training, seed, epochs, **kw: seen.append(training))
 
     torch.manual_seed(0)
     ev.retrain(space.build(genome), seed=0, epochs=1, genome=genome)

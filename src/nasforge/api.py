@@ -63,7 +63,8 @@ def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
         return load_char_corpus(path, held_out=0.1, name=d.name)
     return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
                         label_column=d.label_column, layout=d.layout,
-                        options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir))
+                        options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
+                                              val_speaker=d.val_speaker, augment=d.augment))
 
 
 def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
@@ -121,7 +122,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
         return space
     if isinstance(data, CharCorpus):
         raise ConfigError("prescreen.proxy: zero-cost proxies score classifiers; not available for language models")
-    return ProxyScreenedSpace(space, data.x_train[:128], p.proxy, p.pool)
+    return ProxyScreenedSpace(space, data.x_train[:128], p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
@@ -159,9 +160,17 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, progress=config.progress, callbacks=callbacks,
         executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
-        halving=halving, inherit=t.inherit, finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
+        halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
     )
+
+
+def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:
+    """Weight inheritance unless the config says otherwise, wherever it is built for: children of
+    trained classifiers (measured on MNIST-1D: the same accuracy for 0.63x the CPU alone, +2 points
+    with halving and the pre-screen; README "Cheaper evaluation"). Strategies that make no children
+    (random search) are unaffected either way."""
+    return isinstance(evaluator, TrainingEvaluator) if inherit is None else inherit
 
 
 def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:

@@ -30,6 +30,9 @@ class DatasetConfig(_Strict):
     split_seed: int = 0
     split: Literal["upstream", "speaker"] = Field("upstream", description="fsdd: test on takes 0-4 (upstream) or on one speaker")
     held_out_speaker: str = Field("theo", min_length=1, description="fsdd: the test speaker of split 'speaker'")
+    val_speaker: str | None = Field("auto", min_length=1, description="fsdd, split 'speaker': the validation speaker ('auto': the "
+                                    "next one after the test speaker in sorted order); unset: a random fraction of the training speakers")
+    augment: bool = Field(True, description="fsdd: random time shift and stretch of training spectrograms")
     image_size: int = Field(32, ge=4, le=1024, description="image folders: pictures are resized to this many pixels square")
     max_length: int | None = Field(None, ge=1, le=100000, description="text: tokens kept per sentence (default 64); "
                                    "language models: context length of training and scoring (default 128)")
@@ -74,7 +77,8 @@ class TrainingConfig(_Strict):
     cosine: bool = True
     trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
     final_epochs: int | None = Field(None, ge=1, le=100000, description="retrain the best genome this long at the end")
-    inherit: bool = Field(False, description="children start from their parent's trained weights (Lamarckian)")
+    inherit: bool | None = Field(None, description="children start from their parent's trained weights (Lamarckian); "
+                                 "unset: on for trained classifiers, off for language models")
     finetune_epochs: int = Field(2, ge=1, le=100000, description="epochs of a child that inherited weights")
     early_stop: Literal["none", "median"] = Field("none", description="median stopping rule against earlier trials")
     early_stop_min_trials: int = Field(5, ge=1, description="trials needed at an epoch before the median rule applies")
@@ -91,7 +95,11 @@ class FidelityConfig(_Strict):
 
 class PrescreenConfig(_Strict):
     proxy: Literal["none", "synflow", "naswot"] = "none"
-    pool: int = Field(10, ge=2, le=10000, description="candidates scored per candidate trained")
+    pool: int = Field(5, ge=2, le=10000, description="candidates scored per candidate trained")
+    sample_pool: int | None = Field(None, ge=1, le=10000, description="candidates scored per random sample "
+                                    "(initial populations, random search); unset: pool; 1: samples are not screened")
+    cap: Literal["none", "params", "flops"] = Field("params", description="only candidates no larger than the pool's "
+                                                    "median in this measure compete (proxies favour big, slow networks)")
 
 
 class BudgetConfig(_Strict):
@@ -354,6 +362,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "layout": ("dataset.layout", str, "axis layout of .npz x: auto, nchw, nhw, ncl, nl (fsdd: nhw 2-D, ncl 1-D over time)"),
     "split": ("dataset.split", str, "fsdd test split: upstream (takes 0-4) or speaker (--held-out-speaker)"),
     "held_out_speaker": ("dataset.held_out_speaker", str, "fsdd: speaker whose recordings are the test split"),
+    "val_speaker": ("dataset.val_speaker", str, "fsdd: validation speaker of split 'speaker' ('auto': the next after the test speaker)"),
+    "augment": ("dataset.augment", bool, "fsdd: random time shift and stretch of training spectrograms"),
     "image_size": ("dataset.image_size", int, "image folders: side in pixels pictures are resized to"),
     "max_length": ("dataset.max_length", int, "text: tokens per sentence; language models: context length"),
     "cache_dir": ("dataset.cache_dir", str, "fsdd: spectrogram cache folder"),
@@ -388,6 +398,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "rungs": ("fidelity.rungs", int, "number of successive-halving rungs"),
     "prescreen": ("prescreen.proxy", str, "zero-cost proxy that pre-screens candidates: none, synflow, naswot"),
     "prescreen_pool": ("prescreen.pool", int, "candidates scored by the proxy per candidate trained"),
+    "prescreen_sample_pool": ("prescreen.sample_pool", int, "candidates scored per random sample; 1: samples unscreened"),
+    "prescreen_cap": ("prescreen.cap", str, "pre-screen only among candidates no larger than the pool median: none, params, flops"),
     "min_blocks": ("space.min_blocks", int, "fewest blocks in a sampled network"),
     "max_blocks": ("space.max_blocks", int, "most blocks in a sampled network"),
     "max_layers": ("space.max_layers", int, "most components a genome may have"),

@@ -34,6 +34,9 @@ class Dataset:
     # inputs normalised the same way.
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
+    # A training-only per-batch transform, (x, generator) -> x, that the source provides (FSDD:
+    # SpectrogramAugment); the trainer applies it to every training batch, never to val / test.
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -47,6 +50,7 @@ class Dataset:
             "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes],
             "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
             "normalization": {"mean": self.mean, "std": self.std},
+            "augment": repr(self.augment) if self.augment is not None else None,
         }
 
 
@@ -80,12 +84,23 @@ class SourceOptions:
     image_size: int = 32
     max_length: int | None = None
     cache_dir: str | None = None
+    # fsdd: training speaker whose recordings are the validation split of split 'speaker' ("auto":
+    # the next speaker after the held-out one, in sorted order; None: a random val_fraction).
+    val_speaker: str | None = "auto"
+    # fsdd: random time shift / stretch and frequency warp of training batches (SpectrogramAugment).
+    augment: bool = True
 
 
 def _fsdd(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
     from .audio import load_fsdd
 
-    return load_fsdd(path, o.split, o.held_out_speaker, o.cache_dir)
+    return load_fsdd(path, o.split, o.held_out_speaker, o.cache_dir, val_speaker=o.val_speaker)
+
+
+def _fsdd_augment(o: SourceOptions) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+    from .audio import SpectrogramAugment
+
+    return SpectrogramAugment() if o.augment else None
 
 
 def _images(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
@@ -96,6 +111,9 @@ def _images(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
 
 # "SOURCE:PATH" -> arrays as a .npz would give them (then split and normalised the same way).
 SOURCES: dict[str, Callable[[str, SourceOptions], dict[str, np.ndarray]]] = {"fsdd": _fsdd, "images": _images}
+# Sources whose training batches are augmented: SOURCE -> the transform for these options.
+AUGMENTS: dict[str, Callable[[SourceOptions], Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None]] = {
+    "fsdd": _fsdd_augment}
 # "SOURCE:PATH" of token data: classification sources load as a TextDataset, language-model
 # sources as a CharCorpus (data/text.py), which a language-model evaluator trains on.
 TEXT_SOURCES = ("rt-polarity",)
@@ -295,4 +313,5 @@ def load_dataset(
         classes=classes.tolist(),
         mean=mean,
         std=std,
+        augment=AUGMENTS[kind](options) if kind in AUGMENTS else None,
     )

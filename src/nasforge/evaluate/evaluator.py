@@ -124,6 +124,7 @@ class TrainingEvaluator(Evaluator):
             outcome = train(
                 model, self.data.x_train, self.data.y_train, options, seed,
                 epochs=epochs or hp_epochs, validation=(self.data.x_val, self.data.y_val), prune_below=prune_below,
+                augment=self.data.augment,
             )
             metrics.update(score(model, self.data.x_val, self.data.y_val, self.data.num_classes))
         except TrialPruned as exc:
@@ -162,7 +163,7 @@ class TrainingEvaluator(Evaluator):
         genome's own lr / weight decay / batch size when it carries them, as in the search."""
         training = self._options(genome)[0] if genome is not None else self.training
         model.to(resolve_device(training.device))
-        train(model, self.data.x_train, self.data.y_train, training, seed, epochs=epochs)
+        train(model, self.data.x_train, self.data.y_train, training, seed, epochs=epochs, augment=self.data.augment)
         model.cpu()
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:

@@ -48,6 +48,8 @@ def _identity_init(module: nn.Module) -> bool:
 def inherit(space: SearchSpace, child_model: nn.Module, child: Genome, parent: Genome,
             parent_state: dict[str, torch.Tensor], identity_for_new: bool = True) -> Inherited:
     mapping = space.module_map(parent, child)  # child module name -> parent module name
+    if mapping is None:  # a space of fixed module names: a module inherits from its namesake
+        mapping = {name: name for name, _ in child_model.named_modules()}
     report = Inherited()
     target = child_model.state_dict()
     matched_modules = set()

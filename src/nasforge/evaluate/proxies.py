@@ -6,7 +6,9 @@
 - naswot (Mellor et al. 2021): log-determinant of the kernel of binary ReLU-activation codes of
   a mini-batch; networks that separate inputs well score high.
 
-Both are computed on a copy in float64 (synflow's products overflow float32 in deep nets).
+Both are computed on a copy unless the caller built the model only to be scored (`inplace`).
+synflow runs in float32 and is repeated in float64 only when float32 overflows (its products of
+absolute weights can, in deep nets); the log of the score is returned.
 """
 
 from __future__ import annotations
@@ -30,19 +32,32 @@ def _linearize(model: nn.Module) -> dict[str, torch.Tensor]:
     return signs
 
 
-def synflow(model: nn.Module, input_shape: tuple[int, ...], inplace: bool = False) -> float:
-    """`inplace` lets the proxy overwrite a model built only to be scored (saves a copy)."""
-    net = (model if inplace else copy.deepcopy(model)).double()
+def synflow(model: nn.Module, input_shape: tuple[int, ...], inplace: bool = False,
+            dtype: torch.dtype = torch.float32) -> float:
+    """`inplace` lets the proxy overwrite a model built only to be scored (saves a copy). Computed in
+    `dtype`, and again in float64 when that overflows (an infinite or NaN score)."""
+    value = _synflow(model if inplace else copy.deepcopy(model), input_shape, dtype)
+    if not math.isfinite(value) and dtype != torch.float64:
+        # Overflow (or underflow to 0) in float32. With `inplace` the weights are already |w|, and
+        # linearising is idempotent, so scoring the same model again gives the float64 score.
+        value = _synflow(model if inplace else copy.deepcopy(model), input_shape, torch.float64)
+    return value
+
+
+def _synflow(net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> float:
+    net = net.to(dtype)
     # BatchNorm in eval mode with its fresh statistics is an affine identity: what synflow assumes.
     net.eval()
     _linearize(net)
     net.zero_grad()
-    x = torch.ones((1, *input_shape), dtype=torch.float64)
+    x = torch.ones((1, *input_shape), dtype=dtype)
     net(x).sum().backward()
     total = 0.0
     for p in net.parameters():
         if p.grad is not None:
-            total += float((p.detach() * p.grad).abs().sum())
+            total += float((p.detach() * p.grad).abs().sum(dtype=torch.float64))
+    if not math.isfinite(total):
+        return math.nan
     return math.log(total) if total > 0 else -math.inf
 
 

@@ -78,13 +78,16 @@ def train(
     on_epoch: Callable[[int, float], None] | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     prune_below: dict[int, float] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> TrainingOutcome:
     """Train in place with AdamW (+ optional cosine schedule). Raises TrialFailure at the time
     limit and TrialPruned (with the partial curve) on NaN loss, divergence, or a validation accuracy
-    below `prune_below[epoch]`; `on_epoch(epoch, val_accuracy)` sees every epoch's score."""
+    below `prune_below[epoch]`; `on_epoch(epoch, val_accuracy)` sees every epoch's score.
+    `augment(batch, generator)`, when given (a dataset's `augment`), transforms every training
+    batch; it draws from its own seeded generator, so the batch order is the same with or without it."""
     outcome = TrainingOutcome()
     try:
-        _train(model, x, y, options, seed, epochs, on_epoch, validation, prune_below or {}, outcome)
+        _train(model, x, y, options, seed, epochs, on_epoch, validation, prune_below or {}, outcome, augment)
     except TrialPruned as exc:
         exc.curve = outcome.curve  # a pruned trial keeps the curve it had so far
         raise
@@ -93,12 +96,14 @@ def train(
 
 def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: TrainingOptions, seed: int, epochs: int | None,
            on_epoch: Callable[[int, float], None] | None, validation: tuple[torch.Tensor, torch.Tensor] | None,
-           prune_below: dict[int, float], outcome: TrainingOutcome) -> None:
+           prune_below: dict[int, float], outcome: TrainingOutcome,
+           augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
     epochs = epochs or options.epochs
     device = model_device(model)
     x, y = x.to(device), y.to(device)  # once per candidate, not per batch; no-ops on the CPU
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    augment_generator = torch.Generator().manual_seed(seed + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = math.ceil(len(x) / options.batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch) if options.cosine else None
@@ -111,7 +116,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Training
         total = torch.zeros((), device=device)
         for i in range(0, len(x), options.batch_size):
             idx = order[i : i + options.batch_size].to(device)
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            batch = x[idx] if augment is None else augment(x[idx], augment_generator)
+            loss = nn.functional.cross_entropy(model(batch), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
