@@ -119,6 +119,21 @@ def test_ngram_bag_ids_skip_padding_and_hash_above_the_vocabulary() -> None:
     assert bag(torch.tensor([[3, 4, 5, 0, 0]])).shape == (1, 4)
 
 
+def test_ngram_bag_starts_near_zero_and_drops_whole_ngrams_only_in_training() -> None:
+    torch.manual_seed(0)
+    bag = NgramBag(vocab_size=10, n=2, dim=8, buckets=100, drop=0.5)
+    # fastText's start: rows within +-1/dim (most n-grams are rare; unit-normal rows would be noise).
+    weight = bag.bag.weight.detach()
+    assert float(weight.abs().max()) <= 1 / 8 and not weight[0].any()
+    x = torch.tensor([[3, 4, 5, 6, 7, 8, 9, 2]] * 4)
+    bag.eval()
+    torch.testing.assert_close(bag(x), bag(x))
+    bag.train()
+    outs = [bag(x) for _ in range(3)]
+    assert not torch.allclose(outs[0], outs[1])  # a different subset of n-grams each time
+    assert all(torch.isfinite(o).all() for o in outs)
+
+
 def test_sequence_space_rejects_bad_genomes() -> None:
     space = SequenceSpace(50, 2, 16)
     g = space.sample(np.random.default_rng(0))

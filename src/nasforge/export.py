@@ -107,13 +107,18 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
 
 
 def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
-    """Up to `n` samples of the study's test split, normalised as the model saw them in training.
+    """Up to `n` samples of the study's test split, as the model saw them in training: normalised
+    features for the layer and cell spaces, integer token ids for the sequence space (the first `n`
+    test sentences, or for a language model the first `n` test windows of its context length).
 
-    Falls back to standard-normal inputs of the right shape when the data cannot be loaded again
-    (a user file that has moved); the inputs the model sees are standardised, so that is the scale.
+    The data is loaded again the way the study loaded it (the stored config). When it cannot be
+    (a user file that has moved), inputs of the right shape stand in: standard-normal features (the
+    inputs the model sees are standardised, so that is the scale) or random token ids.
     """
-    from .data import load_dataset
-    from .errors import DataError
+    from .api import load_data_for
+    from .config import parse_config
+    from .data.text import CharCorpus
+    from .evaluate.language_model import windows
 
     store = Store.in_dir(run_dir)
     try:
@@ -121,13 +126,22 @@ def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int =
         summary = store.get("dataset") or {}
     finally:
         store.close()
-    d = config.get("dataset") or {}
+    space_config = (meta or {}).get("space_config") or {}
     try:
-        data = load_dataset(d["name"], val_fraction=d["val_fraction"], test_fraction=d["test_fraction"], seed=d["split_seed"],
-                            label_column=d["label_column"], layout=d["layout"])
-        return data.x_test[:n].float()
-    except (DataError, KeyError, OSError):
-        shape = (meta or {}).get("space_config", {}).get("input_shape") or summary.get("input_shape")
+        data = load_data_for(parse_config(config))
+        if isinstance(data, CharCorpus):
+            x = windows(data.test, int(space_config.get("max_length") or config["dataset"].get("max_length") or 128))[0]
+        else:
+            x = data.x_test
+        x = x[:n]
+        # Token ids must stay integers (an embedding looks them up); features are float32.
+        return x if not x.is_floating_point() else x.float()
+    except (NasforgeError, KeyError, OSError):
+        if space_config.get("vocab_size") and space_config.get("max_length"):
+            shape = (n, int(space_config["max_length"]))
+            # Ids 0 and 1 are padding and unknown; the rest stand for words or characters.
+            return torch.randint(2, int(space_config["vocab_size"]), shape, generator=torch.Generator().manual_seed(0))
+        shape = space_config.get("input_shape") or summary.get("input_shape")
         if not shape:
             raise ExportError(f"{run_dir}: cannot load the study's data nor find its input shape for an example batch") from None
         return torch.randn((n, *shape), generator=torch.Generator().manual_seed(0))

@@ -7,9 +7,10 @@ and an optional n-gram embedding-bag branch:
   the future);
 - conv: 1-D convolution (kernel, dilation, activation), causal in a language model.
 Every block is residual at the model width, so any mix stacks. The n-gram branch is fastText:
-hashed 1..n-grams of the token ids averaged by an EmbeddingBag and concatenated with the pooled
-stack features; on small corpora it is what reaches bag-of-words baselines (a stack of learned
-layers from random embeddings alone does not).
+hashed 1..n-grams of the token ids averaged by an EmbeddingBag (rows start near zero, as in
+fastText; whole n-grams are dropped at the genome's dropout rate in training) and concatenated with
+the pooled stack features; on small corpora it is what reaches bag-of-words baselines (a stack of
+learned layers from random embeddings alone does not).
 
 Task "classify": ids N x L (0 = padding) -> logits N x classes. Task "lm": ids N x T -> next-token
 logits N x T x vocab, every position seeing only itself and earlier positions.
@@ -40,7 +41,7 @@ HASH_PRIME = 1_000_003
 class SequenceGenome:
     width: int
     blocks: tuple[Layer, ...]
-    dropout: float  # on embeddings and before the classifier
+    dropout: float  # on embeddings, before the classifier, and of whole n-grams in the bag (training only)
     pool: str
     ngram: int  # 0: no n-gram branch; n: hashed 1..n-grams
     bag_dim: int
@@ -63,9 +64,9 @@ class SequenceSpaceOptions:
     kernels: tuple[int, ...] = (3, 5, 7)
     dilations: tuple[int, ...] = (1, 2, 4)
     ngrams: tuple[int, ...] = (0, 1, 2, 3)
-    bag_dims: tuple[int, ...] = (16, 32, 64)
+    bag_dims: tuple[int, ...] = (32, 64, 128)
     # Rows of the n-gram table: unigrams keep their token id, longer n-grams hash into the rest.
-    buckets: int = 1 << 17
+    buckets: int = 1 << 16
 
     def block_domains(self, task: str) -> dict[str, dict[str, tuple[Any, ...]]]:
         return {
@@ -339,11 +340,16 @@ class NgramBag(nn.Module):
     """fastText's bag of n-grams: token ids keep their row, 2..n-grams hash into the rows above the
     vocabulary, n-grams touching padding are row 0 (ignored by the mean)."""
 
-    def __init__(self, vocab_size: int, n: int, dim: int, buckets: int):
+    def __init__(self, vocab_size: int, n: int, dim: int, buckets: int, drop: float = 0.0):
         super().__init__()
-        self.vocab_size, self.n = vocab_size, n
+        self.vocab_size, self.n, self.drop = vocab_size, n, drop
         self.hashed = max(1, buckets - vocab_size)
         self.bag = nn.EmbeddingBag(vocab_size + self.hashed, dim, mode="mean", padding_idx=0)
+        # fastText's initialisation: rows start near zero. Most n-grams are seen once or never in
+        # training, and rows left at a unit-normal start would add noise to every mean they enter.
+        with torch.no_grad():
+            self.bag.weight.uniform_(-1.0 / dim, 1.0 / dim)
+            self.bag.weight[0].zero_()
 
     def ids(self, x: torch.Tensor) -> torch.Tensor:
         parts = [x]
@@ -357,7 +363,12 @@ class NgramBag(nn.Module):
         return torch.cat(parts, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bag(self.ids(x))
+        ids = self.ids(x)
+        if self.training and self.drop > 0:
+            # Dropout of whole n-grams (as word dropout in deep averaging networks): a dropped one
+            # becomes padding, which the mean ignores.
+            ids = ids.masked_fill(torch.rand(ids.shape, device=ids.device) < self.drop, 0)
+        return self.bag(ids)
 
 
 class SequenceNet(nn.Module):
@@ -382,7 +393,7 @@ class SequenceNet(nn.Module):
                 blocks.append(ConvBlock(d, p["kernel"], p["dilation"], p["act"], p["dropout"], causal))
         self.blocks = nn.ModuleList(blocks)
         self.pool = genome.pool
-        self.bag = NgramBag(vocab_size, genome.ngram, genome.bag_dim, buckets) if genome.ngram else None
+        self.bag = NgramBag(vocab_size, genome.ngram, genome.bag_dim, buckets, genome.dropout) if genome.ngram else None
         features = d + (genome.bag_dim if self.bag is not None else 0)
         self.head = nn.Linear(features, num_outputs)
 
