@@ -170,6 +170,10 @@ def test_config_rejects_a_space_that_cannot_read_the_data(tmp_path) -> None:
         build_study(build_config(dataset="digits", space="sequence", out=str(tmp_path / "run2")))
     with pytest.raises(DataError, match="not found"):
         load_dataset(f"rt-polarity:{tmp_path}")
+    # Searched training hyper-parameters exist only in the layers space: never silently ignored.
+    with pytest.raises(ConfigError, match="space.hparams"):
+        build_study(build_config({"space": {"name": "sequence", "hparams": {"lr": [0.001, 0.01]}}},
+                                 dataset=f"charlm:{text}", out=str(tmp_path / "run3")))
 
 
 def test_language_model_search_end_to_end(tmp_path) -> None:

@@ -75,6 +75,9 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
         what = "token sequences (text)" if tokens else f"inputs of shape {list(data.input_shape)}"
         raise ConfigError(f"space.name: the {name!r} space cannot model {what}; use "
                           f"{'sequence' if tokens else 'layers or cell'} (--space)")
+    if name != "layers" and config.space.hparams:
+        raise ConfigError(f"space.hparams: training hyper-parameters are searched only in the layers space, not in {name!r}; "
+                          "set them under training: instead")
     if name == "sequence":
         options = SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
                                           if f in config.space.model_fields_set})
