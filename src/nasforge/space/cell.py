@@ -12,6 +12,9 @@ so a found cell exports as standalone PyTorch source like any other space.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,14 +42,26 @@ class CellGenome:
     ops: tuple[str, ...]
 
     def arch_str(self) -> str:
-        parts, k = [], 0
-        for node in range(1, NODES):
-            parts.append("|" + "|".join(f"{self.ops[k + i]}~{i}" for i in range(node)) + "|")
-            k += node
-        return "+".join(parts)
+        return _arch_str(self.ops)
 
     def __str__(self) -> str:
         return self.arch_str()
+
+
+# Memoised: there are only 15,625 cells, and a tabular search asks for these on every query.
+@functools.lru_cache(maxsize=1 << 16)
+def _arch_str(ops: tuple[str, ...]) -> str:
+    parts, k = [], 0
+    for node in range(1, NODES):
+        parts.append("|" + "|".join(f"{ops[k + i]}~{i}" for i in range(node)) + "|")
+        k += node
+    return "+".join(parts)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key(ops: tuple[str, ...]) -> str:
+    # SearchSpace.key's value (sha1 of the canonical JSON of to_json), computed once per cell.
+    return hashlib.sha1(json.dumps(_arch_str(ops), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def parse_arch(text: str) -> CellGenome:
@@ -95,6 +110,9 @@ class CellSpace(SearchSpace):
     # -- genomes -------------------------------------------------------------------------------
     def to_json(self, genome: CellGenome) -> str:
         return genome.arch_str()
+
+    def key(self, genome: CellGenome) -> str:
+        return _key(genome.ops)
 
     def from_json(self, data: Any) -> CellGenome:
         if isinstance(data, list):
