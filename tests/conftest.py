@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 # Two cores shared by test processes: one intra-op thread keeps runs predictable.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Tests send Ctrl-C (SIGINT) to searches they start. A shell that runs pytest in the background
+# starts it with SIGINT ignored, and an ignored signal stays ignored across exec, so the searches
+# would never see it; a handler (unlike SIG_IGN) is reset to the default in every child.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 
