@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from nasforge.api import default_inherit
+from nasforge.errors import ConfigError
 from nasforge.evaluate.evaluator import Evaluator, TrainingEvaluator
 from nasforge.evaluate.inherit import inherit
 from nasforge.space import CellSpace
@@ -35,4 +37,7 @@ def test_inheritance_is_on_by_default_for_trained_classifiers_only() -> None:
     trained = TrainingEvaluator.__new__(TrainingEvaluator)  # only its type matters here
     assert default_inherit(None, trained) is True
     assert default_inherit(None, Other()) is False
-    assert default_inherit(False, trained) is False and default_inherit(True, Other()) is True
+    assert default_inherit(False, trained) is False and default_inherit(True, trained) is True
+    # Asking for it where the evaluator cannot do it is a config error, not a run of failed trials.
+    with pytest.raises(ConfigError, match="training.inherit"):
+        default_inherit(True, Other())

@@ -14,7 +14,7 @@ from ..data.datasets import Dataset
 from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
-from .cost import DEFAULT_COSTS, MEASURES, CostOptions, measure_costs
+from .cost import DEFAULT_COSTS, MEASURES, CostOptions, count_params, measure_costs
 from .inherit import inherit
 from .metrics import REWARDS
 from .proxies import score_proxies
@@ -61,6 +61,10 @@ def failed(exc: BaseException, params: int | None, start: float) -> Result:
 
 
 class Evaluator(ABC):
+    # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
+    # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
+    inherits_weights = False
+
     @abstractmethod
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None) -> Result:
@@ -68,12 +72,10 @@ class Evaluator(ABC):
         'failed' or 'pruned'. Evaluators that do not train may ignore warmstart and prune_below."""
 
 
-def count_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 class TrainingEvaluator(Evaluator):
     """Builds the candidate, trains it on the training split, scores it on the validation split."""
+
+    inherits_weights = True
 
     def __init__(self, space: SearchSpace, data: Dataset, training: TrainingOptions, reward: str = "accuracy",
                  proxies: bool = False, costs: CostOptions | None = DEFAULT_COSTS, constraints: tuple[Constraint, ...] = (),
