@@ -116,3 +116,12 @@ def test_cell_network_trains_one_epoch_on_digits(digits) -> None:
     # After one epoch the training loss is well below chance level (ln 10 = 2.30). Validation
     # accuracy is not asserted: BatchNorm's running statistics are still warming up after ~20 steps.
     assert result.curve[-1]["train_loss"] < 0.8 * np.log(10)
+
+
+def test_features_refuse_choices_outside_the_ops() -> None:
+    space = CellSpace()
+    with pytest.raises(InvalidGenome, match="0..4"):
+        space.decision_features(np.array([[0, 1, 2, 3, 4, 5]]))
+    x = space.decision_features(np.array([[4, 4, 4, 4, 4, 4]]))
+    x[:] = 0.0  # a copy: the shared table behind it is untouched
+    assert space.decision_features(np.array([[4, 4, 4, 4, 4, 4]])).sum() == 6 + 4

@@ -64,6 +64,20 @@ def _key(ops: tuple[str, ...]) -> str:
     return hashlib.sha1(json.dumps(_arch_str(ops), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# Memoised like the two above (a tabular search decodes and encodes on every query); a failed
+# decode raises, and exceptions are not cached.
+@functools.lru_cache(maxsize=1 << 16)
+def _decode(choices: tuple[int, ...]) -> CellGenome:
+    if len(choices) != len(EDGES) or any(not 0 <= c < len(OPS) for c in choices):
+        raise InvalidGenome(f"a cell is {len(EDGES)} choices in 0..{len(OPS) - 1}, got {list(choices)}")
+    return CellGenome(tuple(OPS[c] for c in choices))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _encode(ops: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(OPS.index(op) for op in ops)
+
+
 def parse_arch(text: str) -> CellGenome:
     """The genome of an NB201 arch string; InvalidGenome says what is wrong with a bad one."""
     if not isinstance(text, str):
@@ -153,27 +167,19 @@ class CellSpace(SearchSpace):
         return [len(OPS)] * len(EDGES)
 
     def encode(self, genome: CellGenome) -> list[int]:
-        return [OPS.index(op) for op in genome.ops]
+        return list(_encode(genome.ops))
 
     def decode(self, choices: Sequence[int]) -> CellGenome:
-        if len(choices) != len(EDGES) or any(not 0 <= int(c) < len(OPS) for c in choices):
-            raise InvalidGenome(f"a cell is {len(EDGES)} choices in 0..{len(OPS) - 1}, got {list(choices)}")
-        return CellGenome(tuple(OPS[int(c)] for c in choices))
+        return _decode(tuple(choices.tolist() if isinstance(choices, np.ndarray) else (int(c) for c in choices)))
 
     def decision_features(self, choices: np.ndarray) -> np.ndarray:
         """One-hot ops plus the path encoding: which op sequence each input->output path carries.
-        Paths are what make cells with the same ops on dead edges score alike. Vectorised (one
-        scatter for the whole batch): surrogates call this on every query."""
+        Paths are what make cells with the same ops on dead edges score alike. Surrogates call
+        this on every query, so the rows of all 15,625 cells are computed once (16 MB) and looked up."""
         choices = np.asarray(choices, dtype=np.int64).reshape(-1, len(EDGES))
-        digits, cuts, offsets, width = _feature_tables()
-        # Column of each one-hot block and each path's op sequence; a cut path goes to a spare column.
-        cols = np.empty((len(choices), len(EDGES) + len(PATHS)), dtype=np.int64)
-        cols[:, :len(EDGES)] = choices + offsets[:len(EDGES)]
-        cols[:, len(EDGES):] = np.maximum(choices - 1, 0) @ digits + offsets[len(EDGES):]
-        cols[:, len(EDGES):][(choices == 0) @ cuts > 0] = width
-        out = np.zeros((len(choices), width + 1))
-        out.reshape(-1)[(cols + (width + 1) * np.arange(len(choices))[:, None]).reshape(-1)] = 1.0
-        return out[:, :width]
+        if len(choices) and (choices.min() < 0 or choices.max() >= len(OPS)):
+            raise InvalidGenome(f"cell choices are in 0..{len(OPS) - 1}, got {choices.min()}..{choices.max()}")
+        return _feature_table()[choices @ _RADIX]
 
     # -- building ------------------------------------------------------------------------------
     def _relu_conv_bn(self, plan: Plan, name: str, cur: str, cin: int, cout: int, kernel: int, stride: int) -> str:
@@ -269,3 +275,29 @@ def _feature_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 
 
 _FEATURE_TABLES: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None
+
+
+def _features_of(choices: np.ndarray) -> np.ndarray:
+    """decision_features computed (one scatter for the whole batch of valid choice rows)."""
+    digits, cuts, offsets, width = _feature_tables()
+    # Column of each one-hot block and each path's op sequence; a cut path goes to a spare column.
+    cols = np.empty((len(choices), len(EDGES) + len(PATHS)), dtype=np.int64)
+    cols[:, :len(EDGES)] = choices + offsets[:len(EDGES)]
+    cols[:, len(EDGES):] = np.maximum(choices - 1, 0) @ digits + offsets[len(EDGES):]
+    cols[:, len(EDGES):][(choices == 0) @ cuts > 0] = width
+    out = np.zeros((len(choices), width + 1))
+    out.reshape(-1)[(cols + (width + 1) * np.arange(len(choices))[:, None]).reshape(-1)] = 1.0
+    return out[:, :width]
+
+
+# Mixed-radix weights of the choice vector: the row of a cell in `_feature_table` (and in all_genomes).
+_RADIX = len(OPS) ** np.arange(len(EDGES) - 1, -1, -1, dtype=np.int64)
+_FEATURE_TABLE: np.ndarray | None = None
+
+
+def _feature_table() -> np.ndarray:
+    global _FEATURE_TABLE
+    if _FEATURE_TABLE is None:
+        grid = np.indices((len(OPS),) * len(EDGES)).reshape(len(EDGES), -1).T
+        _FEATURE_TABLE = np.ascontiguousarray(_features_of(grid))
+    return _FEATURE_TABLE

@@ -166,7 +166,6 @@ class PredictorEvolution(Strategy):
         self.fixed_length_scale, self.noise = length_scale, noise
         self.refit = (0 if length_scale is not None else 16) if refit is None else refit
         self.members: list[Member] = []
-        self._codes: list[list[int] | None] = []  # members' encodings (None: outside the decision form)
         self.seen: set[str] = set()
         self.pending: set[str] = set()
         self._reset_model()
@@ -191,7 +190,6 @@ class PredictorEvolution(Strategy):
         self._p = 0
         self._c_choices = np.zeros((0, d), dtype=np.int64)
         self._c_xt, self._c_x2, self._c_kt, self._c_q = np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros(0)
-        self._c_xr = np.zeros((0, 0))  # the features once more, a row per candidate (a new member's)
         self._c_dead = np.zeros(0)
         self._c_parent = np.zeros(0, dtype=np.int64)
         # Once the random start is over: K^-1 times the standardised targets, and the cache's
@@ -261,7 +259,7 @@ class PredictorEvolution(Strategy):
         code = int(choices @ self._radix) if self._radix is not None else choices.tobytes()
         at = self._c_index.get(code)
         if at is not None:  # the same features as computing them again: exact 0/1-style values
-            v, v2 = self._c_xr[at].astype(float), float(self._c_x2[at])
+            v, v2 = self._c_xt[:, at].astype(float), float(self._c_x2[at])
         elif code in self._memo:
             v, v2 = self._memo[code]
         else:
@@ -363,17 +361,17 @@ class PredictorEvolution(Strategy):
             # the memory traffic of the largest array. Anything else turns the store to float64.
             dtype = np.float32 if _binary(x, x2) else np.float64
             if p == 0:
-                self._c_xt, self._c_xr = np.zeros((x.shape[1], 0), dtype=dtype), np.zeros((0, x.shape[1]), dtype=dtype)
+                self._c_xt = np.zeros((x.shape[1], 0), dtype=dtype)
             elif dtype != self._c_xt.dtype:
-                self._c_xt, self._c_xr = self._c_xt.astype(dtype), self._c_xr.astype(dtype)
+                self._c_xt = self._c_xt.astype(dtype)
         if p + m > len(self._c_q):
             cap = max(p + m, 2 * len(self._c_q), CACHE_CAP)
-            self._c_xt, self._c_xr = _grown(self._c_xt, x.shape[1], cap), _grown(self._c_xr, cap)
+            self._c_xt = _grown(self._c_xt, x.shape[1], cap)
             self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent, self._c_mean = (
                 _grown(a, cap) for a in (self._c_choices, self._c_x2, self._c_q, self._c_dead, self._c_parent, self._c_mean))
             self._c_kt = _grown(self._c_kt, len(self._rewards), cap)
         self._c_choices[p:p + m], self._c_x2[p:p + m] = rows, x2
-        self._c_xt[:, p:p + m], self._c_xr[p:p + m] = x.T, x
+        self._c_xt[:, p:p + m] = x.T
         self._c_kt[:n, p:p + m], self._c_q[p:p + m] = kr.T, q
         if self._alpha is not None:
             self._c_mean[p:p + m] = kr @ self._alpha
@@ -478,7 +476,8 @@ class PredictorEvolution(Strategy):
                 if i >= p:  # keep a fresh row's features for its tell
                     self._memo[self._codes_of(choices[None, :])[0]] = (x[j], float(x2[j]))
                 # The key rides along to `tell`, which then need not recompute it.
-                return Candidate(genome, (parent,) if parent >= 0 else (), "predicted", {"key": key, "genome": genome})
+                return Candidate(genome, (parent,) if parent >= 0 else (), "predicted",
+                                 {"key": key, "genome": genome, "choices": choices.copy()})
         return self._fresh_random()
 
     def _alpha_of(self, n: int) -> np.ndarray:
@@ -522,20 +521,22 @@ class PredictorEvolution(Strategy):
             return
         self.seen.add(key)  # failed ones too: never proposed again
         if reward is not None:
-            self._add(Member(trial, candidate.genome, reward))
+            self._add(Member(trial, candidate.genome, reward), info.get("choices") if ours else None)
 
-    def _add(self, member: Member) -> None:
+    def _add(self, member: Member, choices: np.ndarray | None = None) -> None:
+        """`choices`: the member's encoding when the caller has it already (its own proposals)."""
         self.members.append(member)
-        code = encode_or_none(self.space, member.genome)
-        self._codes.append(code)
-        if code is not None:
-            self._gp_add(np.asarray(code, dtype=np.int64), float(member.reward), int(member.trial))
+        if choices is None:
+            code = encode_or_none(self.space, member.genome)
+            choices = None if code is None else np.asarray(code, dtype=np.int64)
+        if choices is not None:
+            self._gp_add(choices, float(member.reward), int(member.trial))
 
     def _state(self) -> dict[str, Any]:
         return {"members": self._dump_members(self.members), "seen": sorted(self.seen), "pending": sorted(self.pending)}
 
     def _load(self, state: dict[str, Any]) -> None:
-        self.members, self._codes = [], []
+        self.members = []
         self._reset_model()
         for member in self._load_members(state["members"]):
             self._add(member)  # replays the surrogate's updates in the order they happened
