@@ -161,6 +161,27 @@ def test_language_model_evaluator_learns_a_pattern() -> None:
     assert len(result.curve) == 2 and result.curve[-1]["step"] == 80
 
 
+def test_language_model_trains_to_a_cpu_time_budget(tmp_path) -> None:
+    text = "abcabdabcabd" * 300
+    tok = Tokenizer.fit(text, "char")
+    stream = torch.tensor(tok.encode(text))
+    corpus = CharCorpus("pattern", stream[:3000], stream[3000:3300], stream[3300:], tok)
+    space = SequenceSpace(len(tok), None, 16, "lm", SequenceSpaceOptions(widths=(16,), kinds=("conv",), max_blocks=1))
+    options = TrainingOptions(epochs=1, batch_size=8, lr=1e-2, cpu_seconds=1.5)
+    evaluator = LanguageModelEvaluator(space, corpus, options, seq_len=16, steps_per_epoch=10)
+    result = evaluator.evaluate(space.sample(np.random.default_rng(0)), seed=0)
+    assert result.status == "complete", result.error
+    last = result.curve[-1]
+    # Trained until the budget was spent (not the 10 steps of its one epoch), and not much past it.
+    assert last["step"] > 10 and 1.5 <= last["cpu_seconds"] < 3.0
+    assert [p["step"] for p in result.curve[:-1]] == [10 * (i + 1) for i in range(len(result.curve) - 1)]
+    # An explicit epoch count (a fidelity rung, the final retrain) still counts steps.
+    assert evaluator._train(space.build(space.sample(np.random.default_rng(1))), 0, 2).curve[-1]["step"] == 20
+    # Classifiers train for epochs: asking them for a time budget is a config error naming the field.
+    with pytest.raises(ConfigError, match="training.cpu_seconds"):
+        build_study(build_config({"training": {"cpu_seconds": 30}}, dataset="digits", out=str(tmp_path / "run")))
+
+
 def test_config_rejects_a_space_that_cannot_read_the_data(tmp_path) -> None:
     text = tmp_path / "corpus.txt"
     text.write_text("to be or not to be, that is the question. " * 100)
@@ -183,7 +204,21 @@ def test_language_model_search_end_to_end(tmp_path) -> None:
                            "dataset": {"name": f"charlm:{text}", "max_length": 24}},
                           trials=2, epochs=1, batch_size=8, reward="neg_loss", out=str(tmp_path / "run"), progress=False)
     study = build_study(config)
+    assert study.space.options.rnn_widths == (64, 128, 256)  # unset: the space's defaults
     study.evaluator.steps_per_epoch = 20
     study.run()
     assert study.final is not None and study.final["test"]["loss"] < np.log(len(study.evaluator.data.tokenizer))
     assert study.best.metrics["bits_per_token"] > 0
+
+
+def test_rnn_widths_and_layers_come_from_the_config(tmp_path) -> None:
+    text = tmp_path / "corpus.txt"
+    text.write_text("to be or not to be, that is the question. " * 50)
+    config = build_config({"space": {"name": "sequence", "blocks": ["rnn"], "rnn_widths": [512], "rnn_layers": [1]},
+                           "dataset": {"name": f"charlm:{text}"}}, out=str(tmp_path / "run"), progress=False)
+    study = build_study(config)
+    assert study.space.options.rnn_widths == (512,) and study.space.options.rnn_layers == (1,)
+    genome = study.space.sample(np.random.default_rng(0))
+    assert all(b["hidden"] == 512 and b["layers"] == 1 for b in genome.blocks)
+    with pytest.raises(ConfigError, match="rnn_widths"):
+        build_config({"space": {"name": "sequence", "rnn_widths": [0]}})

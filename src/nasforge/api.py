@@ -51,7 +51,7 @@ def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
 # Space fields the sequence space reads, under its own names; only fields the user set are passed,
 # so its defaults (sized for token models) are not replaced by the layer space's.
 SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "channels": "widths", "kernels": "kernels",
-                   "dropout_rates": "dropout_rates", "blocks": "kinds"}
+                   "dropout_rates": "dropout_rates", "blocks": "kinds", "rnn_widths": "rnn_widths", "rnn_layers": "rnn_layers"}
 
 
 def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
@@ -110,6 +110,9 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
             raise ConfigError(f"{', '.join(used)}: cost measures, constraints and scalarized rewards are not available for "
                               "language models yet")
         return LanguageModelEvaluator(space, data, training, config.reward, seq_len=config.dataset.max_length or 128)
+    if training.cpu_seconds is not None:
+        raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
+                          "`epochs` (use trial_timeout to cap a candidate's time)")
     return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
                              constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config))
 
@@ -129,7 +132,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "hparams", "blocks"})
+    options = config.space.model_dump(exclude={"name", "hparams", "blocks", "rnn_widths", "rnn_layers"})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
@@ -147,7 +150,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     space = make_space_for_data(config, data)
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
-                               cosine=t.cosine, time_limit=t.trial_timeout, device=t.device)
+                               cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device)
     store = Store.in_dir(run_dir, create=True)
     if not exists:
         store.set("config", to_dict(config))

@@ -54,6 +54,10 @@ class SpaceConfig(_Strict):
     max_skip_span: int = Field(6, ge=1, le=64)
     blocks: tuple[Literal["transformer", "rnn", "conv"], ...] = Field(("transformer", "rnn", "conv"), min_length=1,
                                                                       description="sequence space: block kinds mixed per layer")
+    rnn_widths: tuple[Annotated[int, Field(ge=1, le=8192)], ...] = Field((64, 128, 256), min_length=1,
+                                                                         description="sequence space: LSTM/GRU hidden widths")
+    rnn_layers: tuple[Annotated[int, Field(ge=1, le=16)], ...] = Field((1, 2), min_length=1,
+                                                                       description="sequence space: LSTM/GRU layer counts")
     hparams: dict[Literal["lr", "weight_decay", "batch_size", "epochs"], tuple[float, ...]] = Field(
         default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values")
 
@@ -76,6 +80,8 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(1e-4, ge=0, le=10)
     cosine: bool = True
     trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
+    cpu_seconds: float | None = Field(None, gt=0, description="language models: train each candidate for this many "
+                                      "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine)")
     final_epochs: int | None = Field(None, ge=1, le=100000, description="retrain the best genome this long at the end")
     inherit: bool | None = Field(None, description="children start from their parent's trained weights (Lamarckian); "
                                  "unset: on for trained classifiers, off for language models")

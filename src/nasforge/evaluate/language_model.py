@@ -55,21 +55,34 @@ def lm_metrics(model: nn.Module, stream: torch.Tensor, seq_len: int, vocab_size:
 
 
 def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, seed: int, steps: int, seq_len: int,
-             vocab_size: int, steps_per_epoch: int) -> TrainingOutcome:
-    """AdamW (+ cosine) on random windows; raises TrialFailure on NaN loss, divergence or the time limit."""
+             vocab_size: int, steps_per_epoch: int, cpu_seconds: float | None = None) -> TrainingOutcome:
+    """AdamW (+ cosine) on random windows for `steps` steps, or, given `cpu_seconds`, until the process
+    has spent that much CPU time on it (cosine then anneals over the elapsed fraction of it).
+    Raises TrialFailure on NaN loss, divergence or the time limit."""
     if len(stream) <= seq_len + 1:
         raise ValueError(f"training text of {len(stream)} tokens is shorter than one window of {seq_len + 1}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if options.cosine else None
+    timed = cpu_seconds is not None
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if options.cosine and not timed else None
     offsets = torch.arange(seq_len + 1)
     outcome = TrainingOutcome()
     start, cpu_start = time.perf_counter(), time.process_time()
     deadline = start + options.time_limit if options.time_limit else math.inf
     model.train()
     total, first = torch.zeros(()), None
-    for step in range(1, steps + 1):
+    step, last = 0, False
+    while not last:
+        step += 1
+        if timed:
+            elapsed = time.process_time() - cpu_start
+            last = elapsed >= cpu_seconds
+            if options.cosine:
+                for group in optimizer.param_groups:
+                    group["lr"] = 0.5 * options.lr * (1 + math.cos(math.pi * min(1.0, elapsed / cpu_seconds)))
+        else:
+            last = step == steps
         starts = torch.randint(0, len(stream) - seq_len - 1, (options.batch_size,), generator=generator)
         batch = stream[starts[:, None] + offsets]
         logits = model(batch[:, :-1])
@@ -83,7 +96,7 @@ def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, s
         total += loss.detach()
         if time.perf_counter() > deadline:
             raise TrialFailure(f"time limit of {options.time_limit:g}s exceeded at step {step}")
-        if step % steps_per_epoch == 0 or step == steps:
+        if step % steps_per_epoch == 0 or last:
             n = step % steps_per_epoch or steps_per_epoch
             train_loss = float(total) / n
             total = torch.zeros(())
@@ -95,7 +108,7 @@ def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, s
             outcome.curve.append({"epoch": math.ceil(step / steps_per_epoch), "step": step, "train_loss": train_loss,
                                   "cpu_seconds": time.process_time() - cpu_start})
     outcome.seconds = time.perf_counter() - start
-    outcome.samples = steps * options.batch_size
+    outcome.samples = step * options.batch_size
     return outcome
 
 
@@ -112,8 +125,12 @@ class LanguageModelEvaluator(Evaluator):
         self.seq_len, self.steps_per_epoch = seq_len, steps_per_epoch
 
     def _train(self, model: nn.Module, seed: int, epochs: int | None) -> TrainingOutcome:
+        """`epochs` given (a fidelity rung, the final retrain) counts steps; otherwise the options'
+        CPU-time budget, when set, replaces `epochs`."""
         steps = (epochs or self.training.epochs) * self.steps_per_epoch
-        return train_lm(model, self.data.train, self.training, seed, steps, self.seq_len, self.data.vocab_size, self.steps_per_epoch)
+        budget = self.training.cpu_seconds if epochs is None else None
+        return train_lm(model, self.data.train, self.training, seed, steps, self.seq_len, self.data.vocab_size,
+                        self.steps_per_epoch, cpu_seconds=budget)
 
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None) -> Result:

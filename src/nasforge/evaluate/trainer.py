@@ -26,6 +26,9 @@ class TrainingOptions:
     cosine: bool = True
     # Seconds one candidate may train before it is stopped and recorded as failed.
     time_limit: float | None = None
+    # Language models: train each candidate for this many CPU-seconds instead of `epochs` (an
+    # equal-time comparison; the step count then depends on the machine).
+    cpu_seconds: float | None = None
     # A loss this far above its first-epoch value is treated as divergence.
     divergence_factor: float = 1e3
     # "auto": the GPU this process was given (a pool worker sees only its own), else the CPU.
