@@ -201,3 +201,42 @@ def test_multiscale_block_exports_as_source() -> None:
         torch.testing.assert_close(standalone(x), model(x))
     with pytest.raises(Exception, match="kernels"):
         space.from_json([{"kind": "multiscale", "channels": 8}])
+
+
+def test_band_normalize_and_its_option() -> None:
+    x = torch.randn(3, 40, 51) * 2 + torch.linspace(-5, 5, 40)[:, None]  # a fixed tilt across the bands
+    from nasforge.data.audio import band_normalize
+
+    m = band_normalize(x, "mean")
+    torch.testing.assert_close(m.mean(dim=-1), torch.zeros(3, 40), atol=1e-5, rtol=0)
+    torch.testing.assert_close(m + x.mean(dim=-1, keepdim=True), x)
+    mv = band_normalize(x, "meanvar")
+    torch.testing.assert_close(mv.std(dim=-1), torch.ones(3, 40), atol=1e-3, rtol=0)
+    assert torch.isfinite(band_normalize(torch.zeros(2, 4, 5), "meanvar")).all()  # constant bands stay finite
+    with pytest.raises(DataError, match="band_normalize"):
+        band_normalize(x, "cmvn")
+    with pytest.raises(DataError, match="band_norm"):
+        MelOptions(band_norm="cmvn")
+    assert MelOptions(band_norm="meanvar").band_norm == "meanvar"
+
+
+def test_spectrogram_augment_masks() -> None:
+    x = torch.randn(16, 1, 40, 51) + 3.0
+    aug = SpectrogramAugment(shift=0.0, stretch=0.0, warp=0.0, time_mask=0.2, freq_mask=0.2)
+    a = aug(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, aug(x, torch.Generator().manual_seed(0)))  # seeded: reproducible
+    plain = SpectrogramAugment(shift=0.0, stretch=0.0, warp=0.0)(x, torch.Generator().manual_seed(0))
+    changed = a != plain
+    # Masked cells are whole frames (time) or whole bands (frequency), at most 20% of the axis each.
+    frames = changed.all(dim=2).squeeze(1)  # n x frames: fully masked frames
+    bands = changed.all(dim=3).squeeze(1)  # n x bands: fully masked bands
+    assert frames.sum(dim=1).max() <= int(0.2 * 51) and bands.sum(dim=1).max() <= int(0.2 * 40)
+    assert frames.any() and bands.any()
+    assert torch.equal(changed, frames[:, None, None, :] | bands[:, None, :, None])
+    # The fill is the sample's mean; the 1-D layout (bands as channels) is masked the same way.
+    assert a.shape == x.shape and abs(float(a[changed].mean()) - 3.0) < 0.2
+    assert aug(x[:, 0], torch.Generator().manual_seed(0)).shape == x[:, 0].shape
+    with pytest.raises(DataError, match="time_mask"):
+        SpectrogramAugment(time_mask=1.0)
+    with pytest.raises(DataError, match="shift"):
+        SpectrogramAugment(shift=-0.1)

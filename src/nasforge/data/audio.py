@@ -14,7 +14,15 @@ Splits: "upstream" (takes 0-4 of every speaker and digit are the test split, the
 and "speaker" (every recording of one held-out speaker is the test split).
 
 `SpectrogramAugment` is the per-batch training transform the dataset hands the trainer: random
-time shift, time stretch (speaking rate) and frequency warp (vocal-tract length), one affine resampling.
+time shift, time stretch (speaking rate) and frequency warp (vocal-tract length), one affine resampling,
+and optional SpecAugment time / frequency masks.
+
+Measured on theo (5 training speakers, 20 epochs, seed 0), none of these beat the defaults, so they are
+off: per-band mean normalisation after peak levelling (`band_norm="mean"`) 83.2% vs 83.4% with the hand
+3-conv CNN and 91.4% vs 95.0% with a 5-conv CNN pooled four times; CMVN (`"meanvar"`) 75.6% (44.8%
+without peak levelling); masks of up to 15% of frames and bands 78.0% (small CNN), 10%: 93.6% (5-conv);
+frequency warp 0.1: 82.6% / 92.2%; top_db 25 or 50: 71.8% / 68.0%. What did matter is the network:
+pooling four times, so the last convolutions see the whole word before the global pooling.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from ..errors import DataError
 
 FILE_PATTERN = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 SPLITS = ("upstream", "speaker")
+BAND_NORMS = (None, "mean", "meanvar")
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,16 @@ class MelOptions:
     # Features only (fsdd_features, not log_mel): subtract each clip's maximum and clip this many
     # dB below it, so level and noise floor no longer tell speakers apart. None keeps raw log power.
     top_db: float | None = 35.0
+    # Features only: per-utterance normalisation of every mel band over the clip's frames after the
+    # peak levelling. "mean" subtracts each band's mean (cepstral mean normalisation: removes the
+    # speaker's and microphone's fixed spectral tilt); "meanvar" also divides by the band's standard
+    # deviation (CMVN). None leaves the bands as they are.
+    band_norm: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.band_norm not in BAND_NORMS:
+            raise DataError(f"fsdd: unknown band_norm {self.band_norm!r}; choose from "
+                            f"{', '.join(repr(b) for b in BAND_NORMS)}")
 
 
 def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -89,6 +108,17 @@ def gain_normalize(logmel: torch.Tensor, top_db: float) -> torch.Tensor:
     return torch.clamp(logmel - peak, min=-top_db / (10.0 * np.log10(np.e)))
 
 
+def band_normalize(logmel: torch.Tensor, mode: str, eps: float = 1e-3) -> torch.Tensor:
+    """Each mel band of (..., n_mels, frames) clips less its mean over the frames ("mean") and also
+    divided by its standard deviation ("meanvar"; eps keeps constant bands finite)."""
+    if mode not in ("mean", "meanvar"):
+        raise DataError(f"band_normalize: unknown mode {mode!r}; choose 'mean' or 'meanvar'")
+    out = logmel - logmel.mean(dim=-1, keepdim=True)
+    if mode == "meanvar":
+        out = out / (logmel.std(dim=-1, keepdim=True) + eps)
+    return out
+
+
 @dataclass(frozen=True)
 class SpectrogramAugment:
     """Random time shift, time stretch and frequency warp of a batch of spectrograms, drawn per
@@ -97,11 +127,22 @@ class SpectrogramAugment:
 
     x is N x 1 x n_mels x frames (2-D layout) or N x n_mels x frames (1-D layout, bands as channels).
     `shift` is the largest shift as a fraction of the clip, `stretch` and `warp` the largest relative
-    change of the time and frequency scale (the frequency warp keeps 0 Hz in place)."""
+    change of the time and frequency scale (the frequency warp keeps 0 Hz in place).
+    `time_mask` and `freq_mask` (SpecAugment) are the widest masked stretch of frames and of bands,
+    as a fraction of the axis: one stretch of each, of random width and place, per sample, set to
+    that sample's mean."""
 
     shift: float = 0.1
     stretch: float = 0.1
     warp: float = 0.0
+    time_mask: float = 0.0
+    freq_mask: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("shift", "stretch", "warp", "time_mask", "freq_mask"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise DataError(f"SpectrogramAugment: {name} must be in [0, 1), got {value!r}")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         flat = x.dim() == 3
@@ -120,6 +161,22 @@ class SpectrogramAugment:
         theta = theta.to(images.device, images.dtype)
         grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
         out = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if self.time_mask > 0 or self.freq_mask > 0:
+            bands, frames = out.shape[-2:]
+            keep = torch.ones(n, 1, bands, frames, dtype=torch.bool)
+            for size, axis in ((frames, -1), (bands, -2)):
+                fraction = self.time_mask if axis == -1 else self.freq_mask
+                if fraction <= 0:
+                    continue
+                widest = int(fraction * size)
+                width = (torch.rand(n, generator=generator) * (widest + 1)).long().clamp(max=widest)  # 0 .. widest
+                start = (torch.rand(n, generator=generator) * (size - width + 1)).long()
+                pos = torch.arange(size)
+                hit = (pos >= start[:, None]) & (pos < (start + width)[:, None])  # n x size
+                keep &= ~(hit[:, None, None, :] if axis == -1 else hit[:, None, :, None])
+            keep = keep.to(out.device)
+            fill = out.mean(dim=(1, 2, 3), keepdim=True)
+            out = torch.where(keep, out, fill)
         return out.squeeze(1) if flat else out
 
 
@@ -195,6 +252,8 @@ def fsdd_features(folder: str | Path, options: MelOptions = MelOptions(), cache_
         feats = log_mel(torch.from_numpy(np.stack(waves)), options)
         if options.top_db is not None:
             feats = gain_normalize(feats, options.top_db)
+        if options.band_norm is not None:
+            feats = band_normalize(feats, options.band_norm)
         feats = feats.numpy().astype(np.float32)
     arrays = {
         "x": feats,
