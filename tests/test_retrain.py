@@ -23,3 +23,34 @@ def test_retrain_uses_the_genomes_own_hyperparameters(digits, monkeypatch) -> No
     ev.retrain(space.build(genome), seed=0, epochs=1)  # no genome: the study's training options
     assert (seen[0].lr, seen[0].batch_size, seen[0].weight_decay) == (0.004, 32, 0.02)
     assert (seen[1].lr, seen[1].batch_size, seen[1].weight_decay) == (0.5, 128, 0.0)
+
+
+def test_final_retrain_on_training_and_validation(digits, monkeypatch, tmp_path) -> None:
+    import pytest
+
+    from nasforge.api import build_study
+    from nasforge.config import build_config
+    from nasforge.errors import ConfigError
+    from nasforge.evaluate.evaluator import _joined
+
+    space = LayerGraphSpace(digits.input_shape, digits.num_classes, LayerSpaceOptions(max_blocks=2))
+    genome = space.sample(np.random.default_rng(0))
+    ev = TrainingEvaluator(space, digits, TrainingOptions(epochs=1))
+    sizes = []
+    monkeypatch.setattr(evaluator_module, "train", lambda model, x, y, training, seed, epochs, **kw: sizes.append((len(x), len(y))))
+    ev.retrain(space.build(genome), seed=0, epochs=1, genome=genome)
+    ev.retrain(space.build(genome), seed=0, epochs=1, genome=genome, with_validation=True)
+    n_train, n_val = len(digits.x_train), len(digits.x_val)
+    assert sizes == [(n_train, n_train), (n_train + n_val, n_train + n_val)]
+    # Token splits padded to different lengths are padded to a common one before joining.
+    joined = _joined(torch.ones(3, 5, dtype=torch.long), torch.ones(2, 7, dtype=torch.long))
+    assert joined.shape == (5, 7) and joined[:3, 5:].eq(0).all() and joined[3:].eq(1).all()
+    # Asking for it without a final retrain is a config error naming both fields.
+    with pytest.raises(ConfigError, match="final_data.*final_epochs"):
+        build_config({"training": {"final_data": "train+val"}}, dataset="digits")
+    monkeypatch.undo()
+    config = build_config({"training": {"final_epochs": 1, "final_data": "train+val", "epochs": 1}}, dataset="digits",
+                          trials=2, max_blocks=2, out=str(tmp_path / "run"), progress=False)
+    study = build_study(config)
+    study.run()
+    assert study.final["val_in_training"] is True and "training + validation" in study.final["source"]

@@ -222,3 +222,16 @@ def test_rnn_widths_and_layers_come_from_the_config(tmp_path) -> None:
     assert all(b["hidden"] == 512 and b["layers"] == 1 for b in genome.blocks)
     with pytest.raises(ConfigError, match="rnn_widths"):
         build_config({"space": {"name": "sequence", "rnn_widths": [0]}})
+
+
+def test_ngram_bag_options_come_from_the_config(tmp_path) -> None:
+    pos, neg = tmp_path / "rt-polarity.pos", tmp_path / "rt-polarity.neg"
+    pos.write_text("a fine , warm film .\n" * 40, encoding="latin-1")
+    neg.write_text("a dull , cold film .\n" * 40, encoding="latin-1")
+    config = build_config({"space": {"name": "sequence", "blocks": ["conv"], "ngrams": [2], "bag_dims": [16]},
+                           "dataset": {"name": f"rt-polarity:{tmp_path}"}}, out=str(tmp_path / "run"), progress=False)
+    study = build_study(config)
+    genome = study.space.sample(np.random.default_rng(0))
+    assert (genome.ngram, genome.bag_dim) == (2, 16)
+    with pytest.raises(ConfigError, match="ngrams"):
+        build_config({"space": {"name": "sequence", "ngrams": [-1]}})

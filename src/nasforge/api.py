@@ -51,7 +51,10 @@ def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
 # Space fields the sequence space reads, under its own names; only fields the user set are passed,
 # so its defaults (sized for token models) are not replaced by the layer space's.
 SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "channels": "widths", "kernels": "kernels",
-                   "dropout_rates": "dropout_rates", "blocks": "kinds", "rnn_widths": "rnn_widths", "rnn_layers": "rnn_layers"}
+                   "dropout_rates": "dropout_rates", "blocks": "kinds", "rnn_widths": "rnn_widths", "rnn_layers": "rnn_layers",
+                   "ngrams": "ngrams", "bag_dims": "bag_dims"}
+
+SEQUENCE_ONLY = {"blocks", "rnn_widths", "rnn_layers", "ngrams", "bag_dims"}  # space fields the layers space has not
 
 
 def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
@@ -132,7 +135,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "hparams", "blocks", "rnn_widths", "rnn_layers"})
+    options = config.space.model_dump(exclude={"name", "hparams", *SEQUENCE_ONLY})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
@@ -164,7 +167,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     return Study(
         space, make_strategy(config, screened(config, space, data)), evaluator, store, run_dir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
-        keep_top=config.keep_top, final_epochs=t.final_epochs, progress=config.progress, callbacks=callbacks,
+        keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data, progress=config.progress, callbacks=callbacks,
         executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,

@@ -58,6 +58,10 @@ class SpaceConfig(_Strict):
                                                                          description="sequence space: LSTM/GRU hidden widths")
     rnn_layers: tuple[Annotated[int, Field(ge=1, le=16)], ...] = Field((1, 2), min_length=1,
                                                                        description="sequence space: LSTM/GRU layer counts")
+    ngrams: tuple[Annotated[int, Field(ge=0, le=8)], ...] = Field((0, 1, 2, 3), min_length=1,
+                                                                description="sequence space (classifiers): n-gram bag orders; 0 = no bag")
+    bag_dims: tuple[Annotated[int, Field(ge=1, le=8192)], ...] = Field((32, 64, 128), min_length=1,
+                                                                       description="sequence space: n-gram bag widths")
     hparams: dict[Literal["lr", "weight_decay", "batch_size", "epochs"], tuple[float, ...]] = Field(
         default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values")
 
@@ -83,6 +87,8 @@ class TrainingConfig(_Strict):
     cpu_seconds: float | None = Field(None, gt=0, description="language models: train each candidate for this many "
                                       "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine)")
     final_epochs: int | None = Field(None, ge=1, le=100000, description="retrain the best genome this long at the end")
+    final_data: Literal["train", "train+val"] = Field("train", description="what the final retrain trains on; train+val "
+                                                      "adds the validation split once the search is over (needs final_epochs)")
     inherit: bool | None = Field(None, description="children start from their parent's trained weights (Lamarckian); "
                                  "unset: on for trained classifiers, off for language models")
     finetune_epochs: int = Field(2, ge=1, le=100000, description="epochs of a child that inherited weights")
@@ -90,6 +96,12 @@ class TrainingConfig(_Strict):
     early_stop_min_trials: int = Field(5, ge=1, description="trials needed at an epoch before the median rule applies")
     proxies: bool = Field(False, description="record zero-cost proxies (synflow, naswot) of every trial at initialisation")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the GPU a worker was given, else the CPU")
+
+    @model_validator(mode="after")
+    def _final(self) -> TrainingConfig:
+        if self.final_data != "train" and self.final_epochs is None:
+            raise ValueError("final_data: train+val retrains the best genome, so it needs final_epochs")
+        return self
 
 
 class FidelityConfig(_Strict):

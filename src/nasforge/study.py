@@ -56,6 +56,7 @@ class Study:
         seed: int = 0,
         keep_top: int = 5,
         final_epochs: int | None = None,
+        final_data: str = "train",
         executor: Executor | None = None,
         max_retries: int = 2,
         halving: SuccessiveHalving | None = None,
@@ -70,6 +71,9 @@ class Study:
         self.space, self.strategy, self.evaluator, self.store = space, strategy, evaluator, store
         self.run_dir = Path(run_dir)
         self.budget, self.seed, self.keep_top, self.final_epochs = budget, seed, keep_top, final_epochs
+        if final_data not in ("train", "train+val"):
+            raise ValueError(f"final_data must be 'train' or 'train+val', got {final_data!r}")
+        self.final_data = final_data  # train+val: the final retrain also learns from the validation split
         self.executor = executor or SerialExecutor(evaluator)
         self.max_retries = max_retries  # runs again of a trial whose worker died under it
         self.halving = halving
@@ -426,8 +430,9 @@ class Study:
         torch.manual_seed(best.seed)
         model = self.space.build(genome)
         if self.final_epochs:
-            self.evaluator.retrain(model, best.seed, self.final_epochs, genome)
-            source = f"retrained for {self.final_epochs} epochs"
+            with_validation = self.final_data == "train+val"
+            self.evaluator.retrain(model, best.seed, self.final_epochs, genome, with_validation=with_validation)
+            source = f"retrained for {self.final_epochs} epochs" + (" on training + validation" if with_validation else "")
         else:
             from .export import load_weights
 
@@ -440,7 +445,9 @@ class Study:
             "trial": best.id,
             "weights": path.name,
             "source": source,
+            # After a train+val retrain the validation score is no longer held out: kept, and flagged.
             "val": self.evaluator.validate(model),
+            "val_in_training": bool(self.final_epochs) and self.final_data == "train+val",
             "test": self.evaluator.test(model),
         }
         self.store.set("final", final)

@@ -60,6 +60,16 @@ def failed(exc: BaseException, params: int | None, start: float) -> Result:
     return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=error)
 
 
+def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Two splits' inputs as one; token sequences padded to the same length (padding id 0) first."""
+    if a.shape[1:] != b.shape[1:]:
+        if a.dim() != 2 or a.dtype.is_floating_point:
+            raise ValueError(f"cannot join splits of shapes {tuple(a.shape[1:])} and {tuple(b.shape[1:])}")
+        width = max(a.shape[1], b.shape[1])
+        a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
+    return torch.cat([a, b])
+
+
 class Evaluator(ABC):
     # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
     # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
@@ -160,12 +170,17 @@ class TrainingEvaluator(Evaluator):
         hp_epochs = int(overrides["epochs"]) if "epochs" in overrides else None
         return replace(self.training, **changes), hp_epochs
 
-    def retrain(self, model: torch.nn.Module, seed: int, epochs: int, genome: Genome | None = None) -> None:
+    def retrain(self, model: torch.nn.Module, seed: int, epochs: int, genome: Genome | None = None,
+                with_validation: bool = False) -> None:
         """Train the returned genome again from scratch (the study's final_epochs), with the
-        genome's own lr / weight decay / batch size when it carries them, as in the search."""
+        genome's own lr / weight decay / batch size when it carries them, as in the search;
+        `with_validation`: on the training and validation splits together (the search is over)."""
         training = self._options(genome)[0] if genome is not None else self.training
+        x, y = self.data.x_train, self.data.y_train
+        if with_validation:
+            x, y = _joined(x, self.data.x_val), torch.cat([y, self.data.y_val])
         model.to(resolve_device(training.device))
-        train(model, self.data.x_train, self.data.y_train, training, seed, epochs=epochs, augment=self.data.augment)
+        train(model, x, y, training, seed, epochs=epochs, augment=self.data.augment)
         model.cpu()
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:

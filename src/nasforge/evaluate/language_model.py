@@ -154,8 +154,15 @@ class LanguageModelEvaluator(Evaluator):
                       train_seconds=outcome.seconds, curve=outcome.curve,
                       state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    def retrain(self, model: nn.Module, seed: int, epochs: int, genome: Genome | None = None) -> None:
-        self._train(model, seed, epochs)
+    def retrain(self, model: nn.Module, seed: int, epochs: int, genome: Genome | None = None,
+                with_validation: bool = False) -> None:
+        """`with_validation`: on the training text followed by the validation text (they are contiguous)."""
+        if not with_validation:
+            self._train(model, seed, epochs)
+            return
+        stream = torch.cat([self.data.train, self.data.val])
+        train_lm(model, stream, self.training, seed, epochs * self.steps_per_epoch, self.seq_len, self.data.vocab_size,
+                 self.steps_per_epoch)
 
     def validate(self, model: nn.Module) -> dict[str, Any]:
         return lm_metrics(model, self.data.val, self.seq_len, self.data.vocab_size)
