@@ -177,6 +177,17 @@ def test_language_model_trains_to_a_cpu_time_budget(tmp_path) -> None:
     assert [p["step"] for p in result.curve[:-1]] == [10 * (i + 1) for i in range(len(result.curve) - 1)]
     # An explicit epoch count (a fidelity rung, the final retrain) still counts steps.
     assert evaluator._train(space.build(space.sample(np.random.default_rng(1))), 0, 2).curve[-1]["step"] == 20
+    # The final retrain on training + validation text: one stream, counted in steps.
+    import nasforge.evaluate.language_model as lm_module
+
+    seen = []
+    real = lm_module.train_lm
+    lm_module.train_lm = lambda model, stream, *a, **k: seen.append((len(stream), a[2], k)) or real(model, stream, *a, **k)
+    try:
+        evaluator.retrain(space.build(space.sample(np.random.default_rng(1))), 0, 1, with_validation=True)
+    finally:
+        lm_module.train_lm = real
+    assert seen == [(len(corpus.train) + len(corpus.val), 10, {"cpu_seconds": None})]
     # Classifiers train for epochs: asking them for a time budget is a config error naming the field.
     with pytest.raises(ConfigError, match="training.cpu_seconds"):
         build_study(build_config({"training": {"cpu_seconds": 30}}, dataset="digits", out=str(tmp_path / "run")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "chan
                    "dropout_rates": "dropout_rates", "blocks": "kinds", "rnn_widths": "rnn_widths", "rnn_layers": "rnn_layers",
                    "ngrams": "ngrams", "bag_dims": "bag_dims"}
 
-SEQUENCE_ONLY = {"blocks", "rnn_widths", "rnn_layers", "ngrams", "bag_dims"}  # space fields the layers space has not
+# Space fields the layers space has no option for (it is built from the rest of the space config).
+SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
 
 
 def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:

@@ -429,8 +429,8 @@ class Study:
         genome = self.space.from_json(best.genome)
         torch.manual_seed(best.seed)
         model = self.space.build(genome)
+        with_validation = bool(self.final_epochs) and self.final_data == "train+val"
         if self.final_epochs:
-            with_validation = self.final_data == "train+val"
             self.evaluator.retrain(model, best.seed, self.final_epochs, genome, with_validation=with_validation)
             source = f"retrained for {self.final_epochs} epochs" + (" on training + validation" if with_validation else "")
         else:
@@ -447,7 +447,7 @@ class Study:
             "source": source,
             # After a train+val retrain the validation score is no longer held out: kept, and flagged.
             "val": self.evaluator.validate(model),
-            "val_in_training": bool(self.final_epochs) and self.final_data == "train+val",
+            "val_in_training": with_validation,
             "test": self.evaluator.test(model),
         }
         self.store.set("final", final)

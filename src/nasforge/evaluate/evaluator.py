@@ -61,7 +61,7 @@ def failed(exc: BaseException, params: int | None, start: float) -> Result:
 
 
 def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Two splits' inputs as one; token sequences padded to the same length (padding id 0) first."""
+    """Two splits' inputs as one; token sequences (TextDataset: 0 = padding) padded to one length first."""
     if a.shape[1:] != b.shape[1:]:
         if a.dim() != 2 or a.dtype.is_floating_point:
             raise ValueError(f"cannot join splits of shapes {tuple(a.shape[1:])} and {tuple(b.shape[1:])}")

@@ -124,13 +124,13 @@ class LanguageModelEvaluator(Evaluator):
         self.space, self.data, self.training, self.reward = space, data, training, reward
         self.seq_len, self.steps_per_epoch = seq_len, steps_per_epoch
 
-    def _train(self, model: nn.Module, seed: int, epochs: int | None) -> TrainingOutcome:
-        """`epochs` given (a fidelity rung, the final retrain) counts steps; otherwise the options'
-        CPU-time budget, when set, replaces `epochs`."""
+    def _train(self, model: nn.Module, seed: int, epochs: int | None, stream: torch.Tensor | None = None) -> TrainingOutcome:
+        """On `stream` (default: the training text). `epochs` given (a fidelity rung, the final
+        retrain) counts steps; otherwise the options' CPU-time budget, when set, replaces `epochs`."""
         steps = (epochs or self.training.epochs) * self.steps_per_epoch
         budget = self.training.cpu_seconds if epochs is None else None
-        return train_lm(model, self.data.train, self.training, seed, steps, self.seq_len, self.data.vocab_size,
-                        self.steps_per_epoch, cpu_seconds=budget)
+        return train_lm(model, self.data.train if stream is None else stream, self.training, seed, steps, self.seq_len,
+                        self.data.vocab_size, self.steps_per_epoch, cpu_seconds=budget)
 
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None) -> Result:
@@ -157,12 +157,7 @@ class LanguageModelEvaluator(Evaluator):
     def retrain(self, model: nn.Module, seed: int, epochs: int, genome: Genome | None = None,
                 with_validation: bool = False) -> None:
         """`with_validation`: on the training text followed by the validation text (they are contiguous)."""
-        if not with_validation:
-            self._train(model, seed, epochs)
-            return
-        stream = torch.cat([self.data.train, self.data.val])
-        train_lm(model, stream, self.training, seed, epochs * self.steps_per_epoch, self.seq_len, self.data.vocab_size,
-                 self.steps_per_epoch)
+        self._train(model, seed, epochs, torch.cat([self.data.train, self.data.val]) if with_validation else None)
 
     def validate(self, model: nn.Module) -> dict[str, Any]:
         return lm_metrics(model, self.data.val, self.seq_len, self.data.vocab_size)
