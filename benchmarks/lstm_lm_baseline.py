@@ -11,6 +11,9 @@ losses compare architectures at equal training time:
 
     python benchmarks/lstm_lm_baseline.py ../shared/data/text/tinyshakespeare_input.txt --cpu-seconds 600 --run runs/ts
 
+`--genome JSON` trains a sequence genome given as JSON (a trial's `genome` field), e.g. to compare
+hand-picked points of the space with the baseline at equal time.
+
 The issue's budget "5 minutes on 2 cores" is 600 CPU-seconds; one thread spends them on one core.
 `--cosine` anneals the learning rate to zero over the CPU budget (cosine of the elapsed fraction).
 """
@@ -60,6 +63,24 @@ def found_model(run_dir: str, vocab: int, seq_len: int) -> tuple[nn.Module, str]
     return space.build(genome), f"found (trial {best.id}, search val loss {-best.reward:.4f}): {space.describe(genome)}"
 
 
+def genome_model(text: str, vocab: int, seq_len: int) -> tuple[nn.Module, str]:
+    """A sequence genome given as JSON, built fresh for this corpus."""
+    import json
+
+    from nasforge.errors import InvalidGenome
+    from nasforge.space.sequence import SequenceSpace, SequenceSpaceOptions
+
+    # Wide option sets, so any genome the default spaces can hold is accepted.
+    options = SequenceSpaceOptions(max_blocks=8, widths=(32, 64, 128, 256, 384, 512), rnn_widths=(64, 128, 256, 384, 512, 768, 1024),
+                                   rnn_layers=(1, 2, 3), dropout_rates=(0.0, 0.1, 0.2, 0.3, 0.5))
+    space = SequenceSpace(vocab, None, seq_len, "lm", options)
+    try:
+        genome = space.from_json(json.loads(text))
+    except (ValueError, InvalidGenome) as exc:
+        raise SystemExit(f"--genome: {exc}") from None
+    return space.build(genome), f"genome {space.describe(genome)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text")
@@ -68,7 +89,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--cosine", action="store_true", help="anneal the learning rate to 0 over the CPU budget")
-    parser.add_argument("--run", help="train the best genome of this nasforge study instead of the LSTM")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--run", help="train the best genome of this nasforge study instead of the LSTM")
+    which.add_argument("--genome", help="train this sequence genome (JSON, as stored in a trial) instead of the LSTM")
     parser.add_argument("--report-every", type=float, default=0.0,
                         help="also print the validation loss every this many training CPU-seconds (scoring not counted)")
     parser.add_argument("--seed", type=int, default=0)
@@ -79,6 +102,8 @@ def main() -> None:
     v = corpus.vocab_size
     if args.run:
         model, name = found_model(args.run, v, args.seq_len)
+    elif args.genome:
+        model, name = genome_model(args.genome, v, args.seq_len)
     else:
         model, name = CharLSTM(v), "LSTM 2x256"
     params = sum(p.numel() for p in model.parameters())

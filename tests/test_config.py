@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -135,3 +136,9 @@ def test_cli_bad_config_exits_2_naming_the_field(tmp_path, text: str, field: str
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert field in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_config_is_valid(path: Path) -> None:
+    config = build_config(read_yaml(path))
+    assert config.out.startswith("runs/")  # examples write under runs/, never into the tree elsewhere

@@ -265,3 +265,37 @@ def test_constrained_pareto_search_on_digits_returns_only_feasible_models(tmp_pa
     assert main(["search", "--dataset", "digits", "--constraint", "params<=20000", "--constraint", "latncy<=5",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "latncy" in capsys.readouterr().err
+
+
+def test_receptive_field_of_layer_genomes_and_as_a_constraint(digits, layer_space, tmp_path) -> None:
+    from nasforge.space import Layer, LayerGenome
+
+    space = LayerGraphSpace((1, 40, 51), 10)
+
+    def rf(*layers: Layer) -> int:
+        return space.receptive_field(LayerGenome(tuple(layers)))
+
+    conv = lambda k, s=1: Layer.of("conv", kernel=k, channels=8, stride=s)  # noqa: E731
+    pool = Layer.of("pool", op="max", size=2)
+    assert rf(conv(3)) == 3
+    assert rf(conv(3), pool, conv(3)) == 3 + 1 + 2 * 2  # the pool doubles every later step
+    assert rf(conv(5, 2), Layer.of("norm"), conv(3)) == 5 + 2 * 2
+    assert rf(conv(3), Layer.of("multiscale", kernels="1-3-5", channels=8)) == 3 + 4
+    assert rf(conv(3), Layer.of("skip", span=1), Layer.of("dense", units=16), conv(7)) == 3  # up to the first dense
+    # The hand CNNs of benchmarks/fsdd_splits.py: four pools see the whole 51-frame clip, two do not.
+    deep = [conv(3), pool, conv(3), pool, conv(3), pool, conv(3), pool, conv(3)]
+    assert rf(*deep) == 78 and rf(*deep[:5]) == 18
+    # As a constraint: only genomes that see at least 6 of the 8 x 8 digit pixels are drawn and trained.
+    costs = CostModel(layer_space, digits.x_train[:1])
+    feasible = FeasibleSpace(layer_space, parse_constraints(["receptive_field>=6"]), costs)
+    rng = np.random.default_rng(0)
+    assert all(layer_space.receptive_field(feasible.sample(rng)) >= 6 for _ in range(10))
+    evaluator = TrainingEvaluator(layer_space, digits, TrainingOptions(epochs=1), constraints=parse_constraints(["receptive_field>=6"]))
+    small = LayerGenome((conv(3),))
+    result = evaluator.evaluate(small, seed=0)
+    assert result.status == "failed" and "receptive_field=3 breaks receptive_field>=6" in result.error
+    # A space without the notion says so up front.
+    with pytest.raises(ConfigError, match="'cell' space has no receptive_field"):
+        nasforge.search({"constraints": ["receptive_field>=6"]}, dataset="digits", space="cell", trials=1, epochs=1, progress=False,
+                        out=str(tmp_path / "never"))
+    assert not (tmp_path / "never").exists()

@@ -175,8 +175,10 @@ def test_language_model_trains_to_a_cpu_time_budget(tmp_path) -> None:
     # Trained until the budget was spent (not the 10 steps of its one epoch), and not much past it.
     assert last["step"] > 10 and 1.5 <= last["cpu_seconds"] < 3.0
     assert [p["step"] for p in result.curve[:-1]] == [10 * (i + 1) for i in range(len(result.curve) - 1)]
-    # An explicit epoch count (a fidelity rung, the final retrain) still counts steps.
-    assert evaluator._train(space.build(space.sample(np.random.default_rng(1))), 0, 2).curve[-1]["step"] == 20
+    # A successive-halving rung of 2 "epochs" is two units of the budget; untimed (the final retrain), 2 epochs of steps.
+    model = space.build(space.sample(np.random.default_rng(1)))
+    assert 3.0 <= evaluator._train(model, 0, 2).curve[-1]["cpu_seconds"] < 4.5
+    assert evaluator._train(model, 0, 2, timed=False).curve[-1]["step"] == 20
     # The final retrain on training + validation text: one stream, counted in steps.
     import nasforge.evaluate.language_model as lm_module
 
@@ -246,3 +248,20 @@ def test_ngram_bag_options_come_from_the_config(tmp_path) -> None:
     assert (genome.ngram, genome.bag_dim) == (2, 16)
     with pytest.raises(ConfigError, match="ngrams"):
         build_config({"space": {"name": "sequence", "ngrams": [-1]}})
+
+
+def test_successive_halving_over_cpu_time_budgets(tmp_path) -> None:
+    text = tmp_path / "corpus.txt"
+    text.write_text("to be or not to be, that is the question. " * 200)
+    config = build_config({"space": {"name": "sequence", "channels": [16], "min_blocks": 1, "max_blocks": 1, "blocks": ["conv"]},
+                           "dataset": {"name": f"charlm:{text}", "max_length": 24},
+                           "training": {"cpu_seconds": 0.2, "cosine": False},
+                           "fidelity": {"name": "halving", "min_epochs": 1, "eta": 2, "rungs": 2}},
+                          strategy="random", trials=2, batch_size=8, reward="neg_loss", out=str(tmp_path / "run"), progress=False)
+    study = build_study(config)
+    study.evaluator.steps_per_epoch = 10**6  # one curve point per run: the end of its budget
+    study.run()
+    # Rung 0: 0.2 CPU-s each; the better of the two is promoted to 2 units: 0.2 CPU-s more from its own weights.
+    trials = study.store.trials("complete")
+    assert len(trials) == 2 and sorted(len(t.curve) for t in trials) == [1, 2]
+    assert all(point["cpu_seconds"] >= 0.2 for t in trials for point in t.curve)

@@ -7,6 +7,7 @@
 
 from .api import build_study, search
 from .config import SearchConfig, parse_config
+from .ensemble import Ensemble
 from .errors import ConfigError, DataError, InvalidGenome, NasforgeError, StoreError  # noqa: F401 (public)
 from .export import export_trial, load
 from .space import SPACES, LayerGraphSpace, SearchSpace
@@ -21,6 +22,7 @@ __all__ = [
     "STRATEGIES",
     "ConfigError",
     "DataError",
+    "Ensemble",
     "InvalidGenome",
     "LayerGraphSpace",
     "NasforgeError",

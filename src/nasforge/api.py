@@ -12,7 +12,7 @@ from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
 from .data.text import CharCorpus, TextDataset, load_char_corpus
 from .errors import ConfigError, StoreError
-from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, parse_constraints
+from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import CostModel, CostOptions
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
@@ -153,6 +153,9 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
     data = load_data_for(config)
     space = make_space_for_data(config, data)
+    if "receptive_field" in measures_of(parse_constraints(config.constraints)) and \
+            type(space).receptive_field is SearchSpace.receptive_field:
+        raise ConfigError(f"constraints: the {space.name!r} space has no receptive_field (the layers space has)")
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device)
@@ -169,7 +172,8 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     return Study(
         space, make_strategy(config, screened(config, space, data)), evaluator, store, run_dir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
-        keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data, progress=config.progress, callbacks=callbacks,
+        keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
+        final_ensemble=t.final_ensemble, progress=config.progress, callbacks=callbacks,
         executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,

@@ -85,10 +85,13 @@ class TrainingConfig(_Strict):
     cosine: bool = True
     trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
     cpu_seconds: float | None = Field(None, gt=0, description="language models: train each candidate for this many "
-                                      "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine)")
+                                      "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine); "
+                                      "under fidelity: halving a rung of k epochs is k such budgets")
     final_epochs: int | None = Field(None, ge=1, le=100000, description="retrain the best genome this long at the end")
     final_data: Literal["train", "train+val"] = Field("train", description="what the final retrain trains on; train+val "
                                                       "adds the validation split once the search is over (needs final_epochs)")
+    final_ensemble: int = Field(1, ge=1, le=100, description="the returned model averages the predicted probabilities of "
+                                "the best N trials (their search-trained weights, or each retrained with final_epochs)")
     inherit: bool | None = Field(None, description="children start from their parent's trained weights (Lamarckian); "
                                  "unset: on for trained classifiers, off for language models")
     finetune_epochs: int = Field(2, ge=1, le=100000, description="epochs of a child that inherited weights")
@@ -202,6 +205,8 @@ StrategyConfig = Annotated[
 # What a trained study can optimise, constrain or scalarize: the validation metrics and the cost
 # measures of evaluate/cost.py (measured before training, so the only ones constraints may use).
 COST_MEASURES = ("params", "flops", "size_bytes", "latency_ms")
+# receptive_field: read off the genome (layers space), for constraints only.
+CONSTRAINT_MEASURES = (*COST_MEASURES, "receptive_field")
 METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_seconds", *COST_MEASURES)
 
 
@@ -337,7 +342,7 @@ class SearchConfig(_Strict):
             return items
         for item in items:
             try:
-                Constraint.parse(str(item), known=COST_MEASURES)
+                Constraint.parse(str(item), known=CONSTRAINT_MEASURES)
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return tuple(items)
@@ -347,6 +352,9 @@ class SearchConfig(_Strict):
         if self.strategy.name == "nsga2" and len(self.objectives) < 2:
             raise ValueError("objectives: strategy nsga2 searches a Pareto front and needs two or more objectives, "
                              "e.g. --objectives accuracy,params")
+        if self.training.final_ensemble > 1 and len(self.objectives) >= 2:
+            raise ValueError("training.final_ensemble: a search with several objectives returns its Pareto front, "
+                             "not one model to ensemble; drop one of them")
         return self
 
     @field_validator("scalarize", mode="before")
@@ -405,6 +413,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "cosine": ("training.cosine", bool, "cosine learning-rate schedule"),
     "trial_timeout": ("training.trial_timeout", float, "seconds one candidate may train before it fails"),
     "final_epochs": ("training.final_epochs", int, "retrain the best genome this many epochs at the end"),
+    "final_ensemble": ("training.final_ensemble", int, "return the mean prediction of the best N trials' networks"),
     "inherit": ("training.inherit", bool, "children inherit their parent's trained weights and only fine-tune"),
     "finetune_epochs": ("training.finetune_epochs", int, "epochs of a child that inherited weights"),
     "early_stop": ("training.early_stop", str, "early stopping rule: none or median"),

@@ -3,6 +3,8 @@ optionally a TorchScript or ONNX file of the same network beside them.
 
 Every export folder holds the PyTorch form (weights.pt, genome.json, model.py where the space builds
 Plans); `format` adds `model.torchscript.pt` (torch.jit.load) or `model.onnx` (onnxruntime).
+A study whose returned model is an ensemble (`training.final_ensemble`) exports it whole: genome.json
+lists every member's genome and weights.pt holds them all (no model.py: each member is its own net).
 Loading never unpickles arbitrary objects: weights are read with `weights_only=True`, the genome is
 JSON, and the network is rebuilt from the genome by its search space.
 """
@@ -55,14 +57,18 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
     store = Store.in_dir(run_dir)
     try:
         final = store.get("final")
+        # The final model of an ensembling study is the whole ensemble (final.pt holds every member);
+        # `trial_id` names one network, which is then exported alone, from its own weights.
+        member_ids = None
         if trial_id is None:
             if final is None:
                 raise StoreError(f"{run_dir}: the search has not finished, so there is no best model yet; use --trial N")
-            trial_id, weights = final["trial"], run_dir / final["weights"]
+            trial_id, weights, member_ids = final["trial"], run_dir / final["weights"], final.get("members")
         else:
             weights = run_dir / "weights" / f"trial_{trial_id:05d}.pt"
-            if final is not None and final["trial"] == trial_id:
+            if final is not None and final["trial"] == trial_id and not final.get("members"):
                 weights = run_dir / final["weights"]
+        is_final = final is not None and weights == run_dir / final["weights"]
         record = store.trial(trial_id)
         if record is None:
             raise StoreError(f"{run_dir}: no trial {trial_id}")
@@ -79,16 +85,17 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
             "trial": trial_id,
             "reward": record.reward,
             "metrics": {k: v for k, v in record.metrics.items() if k != "confusion"},
-            "test": final["test"] if final and final["trial"] == trial_id else None,
+            "test": final["test"] if is_final else None,
             "dataset": store.get("dataset"),
         }
+        if member_ids:
+            meta["members"] = [{"trial": i, "genome": store.trial(i).genome} for i in member_ids]
     finally:
         store.close()
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, out / WEIGHTS_FILE)
     (out / GENOME_FILE).write_text(json.dumps(meta, indent=2))
-    space = make_space(meta["space"], meta["space_config"])
-    model = space.build(space.from_json(meta["genome"]))
+    model = _build(meta)
     if isinstance(model, PlanNet):
         norm = (meta["dataset"] or {}).get("normalization") or {}
         header = f"nasforge trial {trial_id}, validation reward {record.reward:.4f}"
@@ -104,6 +111,16 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
         else:
             _to_onnx(model, example, out / ONNX_FILE)
     return out
+
+
+def _build(meta: dict[str, Any]) -> nn.Module:
+    """The untrained network of an export's metadata: one genome, or an Ensemble of its members'."""
+    from .ensemble import Ensemble
+
+    space = make_space(meta["space"], meta["space_config"])
+    if meta.get("members"):
+        return Ensemble([space.build(space.from_json(m["genome"])) for m in meta["members"]])
+    return space.build(space.from_json(meta["genome"]))
 
 
 def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
@@ -241,7 +258,6 @@ def load(path: str | Path) -> nn.Module:
     if not meta_path.exists():
         raise NasforgeError(f"{folder} is not a nasforge export (no {GENOME_FILE})")
     meta: dict[str, Any] = json.loads(meta_path.read_text())
-    space = make_space(meta["space"], meta["space_config"])
-    model = space.build(space.from_json(meta["genome"]))
+    model = _build(meta)
     model.load_state_dict(load_weights(folder / WEIGHTS_FILE))
     return model.eval()

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .ensemble import Ensemble
 from .evaluate.evaluator import Result, TrainingEvaluator, Warmstart
 from .execute.base import LOST, Executor, SerialExecutor
 from .fidelity import Decided, Promotion, SuccessiveHalving
@@ -57,6 +58,7 @@ class Study:
         keep_top: int = 5,
         final_epochs: int | None = None,
         final_data: str = "train",
+        final_ensemble: int = 1,
         executor: Executor | None = None,
         max_retries: int = 2,
         halving: SuccessiveHalving | None = None,
@@ -74,6 +76,13 @@ class Study:
         if final_data not in ("train", "train+val"):
             raise ValueError(f"final_data must be 'train' or 'train+val', got {final_data!r}")
         self.final_data = final_data  # train+val: the final retrain also learns from the validation split
+        if final_ensemble < 1:
+            raise ValueError(f"final_ensemble must be >= 1, got {final_ensemble}")
+        if final_ensemble > 1 and len(objectives) >= 2:
+            raise ValueError("final_ensemble: a search with several objectives returns its Pareto front, not one model")
+        # The returned model averages the best `final_ensemble` trials: their weights must be kept.
+        self.final_ensemble = final_ensemble
+        self.keep_top = max(keep_top, final_ensemble)
         self.executor = executor or SerialExecutor(evaluator)
         self.max_retries = max_retries  # runs again of a trial whose worker died under it
         self.halving = halving
@@ -113,14 +122,19 @@ class Study:
         return self.store.get("final")
 
     def best_model(self) -> torch.nn.Module:
+        """The returned model (an Ensemble of several trials' networks when final_ensemble > 1)."""
         from .export import load_weights
 
         final = self.final
         if final is None:
             raise RuntimeError("the study has not finished; run() it first")
-        model = self.space.build(self.space.from_json(self.store.trial(final["trial"]).genome))
+        model = self._build_final([self.store.trial(i) for i in final.get("members", [final["trial"]])])
         model.load_state_dict(load_weights(self.run_dir / final["weights"]))
         return model.eval()
+
+    def _build_final(self, members: list[TrialRecord]) -> torch.nn.Module:
+        models = [self.space.build(self.space.from_json(t.genome)) for t in members]
+        return models[0] if len(models) == 1 else Ensemble(models)
 
     def weights_path(self, trial_id: int) -> Path:
         return self.run_dir / "weights" / f"trial_{trial_id:05d}.pt"
@@ -419,30 +433,42 @@ class Study:
 
     # -- the result ----------------------------------------------------------------------------
     def finalize(self) -> dict[str, Any] | None:
-        """Keep (or retrain) the best model, save it as final.pt and score it once on the test split."""
+        """Keep (or retrain) the best model, save it as final.pt and score it once on the test split.
+        With final_ensemble N the returned model averages the N best trials' networks."""
         best = self.best
         if best is None:
             return None
+        members = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.final_ensemble]
+        ids = [t.id for t in members]
         final = self.final
-        if final is not None and final["trial"] == best.id:
+        if final is not None and final["trial"] == best.id and final.get("members", [best.id]) == ids:
             return final
-        genome = self.space.from_json(best.genome)
-        torch.manual_seed(best.seed)
-        model = self.space.build(genome)
         with_validation = bool(self.final_epochs) and self.final_data == "train+val"
+        models = []
+        for record in members:
+            genome = self.space.from_json(record.genome)
+            torch.manual_seed(record.seed)
+            model = self.space.build(genome)
+            if self.final_epochs:
+                self.evaluator.retrain(model, record.seed, self.final_epochs, genome, with_validation=with_validation)
+            else:
+                from .export import load_weights
+
+                model.load_state_dict(load_weights(self.weights_path(record.id)))
+            models.append(model)
         if self.final_epochs:
-            self.evaluator.retrain(model, best.seed, self.final_epochs, genome, with_validation=with_validation)
             source = f"retrained for {self.final_epochs} epochs" + (" on training + validation" if with_validation else "")
         else:
-            from .export import load_weights
-
-            model.load_state_dict(load_weights(self.weights_path(best.id)))
-            source = "weights of the search trial"
+            source = "weights of the search trial" + ("s" if len(models) > 1 else "")
+        if len(models) > 1:
+            source = f"ensemble of trials {', '.join(map(str, ids))} (mean probabilities), " + source
+        model = models[0] if len(models) == 1 else Ensemble(models)
         model.eval()
         path = self.run_dir / "final.pt"
         torch.save(model.state_dict(), path)
         final = {
             "trial": best.id,
+            **({"members": ids} if len(ids) > 1 else {}),
             "weights": path.name,
             "source": source,
             # After a train+val retrain the validation score is no longer held out: kept, and flagged.

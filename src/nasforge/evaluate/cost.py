@@ -27,6 +27,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..space.base import Genome, SearchSpace
 
 MEASURES = ("params", "flops", "size_bytes", "latency_ms")
+# Read off the genome by its space, without building it (SearchSpace.receptive_field).
+GENOME_MEASURES = ("receptive_field",)
+
+
+def genome_measures(space: SearchSpace, genome: Genome, which: Iterable[str]) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
+    for name in set(which) & set(GENOME_MEASURES):
+        value = getattr(space, name)(genome)
+        if value is None:
+            raise ValueError(f"the {space.name!r} space has no {name}")
+        out[name] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,7 @@ class CostModel:
         which = set(which)
         key = self.space.key(genome)
         known = self._cache.setdefault(key, {})
+        known.update(genome_measures(self.space, genome, which - set(known)))
         missing = which - set(known)
         if missing:
             # Building draws initial weights: keep that off the RNG that seeds training.

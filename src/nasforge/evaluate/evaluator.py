@@ -14,7 +14,7 @@ from ..data.datasets import Dataset
 from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
-from .cost import DEFAULT_COSTS, MEASURES, CostOptions, count_params, measure_costs
+from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, measure_costs
 from .inherit import inherit
 from .metrics import REWARDS
 from .proxies import score_proxies
@@ -99,6 +99,7 @@ class TrainingEvaluator(Evaluator):
         self.costs, self.constraints, self.scalarization = costs, tuple(constraints), scalarization
         needed = {c.measure for c in self.constraints} | set(scalarization.measures if scalarization else ())
         self.cost_measures = set(MEASURES) if costs is not None else needed & set(MEASURES)
+        self.genome_measures = needed & set(GENOME_MEASURES)
 
     def _reward(self, metrics: dict[str, Any]) -> float:
         return float(scalarize(self.scalarization, float(REWARDS[self.reward](metrics)), metrics))
@@ -118,6 +119,7 @@ class TrainingEvaluator(Evaluator):
             if self.cost_measures:
                 options = self.costs or DEFAULT_COSTS
                 metrics.update(measure_costs(model, self.data.x_train[: options.batch_size], options, self.cost_measures))
+            metrics.update(genome_measures(self.space, genome, self.genome_measures))
             # The last line of defence: strategies draw feasible candidates (strategy/feasible.py),
             # but one that gets through anyway (a policy's sample, a noisy latency) is never trained.
             reason = violation(self.constraints, metrics)

@@ -124,11 +124,15 @@ class LanguageModelEvaluator(Evaluator):
         self.space, self.data, self.training, self.reward = space, data, training, reward
         self.seq_len, self.steps_per_epoch = seq_len, steps_per_epoch
 
-    def _train(self, model: nn.Module, seed: int, epochs: int | None, stream: torch.Tensor | None = None) -> TrainingOutcome:
-        """On `stream` (default: the training text). `epochs` given (a fidelity rung, the final
-        retrain) counts steps; otherwise the options' CPU-time budget, when set, replaces `epochs`."""
+    def _train(self, model: nn.Module, seed: int, epochs: int | None, stream: torch.Tensor | None = None,
+               timed: bool = True) -> TrainingOutcome:
+        """On `stream` (default: the training text), for `epochs` (default: the options') of
+        `steps_per_epoch` steps. With a CPU-time budget (training.cpu_seconds) and `timed`, a candidate
+        trains in units of it instead: one unit, or `epochs` units when given (a successive-halving rung,
+        so rungs of 1, 3, 9 are 60, 180, 540 CPU-seconds for a 60-second budget). The final retrain
+        (`timed=False`) counts steps."""
         steps = (epochs or self.training.epochs) * self.steps_per_epoch
-        budget = self.training.cpu_seconds if epochs is None else None
+        budget = (epochs or 1) * self.training.cpu_seconds if timed and self.training.cpu_seconds is not None else None
         return train_lm(model, self.data.train if stream is None else stream, self.training, seed, steps, self.seq_len,
                         self.data.vocab_size, self.steps_per_epoch, cpu_seconds=budget)
 
@@ -157,7 +161,7 @@ class LanguageModelEvaluator(Evaluator):
     def retrain(self, model: nn.Module, seed: int, epochs: int, genome: Genome | None = None,
                 with_validation: bool = False) -> None:
         """`with_validation`: on the training text followed by the validation text (they are contiguous)."""
-        self._train(model, seed, epochs, torch.cat([self.data.train, self.data.val]) if with_validation else None)
+        self._train(model, seed, epochs, torch.cat([self.data.train, self.data.val]) if with_validation else None, timed=False)
 
     def validate(self, model: nn.Module) -> dict[str, Any]:
         return lm_metrics(model, self.data.val, self.seq_len, self.data.vocab_size)

@@ -99,6 +99,12 @@ class SearchSpace(ABC):
         None means 'modules of the same name correspond' (spaces with fixed module names)."""
         return None
 
+    def receptive_field(self, genome: Genome) -> int | None:
+        """Input positions one position of the last feature map sees (before global pooling); None
+        where the space has no such notion. A constraint on it (`receptive_field>=51`) keeps only
+        networks whose last convolutions see the whole input."""
+        return None
+
     def training_overrides(self, genome: Genome) -> dict[str, Any]:
         """Training hyper-parameters the genome itself carries (lr, weight_decay, batch_size, epochs)."""
         return {}

@@ -254,6 +254,25 @@ class LayerGraphSpace(SearchSpace):
             out.append((new if problem is None else None, problem))
         return out
 
+    def receptive_field(self, genome: LayerGenome) -> int:
+        """Along the main path, up to the first dense layer (kernels and pools are square, so one
+        number serves every axis); a skip adds a shorter path and leaves it unchanged."""
+        rf, jump = 1, 1
+        for layer, (shape, problem) in zip(genome.layers, self._infer(genome)):
+            if problem is not None:
+                continue  # not applied: identity
+            if shape[0] != "map":
+                break
+            if layer.kind == "conv":
+                rf += (layer["kernel"] - 1) * jump
+                jump *= layer["stride"]
+            elif layer.kind == "multiscale":
+                rf += (max(int(k) for k in layer["kernels"].split("-")) - 1) * jump
+            elif layer.kind == "pool":
+                rf += (layer["size"] - 1) * jump
+                jump *= 2
+        return rf
+
     def problems(self, genome: LayerGenome) -> list[str]:
         """Why a genome cannot be built as it is (empty when it can)."""
         infos = self._infer(genome)

@@ -52,6 +52,9 @@ class SpaceWrapper(SearchSpace):
     def training_overrides(self, genome: Genome) -> dict[str, Any]:
         return self.inner.training_overrides(genome)
 
+    def receptive_field(self, genome: Genome) -> int | None:
+        return self.inner.receptive_field(genome)
+
     def decisions(self) -> list[int]:
         return self.inner.decisions()
 
