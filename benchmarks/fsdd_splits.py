@@ -8,6 +8,7 @@ Training options come from the run's config (or the flags); one torch thread; CP
 
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --run runs/fsdd
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline --splits upstream theo
+    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline deep --epochs 15 --splits theo --seed 0 1 2
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def main() -> None:
     parser.add_argument("--splits", nargs="+", default=["upstream", *SPEAKERS], help="upstream and/or speaker names")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--layout", default="nhw")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="one or more seeds; with several, each split reports the mean and the seeds' averaged prediction")
     args = parser.parse_args()
     torch.set_num_threads(1)
     training = TrainingOptions(epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4)
@@ -77,14 +79,23 @@ def main() -> None:
         data = load_dataset(f"fsdd:{args.recordings}", val_fraction=0.1, layout=args.layout, options=options)
         space = LayerGraphSpace(data.input_shape, data.num_classes)
         start = time.process_time()
-        torch.manual_seed(args.seed)
-        model = space.build(genome)
-        # Train on every training recording (the search's validation speaker included), augmented as in the search.
-        train(model, torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val]), training, args.seed,
-              epochs=args.epochs, augment=data.augment)
-        acc = score(model, data.x_test, data.y_test, data.num_classes)["accuracy"]
-        results[split] = acc
-        print(f"{split:>9}: test accuracy {acc:.4f} ({len(data.y_test)} recordings), {time.process_time() - start:.0f} CPU-s", flush=True)
+        accs, probs = [], []
+        for seed in args.seed:
+            torch.manual_seed(seed)
+            model = space.build(genome)
+            # Train on every training recording (the search's validation speaker included), augmented as in the search.
+            train(model, torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val]), training, seed,
+                  epochs=args.epochs, augment=data.augment)
+            accs.append(score(model, data.x_test, data.y_test, data.num_classes)["accuracy"])
+            with torch.no_grad():
+                probs.append(model.eval()(data.x_test).softmax(-1))
+        results[split] = float(np.mean(accs))
+        line = f"{split:>9}: test accuracy {results[split]:.4f} ({len(data.y_test)} recordings)"
+        if len(accs) > 1:
+            averaged = float((torch.stack(probs).mean(0).argmax(1) == data.y_test).float().mean())
+            line += (f" = mean over seeds {', '.join(map(str, args.seed))}: {' '.join(f'{a:.3f}' for a in accs)}; "
+                     f"their averaged probabilities {averaged:.4f}")
+        print(f"{line}, {time.process_time() - start:.0f} CPU-s", flush=True)
     speakers = [results[s] for s in SPEAKERS if s in results]
     if len(speakers) > 1:
         print(f"mean over {len(speakers)} held-out speakers: {np.mean(speakers):.4f} (min {min(speakers):.4f})")
