@@ -142,3 +142,11 @@ def test_cli_bad_config_exits_2_naming_the_field(tmp_path, text: str, field: str
 def test_every_example_config_is_valid(path: Path) -> None:
     config = build_config(read_yaml(path))
     assert config.out.startswith("runs/")  # examples write under runs/, never into the tree elsewhere
+
+
+def test_the_configs_measure_names_are_the_cost_modules() -> None:
+    # config.py names them without importing torch; they must not drift from evaluate/cost.py.
+    from nasforge.config import CONSTRAINT_MEASURES, COST_MEASURES
+    from nasforge.evaluate.cost import GENOME_MEASURES, MEASURES
+
+    assert COST_MEASURES == MEASURES and (*MEASURES, *GENOME_MEASURES) == CONSTRAINT_MEASURES

@@ -13,7 +13,7 @@ from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, sourc
 from .data.text import CharCorpus, TextDataset, load_char_corpus
 from .errors import ConfigError, StoreError
 from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
-from .evaluate.cost import CostModel, CostOptions
+from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.trainer import TrainingOptions
@@ -153,9 +153,10 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
     data = load_data_for(config)
     space = make_space_for_data(config, data)
-    if "receptive_field" in measures_of(parse_constraints(config.constraints)) and \
-            type(space).receptive_field is SearchSpace.receptive_field:
-        raise ConfigError(f"constraints: the {space.name!r} space has no receptive_field (the layers space has)")
+    # A measure read off the genome needs a space that defines it (SearchSpace's default is None).
+    for name in sorted(measures_of(parse_constraints(config.constraints)) & set(GENOME_MEASURES)):
+        if getattr(type(space), name) is getattr(SearchSpace, name):
+            raise ConfigError(f"constraints: the {space.name!r} space has no {name} (the layers space has)")
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device)

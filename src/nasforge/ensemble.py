@@ -22,6 +22,11 @@ import torch
 from torch import nn
 
 
+def combine(models: Sequence[nn.Module]) -> nn.Module:
+    """The returned model of N trained networks: the network itself when N is 1, else their Ensemble."""
+    return models[0] if len(models) == 1 else Ensemble(models)
+
+
 class Ensemble(nn.Module):
     """Mean of the members' softmax probabilities over the last dimension, returned as its log."""
 

@@ -115,12 +115,11 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
 
 def _build(meta: dict[str, Any]) -> nn.Module:
     """The untrained network of an export's metadata: one genome, or an Ensemble of its members'."""
-    from .ensemble import Ensemble
+    from .ensemble import combine
 
     space = make_space(meta["space"], meta["space_config"])
-    if meta.get("members"):
-        return Ensemble([space.build(space.from_json(m["genome"])) for m in meta["members"]])
-    return space.build(space.from_json(meta["genome"]))
+    genomes = [m["genome"] for m in meta.get("members") or [meta]]
+    return combine([space.build(space.from_json(g)) for g in genomes])
 
 
 def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:

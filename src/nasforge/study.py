@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .ensemble import Ensemble
+from .ensemble import combine
 from .evaluate.evaluator import Result, TrainingEvaluator, Warmstart
 from .execute.base import LOST, Executor, SerialExecutor
 from .fidelity import Decided, Promotion, SuccessiveHalving
@@ -133,8 +133,7 @@ class Study:
         return model.eval()
 
     def _build_final(self, members: list[TrialRecord]) -> torch.nn.Module:
-        models = [self.space.build(self.space.from_json(t.genome)) for t in members]
-        return models[0] if len(models) == 1 else Ensemble(models)
+        return combine([self.space.build(self.space.from_json(t.genome)) for t in members])
 
     def weights_path(self, trial_id: int) -> Path:
         return self.run_dir / "weights" / f"trial_{trial_id:05d}.pt"
@@ -462,7 +461,7 @@ class Study:
             source = "weights of the search trial" + ("s" if len(models) > 1 else "")
         if len(models) > 1:
             source = f"ensemble of trials {', '.join(map(str, ids))} (mean probabilities), " + source
-        model = models[0] if len(models) == 1 else Ensemble(models)
+        model = combine(models)
         model.eval()
         path = self.run_dir / "final.pt"
         torch.save(model.state_dict(), path)
