@@ -9,6 +9,13 @@ Training options come from the run's config (or the flags); one torch thread; CP
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --run runs/fsdd
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline --splits upstream theo
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline deep --epochs 15 --splits theo --seed 0 1 2
+
+`--exclude-speaker theo` never trains on theo: each other speaker held out in turn is then tested by a model
+trained on the remaining four, a development measure for choosing features and training options without
+looking at theo (the held-out-speaker test split of examples/fsdd.yaml):
+
+    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline deep --epochs 15 --exclude-speaker theo \
+        --band-norm mean --label-smoothing 0.1
 """
 
 from __future__ import annotations
@@ -52,14 +59,22 @@ def main() -> None:
     which.add_argument("--run", help="search run directory: its final genome and training options")
     which.add_argument("--baseline", nargs="?", const="small", choices=sorted(BASELINES),
                        help="a hand-designed 2-D CNN: small (3 convs, 2 pools; the default) or deep (5 convs, 4 pools)")
-    parser.add_argument("--splits", nargs="+", default=["upstream", *SPEAKERS], help="upstream and/or speaker names")
+    parser.add_argument("--splits", nargs="+", help="upstream and/or speaker names (default: upstream and every speaker; "
+                        "with --exclude-speaker, every other speaker)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--layout", default="nhw")
     parser.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="one or more seeds; with several, each split reports the mean and the seeds' averaged prediction")
+    parser.add_argument("--exclude-speaker", help="never train on this speaker (a development measure that keeps it unseen)")
+    parser.add_argument("--band-norm", choices=["mean", "meanvar"], help="per-recording mel band normalisation (MelOptions.band_norm)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
     args = parser.parse_args()
+    if args.splits is None:
+        args.splits = [s for s in SPEAKERS if s != args.exclude_speaker] if args.exclude_speaker else ["upstream", *SPEAKERS]
+    if args.exclude_speaker in args.splits:
+        parser.error(f"--exclude-speaker {args.exclude_speaker} is never trained on, so it cannot also be held out: drop it from --splits")
     torch.set_num_threads(1)
-    training = TrainingOptions(epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4)
+    training = TrainingOptions(epochs=20, batch_size=64, lr=3e-3, weight_decay=1e-4, label_smoothing=args.label_smoothing)
     if args.run:
         store = Store.in_dir(args.run)
         config, final, info = store.get("config"), store.get("final"), store.get("space")
@@ -67,16 +82,24 @@ def main() -> None:
         store.close()
         t = config["training"]
         training = TrainingOptions(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], weight_decay=t["weight_decay"],
-                                   cosine=t["cosine"])
+                                   cosine=t["cosine"], label_smoothing=t.get("label_smoothing", 0.0))
         args.layout = config["dataset"]["layout"]
+        args.band_norm = config["dataset"].get("band_norm")
         space = make_space(info["name"], info["config"])
         genome = space.from_json(genome_json)
     else:
         genome = baseline_genome(args.baseline)
     results = {}
     for split in args.splits:
-        options = SourceOptions("upstream") if split == "upstream" else SourceOptions("speaker", split)
+        if split == "upstream":
+            options = SourceOptions("upstream", band_norm=args.band_norm)
+        else:
+            options = SourceOptions("speaker", split, val_speaker=args.exclude_speaker, band_norm=args.band_norm)
         data = load_dataset(f"fsdd:{args.recordings}", val_fraction=0.1, layout=args.layout, options=options)
+        # The excluded speaker is loaded as the validation split, which is then left out of training.
+        excluded = args.exclude_speaker is not None and split != "upstream"
+        x_fit = data.x_train if excluded else torch.cat([data.x_train, data.x_val])
+        y_fit = data.y_train if excluded else torch.cat([data.y_train, data.y_val])
         space = LayerGraphSpace(data.input_shape, data.num_classes)
         start = time.process_time()
         accs, probs = [], []
@@ -84,8 +107,7 @@ def main() -> None:
             torch.manual_seed(seed)
             model = space.build(genome)
             # Train on every training recording (the search's validation speaker included), augmented as in the search.
-            train(model, torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val]), training, seed,
-                  epochs=args.epochs, augment=data.augment)
+            train(model, x_fit, y_fit, training, seed, epochs=args.epochs, augment=data.augment)
             accs.append(score(model, data.x_test, data.y_test, data.num_classes)["accuracy"])
             with torch.no_grad():
                 probs.append(model.eval()(data.x_test).softmax(-1))

@@ -220,6 +220,17 @@ def test_band_normalize_and_its_option() -> None:
     assert MelOptions(band_norm="meanvar").band_norm == "meanvar"
 
 
+@needs_fsdd
+def test_fsdd_band_norm_reaches_the_dataset() -> None:
+    from nasforge.data.datasets import _fsdd
+
+    plain = _fsdd(str(FSDD), SourceOptions("upstream"))
+    normed = _fsdd(str(FSDD), SourceOptions("upstream", band_norm="mean"))
+    assert np.abs(plain["x"].mean(axis=-1)).max() > 1.0  # levelled log power: bands sit well below 0
+    np.testing.assert_allclose(normed["x"].mean(axis=-1), 0.0, atol=1e-4)  # every band of every recording
+    np.testing.assert_allclose(normed["x"], plain["x"] - plain["x"].mean(axis=-1, keepdims=True), atol=1e-4)
+
+
 def test_spectrogram_augment_masks() -> None:
     x = torch.randn(16, 1, 40, 51) + 3.0
     aug = SpectrogramAugment(shift=0.0, stretch=0.0, warp=0.0, time_mask=0.2, freq_mask=0.2)

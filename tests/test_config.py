@@ -39,6 +39,8 @@ BAD_VALUES = {
     "training.lr": [0, -1.0, "fast"],
     "training.cosine": ["sometimes", 3],
     "training.trial_timeout": [0, -5, "long"],
+    "training.label_smoothing": [-0.1, 1.0, "some"],
+    "dataset.band_norm": ["cmvn", 1],
     "budget.trials": [0, -2, "lots"],
     "budget.seconds": [0, "an hour"],
     "space.max_blocks": [0, "deep", 1000],

@@ -1,4 +1,5 @@
-"""`training.final_ensemble`: the returned model averages the best trials' networks."""
+"""`training.final_ensemble` / `final_seeds`: the returned model averages the best trials' networks, or
+retrains of them from several seeds."""
 
 from __future__ import annotations
 
@@ -93,8 +94,31 @@ def test_ensemble_members_are_retrained_with_final_epochs(tmp_path) -> None:
     assert math.isfinite(study.final["test"]["loss"])
 
 
+def test_final_seeds_average_retrains_of_the_best_genome(tmp_path) -> None:
+    study = nasforge.search({"space": {"channels": [8], "max_blocks": 2}, "training": {"final_seeds": 3, "final_epochs": 1}},
+                            dataset="digits", strategy="random", trials=3, epochs=1, seed=0, inherit=False,
+                            out=str(tmp_path / "run"), progress=False)
+    final = study.final
+    assert final["members"] == [final["trial"]] * 3 and "3 times from seeds" in final["source"]
+    model = study.best_model()
+    assert isinstance(model, Ensemble) and len(model.members) == 3
+    first, *others = [torch.cat([p.flatten() for p in m.parameters()]) for m in model.members]
+    assert all(not torch.equal(first, other) for other in others)  # three different retrains, not one copied
+    data = study.evaluator.data
+    assert score(model, data.x_test, data.y_test, data.num_classes)["accuracy"] == pytest.approx(final["test"]["accuracy"])
+    assert study.finalize() == final
+    folder = export_trial(study.run_dir, tmp_path / "export")
+    batch = real_batch(study.run_dir, n=8)
+    with torch.no_grad():
+        assert torch.equal(load(folder)(batch), model(batch))
+
+
 def test_final_ensemble_is_refused_with_several_objectives() -> None:
     with pytest.raises(ConfigError, match=r"training\.final_ensemble"):
         build_config({"training": {"final_ensemble": 3}, "objectives": ["accuracy", "params"]}, dataset="digits")
     with pytest.raises(ConfigError, match="final_ensemble"):
         build_config({"training": {"final_ensemble": 0}}, dataset="digits")
+    with pytest.raises(ConfigError, match=r"training\.final_seeds"):
+        build_config({"training": {"final_seeds": 2, "final_epochs": 3}, "objectives": ["accuracy", "params"]}, dataset="digits")
+    with pytest.raises(ConfigError, match="final_seeds: retrains from several seeds need final_epochs"):
+        build_config({"training": {"final_seeds": 2}}, dataset="digits")

@@ -69,7 +69,7 @@ def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
     return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
                         label_column=d.label_column, layout=d.layout,
                         options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
-                                              val_speaker=d.val_speaker, augment=d.augment))
+                                              val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm))
 
 
 def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
@@ -114,6 +114,8 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
         if used:
             raise ConfigError(f"{', '.join(used)}: cost measures, constraints and scalarized rewards are not available for "
                               "language models yet")
+        if training.label_smoothing:
+            raise ConfigError("training.label_smoothing: language models train on plain next-character cross-entropy")
         return LanguageModelEvaluator(space, data, training, config.reward, seq_len=config.dataset.max_length or 128)
     if training.cpu_seconds is not None:
         raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
@@ -159,7 +161,8 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
             raise ConfigError(f"constraints: the {space.name!r} space has no {name} (the layers space has)")
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
-                               cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device)
+                               cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
+                               label_smoothing=t.label_smoothing)
     store = Store.in_dir(run_dir, create=True)
     if not exists:
         store.set("config", to_dict(config))
@@ -174,7 +177,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         space, make_strategy(config, screened(config, space, data)), evaluator, store, run_dir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
-        final_ensemble=t.final_ensemble, progress=config.progress, callbacks=callbacks,
+        final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
         executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,

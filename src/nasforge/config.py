@@ -33,6 +33,8 @@ class DatasetConfig(_Strict):
     val_speaker: str | None = Field("auto", min_length=1, description="fsdd, split 'speaker': the validation speaker ('auto': the "
                                     "next one after the test speaker in sorted order); unset: a random fraction of the training speakers")
     augment: bool = Field(True, description="fsdd: random time shift and stretch of training spectrograms")
+    band_norm: Literal["mean", "meanvar"] | None = Field(None, description="fsdd: per-recording normalisation of every mel "
+                                                          "band over time ('mean': less its mean; 'meanvar': also over its std)")
     image_size: int = Field(32, ge=4, le=1024, description="image folders: pictures are resized to this many pixels square")
     max_length: int | None = Field(None, ge=1, le=100000, description="text: tokens kept per sentence (default 64); "
                                    "language models: context length of training and scoring (default 128)")
@@ -92,6 +94,8 @@ class TrainingConfig(_Strict):
                                                       "adds the validation split once the search is over (needs final_epochs)")
     final_ensemble: int = Field(1, ge=1, le=100, description="the returned model averages the predicted probabilities of "
                                 "the best N trials (their search-trained weights, or each retrained with final_epochs)")
+    final_seeds: int = Field(1, ge=1, le=100, description="the returned network(s) are each retrained this many times from "
+                             "different seeds (needs final_epochs) and their predicted probabilities averaged")
     inherit: bool | None = Field(None, description="children start from their parent's trained weights (Lamarckian); "
                                  "unset: on for trained classifiers, off for language models")
     finetune_epochs: int = Field(2, ge=1, le=100000, description="epochs of a child that inherited weights")
@@ -99,11 +103,15 @@ class TrainingConfig(_Strict):
     early_stop_min_trials: int = Field(5, ge=1, description="trials needed at an epoch before the median rule applies")
     proxies: bool = Field(False, description="record zero-cost proxies (synflow, naswot) of every trial at initialisation")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the GPU a worker was given, else the CPU")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="classifiers: the training loss spreads this share of each "
+                                   "target over all classes (validation loss and scores stay plain cross-entropy)")
 
     @model_validator(mode="after")
     def _final(self) -> TrainingConfig:
         if self.final_data != "train" and self.final_epochs is None:
             raise ValueError("final_data: train+val retrains the best genome, so it needs final_epochs")
+        if self.final_seeds > 1 and self.final_epochs is None:
+            raise ValueError("final_seeds: retrains from several seeds need final_epochs")
         return self
 
 
@@ -352,9 +360,10 @@ class SearchConfig(_Strict):
         if self.strategy.name == "nsga2" and len(self.objectives) < 2:
             raise ValueError("objectives: strategy nsga2 searches a Pareto front and needs two or more objectives, "
                              "e.g. --objectives accuracy,params")
-        if self.training.final_ensemble > 1 and len(self.objectives) >= 2:
-            raise ValueError("training.final_ensemble: a search with several objectives returns its Pareto front, "
-                             "not one model to ensemble; drop one of them")
+        for field in ("final_ensemble", "final_seeds"):
+            if getattr(self.training, field) > 1 and len(self.objectives) >= 2:
+                raise ValueError(f"training.{field}: a search with several objectives returns its Pareto front, "
+                                 "not one model to ensemble; drop one of them")
         return self
 
     @field_validator("scalarize", mode="before")
@@ -390,6 +399,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "held_out_speaker": ("dataset.held_out_speaker", str, "fsdd: speaker whose recordings are the test split"),
     "val_speaker": ("dataset.val_speaker", str, "fsdd: validation speaker of split 'speaker' ('auto': the next after the test speaker)"),
     "augment": ("dataset.augment", bool, "fsdd: random time shift and stretch of training spectrograms"),
+    "band_norm": ("dataset.band_norm", str, "fsdd: per-recording normalisation of every mel band: mean or meanvar"),
     "image_size": ("dataset.image_size", int, "image folders: side in pixels pictures are resized to"),
     "max_length": ("dataset.max_length", int, "text: tokens per sentence; language models: context length"),
     "cache_dir": ("dataset.cache_dir", str, "fsdd: spectrogram cache folder"),
@@ -411,9 +421,11 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "lr": ("training.lr", float, "AdamW learning rate"),
     "weight_decay": ("training.weight_decay", float, "AdamW weight decay"),
     "cosine": ("training.cosine", bool, "cosine learning-rate schedule"),
+    "label_smoothing": ("training.label_smoothing", float, "classifiers: share of each training target spread over all classes"),
     "trial_timeout": ("training.trial_timeout", float, "seconds one candidate may train before it fails"),
     "final_epochs": ("training.final_epochs", int, "retrain the best genome this many epochs at the end"),
     "final_ensemble": ("training.final_ensemble", int, "return the mean prediction of the best N trials' networks"),
+    "final_seeds": ("training.final_seeds", int, "retrain the returned network(s) from K seeds and average them (needs final_epochs)"),
     "inherit": ("training.inherit", bool, "children inherit their parent's trained weights and only fine-tune"),
     "finetune_epochs": ("training.finetune_epochs", int, "epochs of a child that inherited weights"),
     "early_stop": ("training.early_stop", str, "early stopping rule: none or median"),

@@ -59,6 +59,7 @@ class Study:
         final_epochs: int | None = None,
         final_data: str = "train",
         final_ensemble: int = 1,
+        final_seeds: int = 1,
         executor: Executor | None = None,
         max_retries: int = 2,
         halving: SuccessiveHalving | None = None,
@@ -83,6 +84,14 @@ class Study:
         # The returned model averages the best `final_ensemble` trials: their weights must be kept.
         self.final_ensemble = final_ensemble
         self.keep_top = max(keep_top, final_ensemble)
+        # Each returned network is retrained this many times from different seeds, and all are averaged.
+        if final_seeds < 1:
+            raise ValueError(f"final_seeds must be >= 1, got {final_seeds}")
+        if final_seeds > 1 and not final_epochs:
+            raise ValueError("final_seeds: retrains from several seeds need final_epochs (a trial's weights exist once)")
+        if final_seeds > 1 and len(objectives) >= 2:
+            raise ValueError("final_seeds: a search with several objectives returns its Pareto front, not one model")
+        self.final_seeds = final_seeds
         self.executor = executor or SerialExecutor(evaluator)
         self.max_retries = max_retries  # runs again of a trial whose worker died under it
         self.halving = halving
@@ -433,23 +442,26 @@ class Study:
     # -- the result ----------------------------------------------------------------------------
     def finalize(self) -> dict[str, Any] | None:
         """Keep (or retrain) the best model, save it as final.pt and score it once on the test split.
-        With final_ensemble N the returned model averages the N best trials' networks."""
+        With final_ensemble N the returned model averages the N best trials' networks; with final_seeds K
+        each of them is retrained K times (seeds trial seed, +1, ...) and all N x K are averaged."""
         best = self.best
         if best is None:
             return None
-        members = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.final_ensemble]
-        ids = [t.id for t in members]
+        best_trials = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.final_ensemble]
+        # (trial, seed offset) per member network: a trial appears once per seed it is retrained with.
+        members = [(record, k) for record in best_trials for k in range(self.final_seeds)]
+        ids = [record.id for record, _ in members]
         final = self.final
         if final is not None and final["trial"] == best.id and final.get("members", [best.id]) == ids:
             return final
         with_validation = bool(self.final_epochs) and self.final_data == "train+val"
         models = []
-        for record in members:
+        for record, offset in members:
             genome = self.space.from_json(record.genome)
-            torch.manual_seed(record.seed)
+            torch.manual_seed(record.seed + offset)
             model = self.space.build(genome)
             if self.final_epochs:
-                self.evaluator.retrain(model, record.seed, self.final_epochs, genome, with_validation=with_validation)
+                self.evaluator.retrain(model, record.seed + offset, self.final_epochs, genome, with_validation=with_validation)
             else:
                 from .export import load_weights
 
@@ -459,8 +471,11 @@ class Study:
             source = f"retrained for {self.final_epochs} epochs" + (" on training + validation" if with_validation else "")
         else:
             source = "weights of the search trial" + ("s" if len(models) > 1 else "")
+        if self.final_seeds > 1:
+            source += f", {self.final_seeds} times from seeds trial seed + 0..{self.final_seeds - 1}"
         if len(models) > 1:
-            source = f"ensemble of trials {', '.join(map(str, ids))} (mean probabilities), " + source
+            trials = ", ".join(str(record.id) for record in best_trials)
+            source = f"ensemble of trial{'s' if len(best_trials) > 1 else ''} {trials} (mean probabilities), " + source
         model = combine(models)
         model.eval()
         path = self.run_dir / "final.pt"

@@ -89,12 +89,15 @@ class SourceOptions:
     val_speaker: str | None = "auto"
     # fsdd: random time shift / stretch and frequency warp of training batches (SpectrogramAugment).
     augment: bool = True
+    # fsdd: per-recording normalisation of every mel band over time (audio.MelOptions.band_norm).
+    band_norm: str | None = None
 
 
 def _fsdd(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
-    from .audio import load_fsdd
+    from .audio import MelOptions, load_fsdd
 
-    return load_fsdd(path, o.split, o.held_out_speaker, o.cache_dir, val_speaker=o.val_speaker)
+    return load_fsdd(path, o.split, o.held_out_speaker, o.cache_dir, options=MelOptions(band_norm=o.band_norm),
+                     val_speaker=o.val_speaker)
 
 
 def _fsdd_augment(o: SourceOptions) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:

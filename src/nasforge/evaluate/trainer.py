@@ -33,6 +33,9 @@ class TrainingOptions:
     divergence_factor: float = 1e3
     # "auto": the GPU this process was given (a pool worker sees only its own), else the CPU.
     device: str = "auto"
+    # Classifiers: the training loss spreads this much of each target's probability over all classes
+    # (scores and the validation loss stay plain cross-entropy).
+    label_smoothing: float = 0.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -120,7 +123,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, options: Training
         for i in range(0, len(x), options.batch_size):
             idx = order[i : i + options.batch_size].to(device)
             batch = x[idx] if augment is None else augment(x[idx], augment_generator)
-            loss = nn.functional.cross_entropy(model(batch), y[idx])
+            loss = nn.functional.cross_entropy(model(batch), y[idx], label_smoothing=options.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
