@@ -106,7 +106,8 @@ def main() -> None:
         for seed in args.seed:
             torch.manual_seed(seed)
             model = space.build(genome)
-            # Train on every training recording (the search's validation speaker included), augmented as in the search.
+            # Train on every training recording (the search's validation split included, an excluded speaker not),
+            # augmented as in the search.
             train(model, x_fit, y_fit, training, seed, epochs=args.epochs, augment=data.augment)
             accs.append(score(model, data.x_test, data.y_test, data.num_classes)["accuracy"])
             with torch.no_grad():
