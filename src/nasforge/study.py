@@ -77,20 +77,17 @@ class Study:
         if final_data not in ("train", "train+val"):
             raise ValueError(f"final_data must be 'train' or 'train+val', got {final_data!r}")
         self.final_data = final_data  # train+val: the final retrain also learns from the validation split
-        if final_ensemble < 1:
-            raise ValueError(f"final_ensemble must be >= 1, got {final_ensemble}")
-        if final_ensemble > 1 and len(objectives) >= 2:
-            raise ValueError("final_ensemble: a search with several objectives returns its Pareto front, not one model")
+        for name, count in (("final_ensemble", final_ensemble), ("final_seeds", final_seeds)):
+            if count < 1:
+                raise ValueError(f"{name} must be >= 1, got {count}")
+            if count > 1 and len(objectives) >= 2:
+                raise ValueError(f"{name}: a search with several objectives returns its Pareto front, not one model")
+        if final_seeds > 1 and not final_epochs:
+            raise ValueError("final_seeds: retrains from several seeds need final_epochs (a trial's weights exist once)")
         # The returned model averages the best `final_ensemble` trials: their weights must be kept.
         self.final_ensemble = final_ensemble
         self.keep_top = max(keep_top, final_ensemble)
         # Each returned network is retrained this many times from different seeds, and all are averaged.
-        if final_seeds < 1:
-            raise ValueError(f"final_seeds must be >= 1, got {final_seeds}")
-        if final_seeds > 1 and not final_epochs:
-            raise ValueError("final_seeds: retrains from several seeds need final_epochs (a trial's weights exist once)")
-        if final_seeds > 1 and len(objectives) >= 2:
-            raise ValueError("final_seeds: a search with several objectives returns its Pareto front, not one model")
         self.final_seeds = final_seeds
         self.executor = executor or SerialExecutor(evaluator)
         self.max_retries = max_retries  # runs again of a trial whose worker died under it
@@ -444,10 +441,11 @@ class Study:
         """Keep (or retrain) the best model, save it as final.pt and score it once on the test split.
         With final_ensemble N the returned model averages the N best trials' networks; with final_seeds K
         each of them is retrained K times (seeds trial seed, +1, ...) and all N x K are averaged."""
-        best = self.best
-        if best is None:
-            return None
+        # Highest reward first, the earlier trial on a tie: the head is `self.best`.
         best_trials = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.final_ensemble]
+        if not best_trials:
+            return None
+        best = best_trials[0]
         # (trial, seed offset) per member network: a trial appears once per seed it is retrained with.
         members = [(record, k) for record in best_trials for k in range(self.final_seeds)]
         ids = [record.id for record, _ in members]
