@@ -251,3 +251,16 @@ def test_spectrogram_augment_masks() -> None:
         SpectrogramAugment(time_mask=1.0)
     with pytest.raises(DataError, match="shift"):
         SpectrogramAugment(shift=-0.1)
+
+
+@needs_fsdd
+def test_fsdd_groups_give_one_cross_validation_fold_per_speaker() -> None:
+    from nasforge.evaluate.crossval import extra_folds
+
+    data = load_dataset(f"fsdd:{FSDD}", options=SourceOptions("speaker", "theo", val_speaker="auto"))
+    assert sorted(set(data.groups.tolist())) == ["george", "jackson", "lucas", "nicolas"]  # not theo (test), yweweler (val)
+    assert data.summary()["groups"] == ["george", "jackson", "lucas", "nicolas"]
+    held_out = [sorted(set(data.groups[held.numpy()].tolist())) for _, held in extra_folds(data, 5, seed=0)]
+    assert sorted(held_out) == [["george"], ["jackson"], ["lucas"], ["nicolas"]]
+    # A random validation split mixes every speaker into it: no groups, so folds are stratified instead.
+    assert load_dataset(f"fsdd:{FSDD}", options=SourceOptions("speaker", "theo", val_speaker=None)).groups is None

@@ -116,12 +116,20 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
                               "language models yet")
         if training.label_smoothing:
             raise ConfigError("training.label_smoothing: language models train on plain next-character cross-entropy")
+        if config.training.cv_folds is not None:
+            raise ConfigError("training.cv_folds: language models are scored on their own validation text, not by folds")
         return LanguageModelEvaluator(space, data, training, config.reward, seq_len=config.dataset.max_length or 128)
     if training.cpu_seconds is not None:
         raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
                           "`epochs` (use trial_timeout to cap a candidate's time)")
-    return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
-                             constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config))
+    try:
+        return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
+                                 constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config),
+                                 cv_folds=config.training.cv_folds, cv_seed=config.dataset.split_seed)
+    except ValueError as exc:
+        if config.training.cv_folds is None:
+            raise
+        raise ConfigError(f"training.cv_folds: {exc}") from None
 
 
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:

@@ -140,7 +140,9 @@ def _search(args: argparse.Namespace) -> int:
     print(f"stopped: {study.stop_reason}; {len(study.trials)} trials")
     if final:
         best = study.store.trial(final["trial"])
-        print(f"best: trial {best.id}  val {study.evaluator.reward}={best.reward:.4f}  "
+        folds = len(best.metrics.get("cv_accuracy", ()))
+        where = f"val ({folds}-fold mean)" if folds else "val"
+        print(f"best: trial {best.id}  {where} {study.evaluator.reward}={best.reward:.4f}  "
               f"test accuracy={final['test']['accuracy']:.4f}  params={best.params}")
         print(f"  {study.space.describe(study.space.from_json(best.genome))}")
     return 0

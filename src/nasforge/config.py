@@ -105,6 +105,9 @@ class TrainingConfig(_Strict):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the GPU a worker was given, else the CPU")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="classifiers: the training loss spreads this share of each "
                                    "target over all classes (validation loss and scores stay plain cross-entropy)")
+    cv_folds: int | None = Field(None, ge=3, le=100, description="classifiers: score every candidate by the mean over K "
+                                 "folds (the validation split and K-1 of the training split; by group where the data has groups, "
+                                 "e.g. fsdd speakers with a val_speaker); K times the training; the trial keeps fold 1's weights")
 
     @model_validator(mode="after")
     def _final(self) -> TrainingConfig:
@@ -112,6 +115,13 @@ class TrainingConfig(_Strict):
             raise ValueError("final_data: train+val retrains the best genome, so it needs final_epochs")
         if self.final_seeds > 1 and self.final_epochs is None:
             raise ValueError("final_seeds: retrains from several seeds need final_epochs")
+        if self.cv_folds is not None:
+            if self.inherit:
+                raise ValueError("inherit: with cv_folds a parent's weights were trained on rows other folds validate on; "
+                                 "set inherit: false")
+            if self.early_stop != "none":
+                raise ValueError("early_stop: the median rule compares single validation curves, not cross-validated "
+                                 "scores; drop it or cv_folds")
         return self
 
 
@@ -360,6 +370,9 @@ class SearchConfig(_Strict):
         if self.strategy.name == "nsga2" and len(self.objectives) < 2:
             raise ValueError("objectives: strategy nsga2 searches a Pareto front and needs two or more objectives, "
                              "e.g. --objectives accuracy,params")
+        if self.training.cv_folds is not None and self.fidelity.name != "none":
+            raise ValueError("training.cv_folds: successive halving continues one network per rung, not K folds; "
+                             "use fidelity: none with cv_folds")
         for field in ("final_ensemble", "final_seeds"):
             if getattr(self.training, field) > 1 and len(self.objectives) >= 2:
                 raise ValueError(f"training.{field}: a search with several objectives returns its Pareto front, "
@@ -422,6 +435,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "weight_decay": ("training.weight_decay", float, "AdamW weight decay"),
     "cosine": ("training.cosine", bool, "cosine learning-rate schedule"),
     "label_smoothing": ("training.label_smoothing", float, "classifiers: share of each training target spread over all classes"),
+    "cv_folds": ("training.cv_folds", int, "classifiers: score candidates by K-fold cross-validation (by group where the "
+                 "data has groups)"),
     "trial_timeout": ("training.trial_timeout", float, "seconds one candidate may train before it fails"),
     "final_epochs": ("training.final_epochs", int, "retrain the best genome this many epochs at the end"),
     "final_ensemble": ("training.final_ensemble", int, "return the mean prediction of the best N trials' networks"),

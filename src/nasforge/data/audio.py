@@ -279,7 +279,8 @@ def load_fsdd(folder: str | Path, split: str = "upstream", held_out_speaker: str
 
     With split "speaker" and a `val_speaker` (a training speaker, or "auto": the one after the held-out
     speaker in sorted order), that speaker's recordings are the validation split (x_val, y_val), so a
-    search selects architectures for what the test measures: accuracy on a speaker never trained on."""
+    search selects architectures for what the test measures: accuracy on a speaker never trained on;
+    `groups` then gives the speaker of every training recording (for cross-validation by speaker)."""
     if split not in SPLITS:
         raise DataError(f"fsdd: unknown split {split!r}; choose from {', '.join(SPLITS)}")
     f = fsdd_features(folder, options, cache_dir)
@@ -301,4 +302,6 @@ def load_fsdd(folder: str | Path, split: str = "upstream", held_out_speaker: str
         val = f["speaker"] == val_speaker
         out.update(x_val=f["x"][val], y_val=f["digit"][val])
         train &= ~val
+        # The validation split is a whole speaker: cross-validation folds split the rest by speaker too.
+        out["groups"] = f["speaker"][train]
     return {"x": f["x"][train], "y": f["digit"][train], **out}

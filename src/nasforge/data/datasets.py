@@ -37,6 +37,9 @@ class Dataset:
     # A training-only per-batch transform, (x, generator) -> x, that the source provides (FSDD:
     # SpectrogramAugment); the trainer applies it to every training batch, never to val / test.
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    # The group of every training row (FSDD: its speaker), given only where the validation split is
+    # whole groups of its own; cross-validation (evaluate/crossval.py) then never splits a group.
+    groups: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -51,6 +54,7 @@ class Dataset:
             "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
             "normalization": {"mean": self.mean, "std": self.std},
             "augment": repr(self.augment) if self.augment is not None else None,
+            **({"groups": sorted(np.unique(self.groups).tolist())} if self.groups is not None else {}),
         }
 
 
@@ -281,12 +285,18 @@ def load_dataset(
             if xs.shape[1:] != x_all.shape[1:]:
                 raise DataError(f"{where}: x_{split} samples have shape {xs.shape[1:]}, x has {x_all.shape[1:]}")
             parts[split] = (xs, ys)
+    # Groups mean something only when the source chose its validation split (a whole speaker);
+    # with a random one, the same groups would sit on both sides of it.
+    groups = np.asarray(arrays["groups"]) if kind and "groups" in arrays and "val" in parts else None
+    if groups is not None and len(groups) != len(y_all):
+        raise DataError(f"{where}: {len(groups)} groups for {len(y_all)} samples")
     x_train, y_train = x_all, y_all
     for split, fraction in (("test", test_fraction), ("val", val_fraction)):
         if split not in parts:
             keep, held = _split(len(y_train), y_train, fraction, seed)
             parts[split] = (x_train[held], y_train[held])
             x_train, y_train = x_train[keep], y_train[keep]
+            groups = groups[keep] if groups is not None else None
     if len(np.unique(y_train)) < 2:
         raise DataError(f"{where}: the training split has fewer than 2 classes")
 
@@ -317,4 +327,5 @@ def load_dataset(
         mean=mean,
         std=std,
         augment=AUGMENTS[kind](options) if kind in AUGMENTS else None,
+        groups=groups,
     )

@@ -15,6 +15,7 @@ from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
 from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, measure_costs
+from .crossval import extra_folds, summarize
 from .inherit import inherit
 from .metrics import REWARDS
 from .proxies import score_proxies
@@ -83,16 +84,21 @@ class Evaluator(ABC):
 
 
 class TrainingEvaluator(Evaluator):
-    """Builds the candidate, trains it on the training split, scores it on the validation split."""
+    """Builds the candidate, trains it on the training split, scores it on the validation split;
+    with `cv_folds` K, also trains it on K-1 further folds and scores it by the mean (crossval.py)."""
 
     inherits_weights = True
 
     def __init__(self, space: SearchSpace, data: Dataset, training: TrainingOptions, reward: str = "accuracy",
                  proxies: bool = False, costs: CostOptions | None = DEFAULT_COSTS, constraints: tuple[Constraint, ...] = (),
-                 scalarization: Scalarization | None = None):
+                 scalarization: Scalarization | None = None, cv_folds: int | None = None, cv_seed: int = 0):
         if reward not in REWARDS:
             raise ValueError(f"unknown reward {reward!r}; choose from {sorted(REWARDS)}")
         self.space, self.data, self.training, self.reward = space, data, training, reward
+        self.folds = extra_folds(data, cv_folds, cv_seed) if cv_folds else []
+        if self.folds:
+            # A parent's weights were trained on rows that other folds validate on.
+            self.inherits_weights = False
         self.proxies = proxies
         # Cost measures (evaluate/cost.py) are recorded for every trial unless `costs` is None; the
         # ones constraints or the scalarized reward need are measured regardless.
@@ -141,6 +147,12 @@ class TrainingEvaluator(Evaluator):
                 augment=self.data.augment,
             )
             metrics.update(score(model, self.data.x_val, self.data.y_val, self.data.num_classes))
+            if self.folds:
+                scores = [dict(metrics)]
+                for rows, held in self.folds:
+                    scores.append(self._fold(genome, options, seed, epochs or hp_epochs, rows, held))
+                    outcome.seconds += scores[-1].pop("seconds")
+                metrics.update(summarize(scores))
         except TrialPruned as exc:
             seconds = time.perf_counter() - start
             if exc.diverged:
@@ -160,6 +172,16 @@ class TrainingEvaluator(Evaluator):
             curve=outcome.curve,
             state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         )
+
+    def _fold(self, genome: Genome, options: TrainingOptions, seed: int, epochs: int | None,
+              rows: torch.Tensor, held: torch.Tensor) -> dict[str, Any]:
+        """Scores (and training seconds) of a fresh copy of the candidate on one further fold."""
+        x = _joined(self.data.x_train, self.data.x_val)
+        y = torch.cat([self.data.y_train, self.data.y_val])
+        torch.manual_seed(seed)
+        model = self.space.build(genome).to(resolve_device(options.device))
+        outcome = train(model, x[rows], y[rows], options, seed, epochs=epochs, augment=self.data.augment)
+        return {**score(model, x[held], y[held], self.data.num_classes), "seconds": outcome.seconds}
 
     def _options(self, genome: Genome) -> tuple[TrainingOptions, int | None]:
         """Training options with the genome's own hyper-parameters applied, and its epochs if it has them."""
