@@ -254,7 +254,10 @@ def test_spectrogram_augment_masks() -> None:
 
 
 @needs_fsdd
-def test_fsdd_groups_give_one_cross_validation_fold_per_speaker() -> None:
+def test_fsdd_groups_give_one_cross_validation_fold_per_speaker(tmp_path) -> None:
+    from nasforge.api import build_study
+    from nasforge.config import build_config
+    from nasforge.errors import ConfigError
     from nasforge.evaluate.crossval import extra_folds
 
     data = load_dataset(f"fsdd:{FSDD}", options=SourceOptions("speaker", "theo", val_speaker="auto"))
@@ -264,3 +267,9 @@ def test_fsdd_groups_give_one_cross_validation_fold_per_speaker() -> None:
     assert sorted(held_out) == [["george"], ["jackson"], ["lucas"], ["nicolas"]]
     # A random validation split mixes every speaker into it: no groups, so folds are stratified instead.
     assert load_dataset(f"fsdd:{FSDD}", options=SourceOptions("speaker", "theo", val_speaker=None)).groups is None
+    # Six folds would need five training speakers besides the validation one: refused before any run is made.
+    config = build_config({"dataset": {"name": f"fsdd:{FSDD}", "split": "speaker"}, "training": {"cv_folds": 6}},
+                          out=str(tmp_path / "run"), progress=False)
+    with pytest.raises(ConfigError, match=r"training.cv_folds: 6 folds need 5 groups .*has 4"):
+        build_study(config)
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
 from .data.text import CharCorpus, TextDataset, load_char_corpus
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, InvalidGenome, StoreError
 from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
@@ -23,6 +24,7 @@ from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, S
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy import STRATEGIES, GeneticAlgorithm, RegularizedEvolution, Strategy
 from .strategy.feasible import FeasibleSpace
+from .strategy.given import GivenFirst
 from .strategy.nsga2 import NSGA2
 from .strategy.operators import SELECTIONS, Tournament
 from .strategy.prescreen import ProxyScreenedSpace
@@ -167,10 +169,12 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     for name in sorted(measures_of(parse_constraints(config.constraints)) & set(GENOME_MEASURES)):
         if getattr(type(space), name) is getattr(SearchSpace, name):
             raise ConfigError(f"constraints: the {space.name!r} space has no {name} (the layers space has)")
+    given = initial_genomes(config, space)  # before the store exists: a bad entry leaves no half-made run
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
                                label_smoothing=t.label_smoothing)
+    evaluator = make_evaluator(config, space, data, training)  # its ConfigErrors, too, come before the store
     store = Store.in_dir(run_dir, create=True)
     if not exists:
         store.set("config", to_dict(config))
@@ -178,11 +182,13 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         store.set("space", {"name": space.name, "config": space.config()})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
-    evaluator = make_evaluator(config, space, data, training)
     f = config.fidelity
     halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
+    strategy = make_strategy(config, screened(config, space, data))
+    if given:
+        strategy = GivenFirst(strategy, given)
     return Study(
-        space, make_strategy(config, screened(config, space, data)), evaluator, store, run_dir,
+        space, strategy, evaluator, store, run_dir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
@@ -190,6 +196,34 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
     )
+
+
+def initial_genomes(config: SearchConfig, space: SearchSpace) -> list[Any]:
+    """The config's initial_genomes as genomes of this space (inline, a .json genome, or the genome.json
+    of `nasforge export`); a missing file or a genome the space cannot read is a ConfigError naming the entry."""
+    genomes = []
+    for i, item in enumerate(config.initial_genomes):
+        where = f"initial_genomes[{i}]"
+        if isinstance(item, str):
+            path = Path(item).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"{where}: no genome file {item!r} (give a path to a .json genome, or the genome inline)")
+            try:
+                item = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ConfigError(f"{where}: {path} is not a JSON genome ({exc})") from None
+            if isinstance(item, dict) and "members" in item:
+                raise ConfigError(f"{where}: {path} is an ensemble export; give one member's genome")
+            if isinstance(item, dict) and "genome" in item and "space" in item:  # an export's genome.json
+                if item["space"] != space.name:
+                    raise ConfigError(f"{where}: {path} is a genome of the {item['space']!r} space, this search is in "
+                                      f"the {space.name!r} space")
+                item = item["genome"]
+        try:
+            genomes.append(space.from_json(item))
+        except InvalidGenome as exc:
+            raise ConfigError(f"{where}: not a genome of the {space.name!r} space: {exc}") from None
+    return genomes
 
 
 def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:

@@ -331,6 +331,9 @@ class SearchConfig(_Strict):
     constraints: tuple[str, ...] = Field((), description="hard limits checked before training, e.g. ['params<=20000', 'latency_ms<=5']")
     costs: CostConfig = CostConfig()
     scalarize: ScalarizeConfig = ScalarizeConfig()
+    initial_genomes: tuple[str | list[Any] | dict[str, Any], ...] = Field(
+        (), description="genomes evaluated first, in place of the strategy's first choices (a design to improve on): each "
+        "the path of a .json genome or the genome inline, as the store keeps it (layers space: a list of components)")
 
     @field_validator("objectives", mode="before")
     @classmethod
