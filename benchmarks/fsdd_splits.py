@@ -4,7 +4,8 @@ and each of the six speakers held out in turn (with their mean).
 The genome is the final model of a search run (`--run runs/fsdd`) or the hand-designed 2-D CNN
 baseline (`--baseline`: conv16-pool-conv32-pool-conv64, batch norm + ReLU, global pooling;
 `--baseline deep`: conv16-pool-conv32-pool-conv64-pool-conv64-pool-conv128).
-Training options come from the run's config (or the flags); one torch thread; CPU time reported.
+Training options come from the run's config (epochs: its final_epochs when set) or the flags; one torch
+thread; CPU time reported.
 
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --run runs/fsdd
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline --splits upstream theo
@@ -81,7 +82,9 @@ def main() -> None:
         genome_json = store.trial(final["trial"]).genome
         store.close()
         t = config["training"]
-        training = TrainingOptions(epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], weight_decay=t["weight_decay"],
+        # The returned network trains final_epochs when the run sets it (the search may train fewer).
+        training = TrainingOptions(epochs=t.get("final_epochs") or t["epochs"], batch_size=t["batch_size"], lr=t["lr"],
+                                   weight_decay=t["weight_decay"],
                                    cosine=t["cosine"], label_smoothing=t.get("label_smoothing", 0.0))
         args.layout = config["dataset"]["layout"]
         args.band_norm = config["dataset"].get("band_norm")

@@ -76,3 +76,26 @@ def test_bad_initial_genomes_name_the_entry(tmp_path) -> None:
         build([SMALL, str(tmp_path / "bad.json")])
     with pytest.raises(ConfigError, match=r"initial_genomes\[0\]: not a genome of the 'layers' space"):
         build([[{"kind": "teleport"}]])
+
+
+def test_the_fsdd_example_starts_from_a_feasible_hand_cnn() -> None:
+    """examples/fsdd.yaml gives this genome first: it must be the benchmark's hand deep CNN and pass the
+    example's own constraints, or its first trial would fail unbuilt."""
+    from pathlib import Path
+
+    import torch
+
+    from nasforge.config import read_yaml
+    from nasforge.evaluate.constraints import parse_constraints, violation
+    from nasforge.evaluate.cost import CostOptions, genome_measures, measure_costs
+
+    root = Path(__file__).resolve().parents[1]
+    config = read_yaml(root / "examples" / "fsdd.yaml")
+    assert config["initial_genomes"] == ["examples/genomes/fsdd_deep_cnn.json"]
+    space = LayerGraphSpace((1, 40, 51), 10)
+    genome = space.from_json(json.loads((root / config["initial_genomes"][0]).read_text()))
+    assert space.describe(genome) == ("conv3x16 bn relu maxpool2 conv3x32 bn relu maxpool2 conv3x64 bn relu maxpool2 "
+                                      "conv3x64 bn relu maxpool2 conv3x128 bn relu")
+    measures = {**measure_costs(space.build(genome), torch.zeros(1, 1, 40, 51), CostOptions(), {"flops"}),
+                **genome_measures(space, genome, {"receptive_field"})}
+    assert violation(parse_constraints(config["constraints"]), measures) is None
