@@ -6,8 +6,8 @@ for every good network), or is one small, noisy group (one validation speaker), 
 folds is the better ranking: it is what `benchmarks/fsdd_splits.py --exclude-speaker` measures by
 hand, now done for every candidate, at K times the training cost.
 
-Fold 0 is the dataset's own (train, validation) split, so the trial keeps the weights and curve it
-would have had without cross-validation; folds 1..K-1 split the training rows further. With groups
+Fold 1 is the dataset's own (train, validation) split, so the trial keeps the weights and curve it
+would have had without cross-validation; folds 2..K split the training rows further. With groups
 (`Dataset.groups`, FSDD's speakers when the validation split is a whole speaker) no group is ever
 on both sides of a fold (scikit-learn's GroupKFold); without, the folds are stratified by class.
 """
@@ -23,7 +23,7 @@ from ..data.datasets import Dataset
 
 
 def extra_folds(data: Dataset, k: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Folds 1..k-1 as (training rows, validation rows) of the pool [x_train; x_val]: each holds out a
+    """Folds 2..k as (training rows, validation rows) of the pool [x_train; x_val]: each holds out a
     share of the training split and trains on the rest of it plus the validation split. ValueError
     (with the reason) when the data cannot be split k ways."""
     from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -53,7 +53,7 @@ def extra_folds(data: Dataset, k: int, seed: int) -> list[tuple[torch.Tensor, to
 def summarize(scores: list[dict[str, Any]]) -> dict[str, Any]:
     """One metrics dict from per-fold scores: each scalar is the unweighted mean over folds (every
     fold, e.g. every speaker, counts the same), the confusion matrix their sum, and `cv_accuracy` /
-    `cv_loss` list the folds' own figures (fold 0 first)."""
+    `cv_loss` list the folds' own figures (fold 1, the validation split, first)."""
     out: dict[str, Any] = {key: float(np.mean([s[key] for s in scores]))
                            for key in ("accuracy", "precision", "recall", "f1", "loss")}
     out["confusion"] = np.sum([np.asarray(s["confusion"]) for s in scores], axis=0).tolist()
