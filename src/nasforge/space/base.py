@@ -53,6 +53,11 @@ class SearchSpace(ABC):
         """A short human-readable summary, used in progress lines and leaderboards."""
         return json.dumps(self.to_json(genome), separators=(",", ":"))
 
+    def admits(self, genome: Genome) -> bool:
+        """Whether a genome a strategy built itself (local search's neighbours, decoded choices) may be
+        tried; every genome of the space may, unless a wrapper (constraints) narrows it."""
+        return True
+
     def key(self, genome: Genome) -> str:
         """Stable identity of a genome across processes and runs."""
         canonical = json.dumps(self.to_json(genome), sort_keys=True, separators=(",", ":"))

@@ -43,6 +43,9 @@ class SpaceWrapper(SearchSpace):
     def key(self, genome: Genome) -> str:
         return self.inner.key(genome)
 
+    def admits(self, genome: Genome) -> bool:
+        return self.inner.admits(genome)
+
     def config(self) -> dict[str, Any]:
         return self.inner.config()
 

@@ -6,7 +6,8 @@ evolution, the genetic algorithm and NSGA-II alike. Each operation tries a bound
 times; `sample` then raises NoFeasibleCandidate naming the constraints and the best values it saw,
 while mutation and crossover fall back to a fresh feasible sample (a parent whose every variant is
 infeasible should not stall the search). `decode` is left alone: a policy's sample is its own
-choice, and the evaluator fails an infeasible one without training it.
+choice, and the evaluator fails an infeasible one without training it. Strategies that build
+genomes themselves (local search's neighbourhood) ask `admits` first.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class FeasibleSpace(SpaceWrapper):
 
     def feasible(self, genome: Genome) -> bool:
         return self.why_infeasible(genome) is None
+
+    def admits(self, genome: Genome) -> bool:
+        return self.feasible(genome) and self.inner.admits(genome)
 
     def sample(self, rng: np.random.Generator) -> Genome:
         for _ in range(self.tries):

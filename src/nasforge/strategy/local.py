@@ -54,7 +54,9 @@ class LocalSearch(Strategy):
                 found.setdefault(self.space.key(g), g)
                 if len(found) >= self.neighbours:
                     break
-        fresh = [g for k, g in found.items() if k not in self.seen and k != self.space.key(genome)]
+        # Single-choice changes bypass the space's mutate, so a constrained space is asked directly:
+        # an infeasible neighbour would only come back as a failed trial.
+        fresh = [g for k, g in found.items() if k not in self.seen and k != self.space.key(genome) and self.space.admits(g)]
         order = self.rng.permutation(len(fresh))
         return [fresh[int(i)] for i in order]
 
