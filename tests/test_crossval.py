@@ -47,7 +47,7 @@ def test_cross_validated_score_is_the_mean_over_folds_with_fold_one_unchanged(di
     genome = space.sample(np.random.default_rng(1))
     options = TrainingOptions(epochs=2)
     plain = TrainingEvaluator(space, digits, options).evaluate(genome, seed=3)
-    cv = TrainingEvaluator(space, digits, options, cv_folds=4).evaluate(genome, seed=3)
+    cv = TrainingEvaluator(space, digits, options, folds=extra_folds(digits, 4, seed=0)).evaluate(genome, seed=3)
     assert cv.status == "complete" and len(cv.metrics["cv_accuracy"]) == 4
     # Fold 1 is the ordinary split: same score and the same weights the trial keeps.
     assert cv.metrics["cv_accuracy"][0] == pytest.approx(plain.metrics["accuracy"])

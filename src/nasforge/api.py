@@ -15,6 +15,7 @@ from .data.text import CharCorpus, TextDataset, load_char_corpus
 from .errors import ConfigError, InvalidGenome, StoreError
 from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
+from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.trainer import TrainingOptions
@@ -125,13 +126,12 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
         raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
                           "`epochs` (use trial_timeout to cap a candidate's time)")
     try:
-        return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
-                                 constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config),
-                                 cv_folds=config.training.cv_folds, cv_seed=config.dataset.split_seed)
+        folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if config.training.cv_folds else []
     except ValueError as exc:
-        if config.training.cv_folds is None:
-            raise
         raise ConfigError(f"training.cv_folds: {exc}") from None
+    return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
+                             constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config),
+                             folds=folds)
 
 
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:

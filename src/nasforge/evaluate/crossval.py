@@ -41,7 +41,8 @@ def extra_folds(data: Dataset, k: int, seed: int) -> list[tuple[torch.Tensor, to
                              f"it has {n_groups} ({', '.join(map(str, sorted(np.unique(groups).tolist())))})")
         splits = GroupKFold(n_splits=k - 1).split(rows, y, groups)
     else:
-        smallest = int(np.bincount(y)[np.bincount(y) > 0].min())
+        counts = np.bincount(y)
+        smallest = int(counts[counts > 0].min())
         if smallest < k - 1:
             raise ValueError(f"{k} folds need {k - 1} training samples of every class; the rarest class has {smallest}")
         splits = StratifiedKFold(n_splits=k - 1, shuffle=True, random_state=seed).split(rows, y)

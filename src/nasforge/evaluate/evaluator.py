@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
 from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, measure_costs
-from .crossval import extra_folds, summarize
+from .crossval import summarize
 from .inherit import inherit
 from .metrics import REWARDS
 from .proxies import score_proxies
@@ -85,17 +86,18 @@ class Evaluator(ABC):
 
 class TrainingEvaluator(Evaluator):
     """Builds the candidate, trains it on the training split, scores it on the validation split;
-    with `cv_folds` K, also trains it on K-1 further folds and scores it by the mean (crossval.py)."""
+    with `folds` (crossval.extra_folds), also trains it on each further fold and scores it by the mean."""
 
     inherits_weights = True
 
     def __init__(self, space: SearchSpace, data: Dataset, training: TrainingOptions, reward: str = "accuracy",
                  proxies: bool = False, costs: CostOptions | None = DEFAULT_COSTS, constraints: tuple[Constraint, ...] = (),
-                 scalarization: Scalarization | None = None, cv_folds: int | None = None, cv_seed: int = 0):
+                 scalarization: Scalarization | None = None, folds: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()):
         if reward not in REWARDS:
             raise ValueError(f"unknown reward {reward!r}; choose from {sorted(REWARDS)}")
         self.space, self.data, self.training, self.reward = space, data, training, reward
-        self.folds = extra_folds(data, cv_folds, cv_seed) if cv_folds else []
+        self.folds = list(folds)  # rows of the pool [x_train; x_val], see _pool()
+        self._joined_splits: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.folds:
             # A parent's weights were trained on rows that other folds validate on.
             self.inherits_weights = False
@@ -176,12 +178,18 @@ class TrainingEvaluator(Evaluator):
     def _fold(self, genome: Genome, options: TrainingOptions, seed: int, epochs: int | None,
               rows: torch.Tensor, held: torch.Tensor) -> dict[str, Any]:
         """Scores (and training seconds) of a fresh copy of the candidate on one further fold."""
-        x = _joined(self.data.x_train, self.data.x_val)
-        y = torch.cat([self.data.y_train, self.data.y_val])
+        x, y = self._pool()
         torch.manual_seed(seed)
         model = self.space.build(genome).to(resolve_device(options.device))
         outcome = train(model, x[rows], y[rows], options, seed, epochs=epochs, augment=self.data.augment)
         return {**score(model, x[held], y[held], self.data.num_classes), "seconds": outcome.seconds}
+
+    def _pool(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training and validation splits as one, joined once: cross-validation folds index into it
+        and a train+val retrain trains on it."""
+        if self._joined_splits is None:
+            self._joined_splits = (_joined(self.data.x_train, self.data.x_val), torch.cat([self.data.y_train, self.data.y_val]))
+        return self._joined_splits
 
     def _options(self, genome: Genome) -> tuple[TrainingOptions, int | None]:
         """Training options with the genome's own hyper-parameters applied, and its epochs if it has them."""
@@ -200,9 +208,7 @@ class TrainingEvaluator(Evaluator):
         genome's own lr / weight decay / batch size when it carries them, as in the search;
         `with_validation`: on the training and validation splits together (the search is over)."""
         training = self._options(genome)[0] if genome is not None else self.training
-        x, y = self.data.x_train, self.data.y_train
-        if with_validation:
-            x, y = _joined(x, self.data.x_val), torch.cat([y, self.data.y_val])
+        x, y = self._pool() if with_validation else (self.data.x_train, self.data.y_train)
         model.to(resolve_device(training.device))
         train(model, x, y, training, seed, epochs=epochs, augment=self.data.augment)
         model.cpu()
