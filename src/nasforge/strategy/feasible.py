@@ -7,7 +7,7 @@ times; `sample` then raises NoFeasibleCandidate naming the constraints and the b
 while mutation and crossover fall back to a fresh feasible sample (a parent whose every variant is
 infeasible should not stall the search). `decode` is left alone: a policy's sample is its own
 choice, and the evaluator fails an infeasible one without training it. Strategies that build
-genomes themselves (local search's neighbourhood) ask `admits` first.
+genomes themselves (local search's neighbourhood, the predictor's decoded candidates) ask `admits` first.
 """
 
 from __future__ import annotations
