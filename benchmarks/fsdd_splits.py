@@ -5,7 +5,8 @@ The genome is the final model of a search run (`--run runs/fsdd`) or the hand-de
 baseline (`--baseline`: conv16-pool-conv32-pool-conv64, batch norm + ReLU, global pooling;
 `--baseline deep`: conv16-pool-conv32-pool-conv64-pool-conv64-pool-conv128).
 Training options come from the run's config (epochs: its final_epochs when set) or the flags; one torch
-thread; CPU time reported.
+thread; CPU time reported. With `--test-views` (or a run with `dataset.test_views`) every model is
+scored as the average of its predictions over 9 shifted and frequency-warped copies of each input.
 
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --run runs/fsdd
     python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline --splits upstream theo
@@ -28,7 +29,8 @@ import numpy as np
 import torch
 
 from nasforge.data import load_dataset
-from nasforge.data.datasets import SourceOptions
+from nasforge.data.datasets import SourceOptions, make_views
+from nasforge.ensemble import combine
 from nasforge.evaluate.trainer import TrainingOptions, score, train
 from nasforge.space import Layer, LayerGenome, LayerGraphSpace, make_space
 from nasforge.store import Store
@@ -69,6 +71,8 @@ def main() -> None:
     parser.add_argument("--exclude-speaker", help="never train on this speaker (a development measure that keeps it unseen)")
     parser.add_argument("--band-norm", choices=["mean", "meanvar"], help="per-recording mel band normalisation (MelOptions.band_norm)")
     parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--test-views", action="store_true",
+                        help="score the average over 9 shifted / warped copies of each input (dataset.test_views)")
     args = parser.parse_args()
     if args.splits is None:
         args.splits = [s for s in SPEAKERS if s != args.exclude_speaker] if args.exclude_speaker else ["upstream", *SPEAKERS]
@@ -88,6 +92,7 @@ def main() -> None:
                                    cosine=t["cosine"], label_smoothing=t.get("label_smoothing", 0.0))
         args.layout = config["dataset"]["layout"]
         args.band_norm = config["dataset"].get("band_norm")
+        args.test_views = config["dataset"].get("test_views", False)
         space = make_space(info["name"], info["config"])
         genome = space.from_json(genome_json)
     else:
@@ -95,9 +100,10 @@ def main() -> None:
     results = {}
     for split in args.splits:
         if split == "upstream":
-            options = SourceOptions("upstream", band_norm=args.band_norm)
+            options = SourceOptions("upstream", band_norm=args.band_norm, test_views=args.test_views)
         else:
-            options = SourceOptions("speaker", split, val_speaker=args.exclude_speaker, band_norm=args.band_norm)
+            options = SourceOptions("speaker", split, val_speaker=args.exclude_speaker, band_norm=args.band_norm,
+                                    test_views=args.test_views)
         data = load_dataset(f"fsdd:{args.recordings}", val_fraction=0.1, layout=args.layout, options=options)
         # The excluded speaker is loaded as the validation split, which is then left out of training.
         excluded = args.exclude_speaker is not None and split != "upstream"
@@ -112,6 +118,7 @@ def main() -> None:
             # Train on every training recording (the search's validation split included, an excluded speaker not),
             # augmented as in the search.
             train(model, x_fit, y_fit, training, seed, epochs=args.epochs, augment=data.augment)
+            model = combine([model], make_views(data.test_views))  # the network itself without test_views
             accs.append(score(model, data.x_test, data.y_test, data.num_classes)["accuracy"])
             with torch.no_grad():
                 probs.append(model.eval()(data.x_test).softmax(-1))
@@ -125,7 +132,7 @@ def main() -> None:
     speakers = [results[s] for s in SPEAKERS if s in results]
     if len(speakers) > 1:
         print(f"mean over {len(speakers)} held-out speakers: {np.mean(speakers):.4f} (min {min(speakers):.4f})")
-    print(f"genome: {space.describe(genome)}")
+    print(f"genome: {space.describe(genome)}" + (" (scored with test-time views)" if args.test_views else ""))
 
 
 if __name__ == "__main__":

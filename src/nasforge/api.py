@@ -72,7 +72,8 @@ def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
     return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
                         label_column=d.label_column, layout=d.layout,
                         options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
-                                              val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm))
+                                              val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm,
+                                              test_views=d.test_views))
 
 
 def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
@@ -164,6 +165,8 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     if resume and not exists:
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
     data = load_data_for(config)
+    if config.dataset.test_views and getattr(data, "test_views", None) is None:
+        raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
     space = make_space_for_data(config, data)
     # A measure read off the genome needs a space that defines it (SearchSpace's default is None).
     for name in sorted(measures_of(parse_constraints(config.constraints)) & set(GENOME_MEASURES)):
@@ -195,6 +198,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
+        test_views=getattr(data, "test_views", None),
     )
 
 

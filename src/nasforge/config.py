@@ -35,6 +35,8 @@ class DatasetConfig(_Strict):
     augment: bool = Field(True, description="fsdd: random time shift and stretch of training spectrograms")
     band_norm: Literal["mean", "meanvar"] | None = Field(None, description="fsdd: per-recording normalisation of every mel "
                                                           "band over time ('mean': less its mean; 'meanvar': also over its std)")
+    test_views: bool = Field(False, description="fsdd: the returned model averages its predictions over 9 copies of each "
+                             "input, shifted in time and warped in frequency by -5, 0, +5%")
     image_size: int = Field(32, ge=4, le=1024, description="image folders: pictures are resized to this many pixels square")
     max_length: int | None = Field(None, ge=1, le=100000, description="text: tokens kept per sentence (default 64); "
                                    "language models: context length of training and scoring (default 128)")
@@ -416,6 +418,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "val_speaker": ("dataset.val_speaker", str, "fsdd: validation speaker of split 'speaker' ('auto': the next after the test speaker)"),
     "augment": ("dataset.augment", bool, "fsdd: random time shift and stretch of training spectrograms"),
     "band_norm": ("dataset.band_norm", str, "fsdd: per-recording normalisation of every mel band: mean or meanvar"),
+    "test_views": ("dataset.test_views", bool, "fsdd: the returned model averages over 9 shifted / warped copies of each input"),
     "image_size": ("dataset.image_size", int, "image folders: side in pixels pictures are resized to"),
     "max_length": ("dataset.max_length", int, "text: tokens per sentence; language models: context length"),
     "cache_dir": ("dataset.cache_dir", str, "fsdd: spectrogram cache folder"),

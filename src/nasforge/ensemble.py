@@ -8,6 +8,9 @@ Measured (README): on rt-polarity the best trial alone scored 77.0% on test, the
 77.6%; on FSDD's held-out speaker, where validation (other voices) is ~99% for every good
 candidate and so cannot rank them, the average scored below the best alone (89.4% vs 93.0%).
 
+With test-time views (`dataset.test_views`, a module returning a stack of transformed copies of the
+input) the mean runs over every member and every view; one network with views is an ensemble of one.
+
 The ensemble is an ordinary `nn.Module` that returns log-probabilities: they act as logits
 everywhere a single network's output is used (argmax is the ensemble's vote, cross-entropy of
 them is the ensemble's loss), and it traces to TorchScript and ONNX like any network.
@@ -22,21 +25,30 @@ import torch
 from torch import nn
 
 
-def combine(models: Sequence[nn.Module]) -> nn.Module:
-    """The returned model of N trained networks: the network itself when N is 1, else their Ensemble."""
-    return models[0] if len(models) == 1 else Ensemble(models)
+def combine(models: Sequence[nn.Module], views: nn.Module | None = None) -> nn.Module:
+    """The returned model of N trained networks: the network itself when N is 1 and there are no
+    test-time views, else their Ensemble."""
+    return models[0] if len(models) == 1 and views is None else Ensemble(models, views)
 
 
 class Ensemble(nn.Module):
-    """Mean of the members' softmax probabilities over the last dimension, returned as its log."""
+    """Mean of the members' softmax probabilities over the last dimension, returned as its log; with
+    `views` (x -> views x batch x ...), the mean over every member on every view."""
 
-    def __init__(self, members: Sequence[nn.Module]):
+    def __init__(self, members: Sequence[nn.Module], views: nn.Module | None = None):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
+        self.views = views
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        log_probs = torch.stack([member(x).log_softmax(dim=-1) for member in self.members])
+        if self.views is None:
+            log_probs = torch.stack([member(x).log_softmax(dim=-1) for member in self.members])
+        else:
+            stacked = self.views(x)  # views x batch x ...
+            flat = stacked.reshape(-1, *stacked.shape[2:])  # one forward pass per member over all views
+            log_probs = torch.cat([member(flat).log_softmax(dim=-1).reshape(stacked.shape[0], x.shape[0], -1)
+                                   for member in self.members])
         # log(mean(p)) computed stably in log space.
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+        return torch.logsumexp(log_probs, dim=0) - math.log(log_probs.shape[0])

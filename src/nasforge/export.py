@@ -90,6 +90,8 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
         }
         if member_ids:
             meta["members"] = [{"trial": i, "genome": store.trial(i).genome} for i in member_ids]
+        if is_final and final.get("views"):
+            meta["views"] = final["views"]  # the returned model averages over these (data.datasets.make_views)
     finally:
         store.close()
     out.mkdir(parents=True, exist_ok=True)
@@ -115,11 +117,12 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
 
 def _build(meta: dict[str, Any]) -> nn.Module:
     """The untrained network of an export's metadata: one genome, or an Ensemble of its members'."""
+    from .data.datasets import make_views
     from .ensemble import combine
 
     space = make_space(meta["space"], meta["space_config"])
     genomes = [m["genome"] for m in meta.get("members") or [meta]]
-    return combine([space.build(space.from_json(g)) for g in genomes])
+    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")))
 
 
 def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .data.datasets import make_views
 from .ensemble import combine
 from .evaluate.evaluator import Result, TrainingEvaluator, Warmstart
 from .execute.base import LOST, Executor, SerialExecutor
@@ -70,6 +71,7 @@ class Study:
         progress: bool = True,
         callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
         objectives: tuple[str, ...] = (),
+        test_views: dict[str, Any] | None = None,
     ):
         self.space, self.strategy, self.evaluator, self.store = space, strategy, evaluator, store
         self.run_dir = Path(run_dir)
@@ -89,6 +91,8 @@ class Study:
         self.keep_top = max(keep_top, final_ensemble)
         # Each returned network is retrained this many times from different seeds, and all are averaged.
         self.final_seeds = final_seeds
+        # The returned model averages over these copies of each input (data.datasets.make_views).
+        self.test_views = test_views
         self.executor = executor or SerialExecutor(evaluator)
         self.max_retries = max_retries  # runs again of a trial whose worker died under it
         self.halving = halving
@@ -134,12 +138,12 @@ class Study:
         final = self.final
         if final is None:
             raise RuntimeError("the study has not finished; run() it first")
-        model = self._build_final([self.store.trial(i) for i in final.get("members", [final["trial"]])])
+        model = self._build_final([self.store.trial(i) for i in final.get("members", [final["trial"]])], final.get("views"))
         model.load_state_dict(load_weights(self.run_dir / final["weights"]))
         return model.eval()
 
-    def _build_final(self, members: list[TrialRecord]) -> torch.nn.Module:
-        return combine([self.space.build(self.space.from_json(t.genome)) for t in members])
+    def _build_final(self, members: list[TrialRecord], views: dict[str, Any] | None = None) -> torch.nn.Module:
+        return combine([self.space.build(self.space.from_json(t.genome)) for t in members], make_views(views))
 
     def weights_path(self, trial_id: int) -> Path:
         return self.run_dir / "weights" / f"trial_{trial_id:05d}.pt"
@@ -450,7 +454,8 @@ class Study:
         members = [(record, k) for record in best_trials for k in range(self.final_seeds)]
         ids = [record.id for record, _ in members]
         final = self.final
-        if final is not None and final["trial"] == best.id and final.get("members", [best.id]) == ids:
+        if (final is not None and final["trial"] == best.id and final.get("members", [best.id]) == ids
+                and final.get("views") == self.test_views):
             return final
         with_validation = bool(self.final_epochs) and self.final_data == "train+val"
         models = []
@@ -474,13 +479,16 @@ class Study:
         if len(models) > 1:
             trials = ", ".join(str(record.id) for record in best_trials)
             source = f"ensemble of trial{'s' if len(best_trials) > 1 else ''} {trials} (mean probabilities), " + source
-        model = combine(models)
+        if self.test_views is not None:
+            source += f", predictions averaged over test-time views of each input {self.test_views}"
+        model = combine(models, make_views(self.test_views))
         model.eval()
         path = self.run_dir / "final.pt"
         torch.save(model.state_dict(), path)
         final = {
             "trial": best.id,
             **({"members": ids} if len(ids) > 1 else {}),
+            **({"views": self.test_views} if self.test_views is not None else {}),
             "weights": path.name,
             "source": source,
             # After a train+val retrain the validation score is no longer held out: kept, and flagged.

@@ -40,6 +40,9 @@ class Dataset:
     # The group of every training row (FSDD: its speaker), given only where the validation split is
     # whole groups of its own; cross-validation (evaluate/crossval.py) then never splits a group.
     groups: np.ndarray | None = None
+    # What the returned model averages its predictions over at test time (FSDD with test_views:
+    # SpectrogramViews.spec()); None: the network sees each input once. `make_views` builds it.
+    test_views: dict[str, Any] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -55,6 +58,7 @@ class Dataset:
             "normalization": {"mean": self.mean, "std": self.std},
             "augment": repr(self.augment) if self.augment is not None else None,
             **({"groups": sorted(np.unique(self.groups).tolist())} if self.groups is not None else {}),
+            **({"test_views": self.test_views} if self.test_views is not None else {}),
         }
 
 
@@ -95,6 +99,8 @@ class SourceOptions:
     augment: bool = True
     # fsdd: per-recording normalisation of every mel band over time (audio.MelOptions.band_norm).
     band_norm: str | None = None
+    # fsdd: the returned model averages its predictions over shifted / warped copies of each input.
+    test_views: bool = False
 
 
 def _fsdd(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
@@ -110,6 +116,23 @@ def _fsdd_augment(o: SourceOptions) -> Callable[[torch.Tensor, torch.Generator],
     return SpectrogramAugment() if o.augment else None
 
 
+def _fsdd_views(o: SourceOptions) -> dict[str, Any] | None:
+    from .audio import SpectrogramViews
+
+    return SpectrogramViews().spec() if o.test_views else None
+
+
+def make_views(spec: dict[str, Any] | None) -> torch.nn.Module | None:
+    """The test-time views module a Dataset's (or a stored final model's) `test_views` spec names."""
+    if spec is None:
+        return None
+    if spec.get("kind") == "spectrogram":
+        from .audio import SpectrogramViews
+
+        return SpectrogramViews(spec["shift"], spec["warp"])
+    raise DataError(f"unknown test-time views {spec!r}")
+
+
 def _images(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
     from .images import load_image_folder
 
@@ -121,6 +144,8 @@ SOURCES: dict[str, Callable[[str, SourceOptions], dict[str, np.ndarray]]] = {"fs
 # Sources whose training batches are augmented: SOURCE -> the transform for these options.
 AUGMENTS: dict[str, Callable[[SourceOptions], Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None]] = {
     "fsdd": _fsdd_augment}
+# Sources with test-time views: SOURCE -> their spec for these options (None when off).
+VIEWS: dict[str, Callable[[SourceOptions], dict[str, Any] | None]] = {"fsdd": _fsdd_views}
 # "SOURCE:PATH" of token data: classification sources load as a TextDataset, language-model
 # sources as a CharCorpus (data/text.py), which a language-model evaluator trains on.
 TEXT_SOURCES = ("rt-polarity",)
@@ -328,4 +353,5 @@ def load_dataset(
         std=std,
         augment=AUGMENTS[kind](options) if kind in AUGMENTS else None,
         groups=groups,
+        test_views=VIEWS[kind](options) if kind in VIEWS else None,
     )
