@@ -76,6 +76,11 @@ def test_bad_initial_genomes_name_the_entry(tmp_path) -> None:
         build([SMALL, str(tmp_path / "bad.json")])
     with pytest.raises(ConfigError, match=r"initial_genomes\[0\]: not a genome of the 'layers' space"):
         build([[{"kind": "teleport"}]])
+    # A genome that breaks the search's own constraints would only be a failed trial: refused up front.
+    with pytest.raises(ConfigError, match=r"initial_genomes\[1\]: params=\d+ breaks params<=200 \(the constraints params<=200\)"):
+        build_study(build_config({"initial_genomes": [SMALL, POOLED], "constraints": ["params<=200"]}, dataset="digits",
+                                 trials=1, out=str(tmp_path / "run"), progress=False))
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_fsdd_example_starts_from_a_feasible_hand_cnn() -> None:

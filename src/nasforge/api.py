@@ -178,6 +178,11 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
                                label_smoothing=t.label_smoothing)
     evaluator = make_evaluator(config, space, data, training)  # its ConfigErrors, too, come before the store
+    search_space = screened(config, space, data)
+    for i, genome in enumerate(given):
+        if not search_space.admits(genome):
+            raise ConfigError(f"initial_genomes[{i}]: {infeasibility(search_space, genome)} (the constraints "
+                              f"{', '.join(config.constraints)}); drop it or loosen the constraints")
     store = Store.in_dir(run_dir, create=True)
     if not exists:
         store.set("config", to_dict(config))
@@ -187,7 +192,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
     f = config.fidelity
     halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
-    strategy = make_strategy(config, screened(config, space, data))
+    strategy = make_strategy(config, search_space)
     if given:
         strategy = GivenFirst(strategy, given)
     return Study(
@@ -228,6 +233,14 @@ def initial_genomes(config: SearchConfig, space: SearchSpace) -> list[Any]:
         except InvalidGenome as exc:
             raise ConfigError(f"{where}: not a genome of the {space.name!r} space: {exc}") from None
     return genomes
+
+
+def infeasibility(space: SearchSpace, genome: Any) -> str:
+    """Why a constrained space (FeasibleSpace, possibly inside other wrappers) refuses a genome."""
+    while not isinstance(space, FeasibleSpace) and isinstance(getattr(space, "inner", None), SearchSpace):
+        space = space.inner
+    why = space.why_infeasible(genome) if isinstance(space, FeasibleSpace) else None
+    return why or "not admitted by the search space"
 
 
 def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:
