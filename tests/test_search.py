@@ -189,6 +189,19 @@ def test_resume_after_kill_loses_nothing_and_matches_an_uninterrupted_run(tmp_pa
     assert [t[3] for t in after] == pytest.approx([t[3] for t in reference])
 
 
+def test_a_copied_run_resumes_in_its_new_directory(tmp_path) -> None:
+    import shutil
+
+    first = tmp_path / "first"
+    nasforge.search(dataset="digits", trials=2, epochs=1, max_blocks=2, seed=0, out=str(first), progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    before = _trials(first / "study.sqlite")
+    study = nasforge.search(resume=True, out=str(copy), trials=3, progress=False)
+    assert study.run_dir == copy and len(_trials(copy / "study.sqlite")) == 3
+    assert _trials(first / "study.sqlite") == before  # the original run is left as it was
+
+
 def test_resume_refuses_changes_to_the_study(tmp_path, digits_run) -> None:
     _, out = digits_run
     res = subprocess.run([sys.executable, "-m", "nasforge.cli", "search", "--resume", "--out", str(out), "--epochs", "9"],

@@ -268,7 +268,9 @@ def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     if bad:
         raise ConfigError(f"{', '.join(bad)}: cannot be changed when resuming (only {', '.join(sorted(RESUMABLE))} can)")
     overrides.pop("out", None)
-    return build_config(stored, **overrides)
+    # The study lives where its store is: a run directory copied or moved elsewhere resumes there, not
+    # in the directory its stored config was first written to.
+    return build_config(stored, **overrides, out=str(run_dir))
 
 
 def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, resume: bool = False,
