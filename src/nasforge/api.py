@@ -180,9 +180,9 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     evaluator = make_evaluator(config, space, data, training)  # its ConfigErrors, too, come before the store
     search_space = screened(config, space, data)
     for i, genome in enumerate(given):
-        if not search_space.admits(genome):
-            raise ConfigError(f"initial_genomes[{i}]: {infeasibility(search_space, genome)} (the constraints "
-                              f"{', '.join(config.constraints)}); drop it or loosen the constraints")
+        if (why := search_space.refusal(genome)) is not None:
+            raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(config.constraints)}); "
+                              "drop it or loosen the constraints")
     store = Store.in_dir(run_dir, create=True)
     if not exists:
         store.set("config", to_dict(config))
@@ -233,14 +233,6 @@ def initial_genomes(config: SearchConfig, space: SearchSpace) -> list[Any]:
         except InvalidGenome as exc:
             raise ConfigError(f"{where}: not a genome of the {space.name!r} space: {exc}") from None
     return genomes
-
-
-def infeasibility(space: SearchSpace, genome: Any) -> str:
-    """Why a constrained space (FeasibleSpace, possibly inside other wrappers) refuses a genome."""
-    while not isinstance(space, FeasibleSpace) and isinstance(getattr(space, "inner", None), SearchSpace):
-        space = space.inner
-    why = space.why_infeasible(genome) if isinstance(space, FeasibleSpace) else None
-    return why or "not admitted by the search space"
 
 
 def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:

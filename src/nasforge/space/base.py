@@ -53,10 +53,14 @@ class SearchSpace(ABC):
         """A short human-readable summary, used in progress lines and leaderboards."""
         return json.dumps(self.to_json(genome), separators=(",", ":"))
 
+    def refusal(self, genome: Genome) -> str | None:
+        """Why a genome a strategy built itself (local search's neighbours, decoded choices, a config's
+        initial genomes) may not be tried, or None: every genome of the space may, unless a wrapper
+        (constraints) narrows it."""
+        return None
+
     def admits(self, genome: Genome) -> bool:
-        """Whether a genome a strategy built itself (local search's neighbours, decoded choices) may be
-        tried; every genome of the space may, unless a wrapper (constraints) narrows it."""
-        return True
+        return self.refusal(genome) is None
 
     def key(self, genome: Genome) -> str:
         """Stable identity of a genome across processes and runs."""

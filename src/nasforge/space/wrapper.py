@@ -43,8 +43,8 @@ class SpaceWrapper(SearchSpace):
     def key(self, genome: Genome) -> str:
         return self.inner.key(genome)
 
-    def admits(self, genome: Genome) -> bool:
-        return self.inner.admits(genome)
+    def refusal(self, genome: Genome) -> str | None:
+        return self.inner.refusal(genome)
 
     def config(self) -> dict[str, Any]:
         return self.inner.config()

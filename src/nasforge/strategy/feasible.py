@@ -56,8 +56,8 @@ class FeasibleSpace(SpaceWrapper):
     def feasible(self, genome: Genome) -> bool:
         return self.why_infeasible(genome) is None
 
-    def admits(self, genome: Genome) -> bool:
-        return self.feasible(genome) and self.inner.admits(genome)
+    def refusal(self, genome: Genome) -> str | None:
+        return self.why_infeasible(genome) or self.inner.refusal(genome)
 
     def sample(self, rng: np.random.Generator) -> Genome:
         for _ in range(self.tries):

@@ -476,7 +476,9 @@ class PredictorEvolution(Strategy):
                 if key in self.seen or key in self.pending:
                     continue  # pending, failed, or decoding repaired two choice vectors into one genome
                 if not self.space.admits(genome):
-                    continue  # breaks the study's constraints: it would only come back as a failed trial
+                    if i < p:
+                        self._c_dead[i] = -np.inf  # a cached candidate the constraints refuse is never scored again
+                    continue  # it would only come back as a failed trial
                 self.pending.add(key)
                 if i >= p:  # keep a fresh row's features for its tell
                     self._memo[self._codes_of(choices[None, :])[0]] = (x[j], float(x2[j]))
