@@ -32,7 +32,6 @@ class FeasibleSpace(SpaceWrapper):
         super().__init__(space)
         self.constraints, self.measure, self.tries = tuple(constraints), measure, tries
         self.measures = measures_of(self.constraints)
-        self.rejected = 0  # candidates drawn and discarded, for reporting what the constraints cost
         self._verdict: dict[str, str | None] = {}
         self._best: dict[str, float] = {}  # the most favourable value seen per measure, for the error message
 
@@ -48,10 +47,7 @@ class FeasibleSpace(SpaceWrapper):
                     better = min if c.op in ("<", "<=") else max
                     self._best[c.measure] = v if best is None else better(best, v)
             self._verdict[key] = violation(self.constraints, values)
-        reason = self._verdict[key]
-        if reason is not None:
-            self.rejected += 1
-        return reason
+        return self._verdict[key]
 
     def feasible(self, genome: Genome) -> bool:
         return self.why_infeasible(genome) is None
