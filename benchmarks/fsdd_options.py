@@ -45,8 +45,10 @@ def deltas(x: np.ndarray) -> np.ndarray:
 
 
 def widened(genome: LayerGenome, width: float) -> LayerGenome:
-    return LayerGenome(tuple(Layer.of("conv", kernel=layer["kernel"], channels=int(layer["channels"] * width), stride=layer["stride"])
-                             if layer.kind == "conv" else layer for layer in genome.layers))
+    if width == 1.0:
+        return genome
+    return LayerGenome(tuple(Layer.of("conv", kernel=layer["kernel"], channels=max(1, int(layer["channels"] * width)),
+                                      stride=layer["stride"]) if layer.kind == "conv" else layer for layer in genome.layers))
 
 
 def main() -> None:
@@ -79,7 +81,15 @@ def main() -> None:
     x_all, y_all, who = f["x"][:, None], f["digit"], f["speaker"]
     if args.deltas:
         x_all = deltas(x_all)
+    if not Path(args.genome).is_file():
+        parser.error(f"--genome: no file {args.genome}")
+    if args.width <= 0:
+        parser.error("--width must be positive")
     genome_json = json.loads(Path(args.genome).read_text())
+    # The space must admit the genome's channels and their widened counts.
+    given = {int(layer["channels"]) for layer in (genome_json["layers"] if isinstance(genome_json, dict) else genome_json)
+             if "channels" in layer}
+    channels = tuple(sorted(given | {max(1, int(c * args.width)) for c in given} | set(LayerSpaceOptions().channels)))
     augment = SpectrogramAugment(args.shift, args.stretch, args.warp, args.time_mask, args.freq_mask)
     views = SpectrogramViews()
     start = time.process_time()
@@ -93,11 +103,8 @@ def main() -> None:
             x, y = torch.from_numpy(x_all[train]), torch.from_numpy(y_all[train])
             x_test, y_test = torch.from_numpy(x_all[who == speaker]), torch.from_numpy(y_all[who == speaker])
             mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
-            genome = LayerGraphSpace(tuple(x.shape[1:]), 10).from_json(genome_json)
-            if args.width != 1.0:
-                genome = widened(genome, args.width)
-            wanted = {layer["channels"] for layer in genome.layers if layer.kind == "conv"}
-            space = LayerGraphSpace(tuple(x.shape[1:]), 10, LayerSpaceOptions(channels=tuple(sorted(wanted | {8, 16, 32, 64, 128}))))
+            space = LayerGraphSpace(tuple(x.shape[1:]), 10, LayerSpaceOptions(channels=channels))
+            genome = widened(space.from_json(genome_json), args.width)
             torch.manual_seed(seed)
             model = space.build(genome)
             opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
