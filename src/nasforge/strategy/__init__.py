@@ -1,6 +1,8 @@
 """Search strategies behind one ask/tell interface (base.py). A new strategy subclasses Strategy
-and is added to STRATEGIES; selection and other operators live in operators/."""
+and is registered by name (`nasforge.register_strategy`, or an entry point in the
+`nasforge.strategies` group; see registry.py); selection and other operators live in operators/."""
 
+from ..registry import STRATEGIES
 from .base import Candidate, Member, Strategy
 from .evolution import RegularizedEvolution
 from .genetic import GeneticAlgorithm
@@ -9,16 +11,6 @@ from .nsga2 import NSGA2
 from .predictor import PredictorEvolution
 from .random import RandomSearch
 from .reinforce import Reinforce
-
-STRATEGIES: dict[str, type[Strategy]] = {
-    "random": RandomSearch,
-    "evolution": RegularizedEvolution,
-    "genetic": GeneticAlgorithm,
-    "reinforce": Reinforce,
-    "local": LocalSearch,
-    "predictor": PredictorEvolution,
-    "nsga2": NSGA2,
-}
 
 __all__ = [
     "NSGA2", "STRATEGIES", "Candidate", "GeneticAlgorithm", "LocalSearch", "Member", "PredictorEvolution", "RandomSearch", "Reinforce",
