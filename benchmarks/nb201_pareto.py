@@ -30,7 +30,7 @@ from nasforge.evaluate.constraints import MnasNetReward, parse_constraints
 from nasforge.evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator, load_benchmark
 from nasforge.report.pareto import hypervolume, pareto_mask
 from nasforge.space.cell import CellSpace
-from nasforge.strategy.base import Strategy
+from nasforge.strategy.base import Observation, Strategy
 from nasforge.strategy.evolution import RegularizedEvolution
 from nasforge.strategy.feasible import FeasibleSpace
 from nasforge.strategy.nsga2 import NSGA2
@@ -42,8 +42,8 @@ MAX_REPEATS = 2000  # consecutive free repeats after which a run stops (a search
 
 
 def run_strategy(strategy: Strategy, evaluator: TabularEvaluator) -> list[int]:
-    """An ask/tell loop until the query budget is spent; the rows queried, in order. The study's
-    contract: each candidate's metrics (objectives) are in candidate.info before tell."""
+    """An ask/tell loop until the query budget is spent; the rows queried, in order. Each tell carries
+    the candidate's metrics (its objectives) in the Observation, as the study's does."""
     rows, repeats, trial_of = [], 0, {}
     while not evaluator.exhausted and repeats < MAX_REPEATS:
         cand = strategy.ask()
@@ -54,8 +54,8 @@ def run_strategy(strategy: Strategy, evaluator: TabularEvaluator) -> list[int]:
         repeats = 0 if new else repeats + 1
         if new:
             rows.append(evaluator.bench.row(arch))
-        cand.info["metrics"] = result.metrics
-        strategy.tell(trial_of.setdefault(arch, len(trial_of) + 1), cand, result.reward if result.status == "complete" else None)
+        reward = result.reward if result.status == "complete" else None
+        strategy.tell(trial_of.setdefault(arch, len(trial_of) + 1), cand, Observation(reward, result.metrics))
     return rows
 
 

@@ -23,7 +23,7 @@ from .fidelity import Decided, Promotion, SuccessiveHalving
 from .report.progress import Progress
 from .space.base import SearchSpace
 from .store import Store, TrialRecord
-from .strategy.base import Candidate, Strategy
+from .strategy.base import Candidate, Observation, Strategy
 
 # Consecutive already-seen genomes after which the space is taken as exhausted.
 MAX_DUPLICATES = 500
@@ -336,9 +336,7 @@ class Study:
               metrics: dict[str, Any] | None = None) -> None:
         # The strategy learns at which fidelity (epochs) the reward was measured, and every measure
         # of the trial (cost measures included), from which Pareto strategies read their objectives.
-        cand.info["fidelity"] = epochs
-        cand.info["metrics"] = metrics or {}
-        self.strategy.tell(trial_id, cand, reward)
+        self.strategy.tell(trial_id, cand, Observation(reward, metrics or {}, epochs))
 
     def _decide(self, decided: list[Decided]) -> None:
         for d in decided:

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator, TabularSpec
 from ..space import SPACES, SearchSpace
 from ..strategy import STRATEGIES, Strategy
+from ..strategy.base import Observation
 from ..strategy.evolution import RegularizedEvolution
 from ..strategy.predictor import PredictorEvolution
 from ..strategy.reinforce import Reinforce
@@ -185,7 +186,7 @@ def run_once(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Bud
         tracker.seen(answer.row, answer.new)
         repeats = 0 if answer.new else repeats + 1
         trial = trials.setdefault(answer.arch, len(trials) + 1)
-        strategy.tell(trial, candidate, answer.reward)
+        strategy.tell(trial, candidate, Observation(answer.reward, {}, None))
     return tracker.result(seed, evaluator, time.perf_counter() - start, time.process_time() - cpu)
 
 

@@ -9,6 +9,7 @@ included, so that a resumed study continues exactly where it stopped.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,24 @@ class Candidate:
     parents: tuple[int, ...] = ()
     operator: str = "random"
     info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What an evaluation told about a candidate.
+
+    `reward` is the scalar the search maximises (None: the evaluation failed); `metrics` holds every
+    measure of the trial (validation metrics, cost measures), from which Pareto strategies read their
+    objectives; `fidelity` is the epoch budget the reward was measured at (None where evaluation has
+    no such notion, e.g. table look-ups)."""
+
+    reward: float | None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    fidelity: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.reward is None
 
 
 @dataclass
@@ -46,8 +65,8 @@ class Strategy(ABC):
         """The next candidate to evaluate, or None while the strategy waits for results."""
 
     @abstractmethod
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
-        """The result of a candidate; `reward` is None when its evaluation failed."""
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        """The result of a candidate (`observation.reward` is None when its evaluation failed)."""
 
     # -- persistence -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any
 
 from ..space.base import SearchSpace
-from .base import Candidate, Member, Strategy
+from .base import Candidate, Member, Observation, Strategy
 
 
 class RegularizedEvolution(Strategy):
@@ -31,7 +31,8 @@ class RegularizedEvolution(Strategy):
         child, operator = self.space.mutate(parent.genome, self.rng)
         return Candidate(child, (parent.trial,), operator)
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         if reward is None:
             return
         self.population.append(Member(trial, candidate.genome, reward))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..space.base import SearchSpace
-from .base import Candidate, Member, Strategy
+from .base import Candidate, Member, Observation, Strategy
 from .operators.selection import Selection, Tournament
 
 
@@ -66,7 +66,8 @@ class GeneticAlgorithm(Strategy):
             ops.append(op)
         return Candidate(child, parents, "+".join(ops))
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         self.told += 1
         if reward is not None:
             self.children.append(Member(trial, candidate.genome, reward))

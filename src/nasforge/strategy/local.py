@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..space.base import Genome, SearchSpace
-from .base import Candidate, Member, Strategy
+from .base import Candidate, Member, Observation, Strategy
 from .decisions import encode_or_none
 
 
@@ -77,7 +77,8 @@ class LocalSearch(Strategy):
         parents = (self.current.trial,) if operator == "neighbour" and self.current else ()
         return Candidate(genome, parents, operator)
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         self.seen[self.space.key(candidate.genome)] = reward
         self.told += 1
         if reward is None:

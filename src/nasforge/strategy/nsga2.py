@@ -9,8 +9,8 @@ front, the last front cut by crowding distance. As in pymoo's default, children 
 already proposed are drawn again (up to `novelty_tries` times): a repeat costs a generation slot and
 teaches nothing.
 
-Objective values come from `candidate.info["metrics"]`, which the study (or any ask/tell loop) sets
-before `tell`; the name `reward` also means the reward passed to `tell`. A failed candidate, or one
+Objective values come from the metrics of the Observation passed to `tell`; the name `reward` also
+means the observation's reward. A failed candidate, or one
 without every objective, takes no part. Generational, like the genetic algorithm: `ask` answers None
 (wait) once a generation is out.
 """
@@ -26,7 +26,7 @@ import numpy as np
 
 from ..report.pareto import Objective, crowding_distance, non_dominated_sort
 from ..space.base import Genome, SearchSpace
-from .base import Candidate, Strategy
+from .base import Candidate, Observation, Strategy
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Point:
 
 class NSGA2(Strategy):
     name = "nsga2"
-    multi_objective = True  # reads objective vectors from candidate.info["metrics"]
+    multi_objective = True  # reads objective vectors from each Observation's metrics
 
     def __init__(self, space: SearchSpace, seed: int = 0, objectives: Sequence[str | Objective] = ("accuracy", "params"),
                  population: int = 20, crossover_rate: float = 0.5, mutation_rate: float = 1.0, novelty_tries: int = 20):
@@ -93,23 +93,22 @@ class NSGA2(Strategy):
         return Candidate(child, parents, "+".join(ops))
 
     # -- tell ------------------------------------------------------------------------------------
-    def values_of(self, candidate: Candidate, reward: float | None) -> tuple[float, ...] | None:
-        """The candidate's objective vector (smaller is better), or None if one is missing."""
-        metrics = candidate.info.get("metrics") or {}
+    def values_of(self, observation: Observation) -> tuple[float, ...] | None:
+        """The observation's objective vector (smaller is better), or None if one is missing."""
         values = []
         for o in self.objectives:
-            v = metrics.get(o.name)
+            v = observation.metrics.get(o.name)
             if v is None and o.name == "reward":
-                v = reward
+                v = observation.reward
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 return None
             values.append(-float(v) if o.maximize else float(v))
         return tuple(values)
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
         self.told += 1
         self.seen.add(self.space.key(candidate.genome))
-        values = self.values_of(candidate, reward) if reward is not None else None
+        values = self.values_of(observation) if not observation.failed else None
         if values is not None:
             self.offspring.append(Point(trial, candidate.genome, values))
         if self.told >= self.population_size:

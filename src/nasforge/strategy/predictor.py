@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from ..space.base import SearchSpace
-from .base import Candidate, Member, Strategy
+from .base import Candidate, Member, Observation, Strategy
 from .decisions import decision_sizes, encode_or_none
 
 GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -519,7 +519,8 @@ class PredictorEvolution(Strategy):
         return Candidate(genome, (), "random", {"key": key, "genome": genome})
 
     # -- telling -------------------------------------------------------------------------------
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         info = candidate.info
         ours = info.get("genome") is candidate.genome  # proposed by this strategy's ask, as it was
         key = info["key"] if ours else self.space.key(candidate.genome)

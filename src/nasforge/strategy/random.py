@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .base import Candidate, Strategy
+from .base import Candidate, Observation, Strategy
 
 
 class RandomSearch(Strategy):
@@ -11,5 +11,5 @@ class RandomSearch(Strategy):
     def ask(self) -> Candidate:
         return Candidate(self.space.sample(self.rng))
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
         pass

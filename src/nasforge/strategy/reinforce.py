@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..space.base import SearchSpace
-from .base import Candidate, Strategy
+from .base import Candidate, Observation, Strategy
 from .decisions import choices_of, decision_sizes
 
 
@@ -206,7 +206,8 @@ class Reinforce(Strategy):
         choices = self.policy.sample(self.rng)
         return Candidate(self.space.decode(choices), operator=f"reinforce:{self.controller}", info={"choices": choices})
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         if reward is None:
             return  # a failed evaluation says nothing about the policy's choices
         baseline = self.baseline.value
