@@ -142,8 +142,10 @@ def _search(args: argparse.Namespace) -> int:
         best = study.store.trial(final["trial"])
         folds = len(best.metrics.get("cv_accuracy", ()))
         where = f"val ({folds}-fold mean)" if folds else "val"
-        print(f"best: trial {best.id}  {where} {study.evaluator.reward}={best.reward:.4f}  "
-              f"test accuracy={final['test']['accuracy']:.4f}  params={best.params}")
+        test = final.get("test") or {}
+        score = next(((k, test[k]) for k in ("accuracy", study.evaluator.reward_name, "loss") if k in test), None)
+        print(f"best: trial {best.id}  {where} {study.evaluator.reward_name}={best.reward:.4f}  "
+              + (f"test {score[0]}={score[1]:.4f}  " if score else "") + f"params={best.params}")
         print(f"  {study.space.describe(study.space.from_json(best.genome))}")
     return 0
 

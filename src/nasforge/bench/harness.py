@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import Budget
 from ..errors import ConfigError
-from ..evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator, TabularSpec
+from ..evaluate.tabular import TabularBenchmark, TabularEvaluator, TabularSpec
 from ..space import SPACES, SearchSpace
 from ..strategy import STRATEGIES, Strategy
 from ..strategy.base import Observation
