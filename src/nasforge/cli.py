@@ -253,7 +253,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_export, export_front, export_trial, real_batch
+    from .export import check_export, example_batch, export_front, export_trial
 
     if args.front:
         folders, skipped = export_front(args.run, args.out, format=args.format)
@@ -261,13 +261,13 @@ def _export(args: argparse.Namespace) -> int:
             print(f"skipped {line}", file=sys.stderr)
     else:
         folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format)]
-    batch = real_batch(args.run) if args.format != "pytorch" else None
+    batch = example_batch(args.run) if args.format != "pytorch" else None
     for folder in folders:
         files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file()))
         print(f"exported to {folder}: {files}")
         if batch is not None:
             for form, diff in check_export(folder, batch).items():
-                print(f"  {form} vs PyTorch on {len(batch)} test samples: max abs diff {diff:.3g}")
+                print(f"  {form} vs PyTorch on {len(batch)} example inputs: max abs diff {diff:.3g}")
     return 0
 
 

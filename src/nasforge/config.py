@@ -44,9 +44,19 @@ class DatasetConfig(_Strict):
                                   "~/.cache/nasforge)")
 
 
+# The spaces that read their options from the fields below (the rest take `function` / `options`).
+BUILTIN_SPACES = ("layers", "cell", "sequence")
+
+
 class SpaceConfig(_Strict):
-    name: Literal["layers", "cell", "sequence"] = Field("layers", description="layers: layer graphs (1-D/2-D CNNs); cell: "
-                                                        "NAS-Bench-201 cells; sequence: token models (text, language models)")
+    name: str = Field("layers", min_length=1, description="a registered search space: layers: layer graphs (1-D/2-D CNNs); "
+                      "cell: NAS-Bench-201 cells; sequence: token models (text, language models); function: your own "
+                      "(see `function`); or a name added with nasforge.register_space")
+    function: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_<][\w.<>]*$", description="module:qualname of "
+                                 "your own space: a define-by-run model function f(c: nasforge.Choices) -> nn.Module that "
+                                 "asks for its decisions (c.choice, c.int, ...), or a SearchSpace class or factory")
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of a registered or own space "
+                                    "class / factory (it also gets input_shape= and num_classes= where it takes them)")
     min_blocks: int = Field(2, ge=1, le=64)
     max_blocks: int = Field(6, ge=1, le=64)
     max_layers: int = Field(40, ge=1, le=256)
@@ -69,8 +79,40 @@ class SpaceConfig(_Strict):
     hparams: dict[Literal["lr", "weight_decay", "batch_size", "epochs"], tuple[float, ...]] = Field(
         default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _function_shorthand(cls, v: Any) -> Any:
+        # `space: cell`, and a name that is an import path (`--space mypkg.models:make_model`): the user's own.
+        if isinstance(v, str):
+            v = {"name": v}
+        if isinstance(v, dict):
+            name = v.get("name")
+            if isinstance(name, str) and ":" in name:
+                if v.get("function") not in (None, name):
+                    raise ValueError(f"name {name!r} is an import path and function is {v['function']!r}: give one of them")
+                v = {**v, "name": "function", "function": name}
+            elif v.get("function") is not None and "name" not in v:
+                v = {**v, "name": "function"}
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from .registry import SPACES
+
+        if v not in SPACES:
+            raise ValueError(f"unknown search space {v!r}; known: {', '.join(SPACES.names())}, or module:qualname of your own "
+                             "(a model function or SearchSpace class)")
+        return v
+
     @model_validator(mode="after")
     def _blocks(self) -> SpaceConfig:
+        if self.function is not None and self.name != "function":
+            raise ValueError(f"function: names your own space, so name must be 'function' (or be left out), not {self.name!r}")
+        if self.name == "function" and self.function is None:
+            raise ValueError("function: give the module:qualname of your model function (e.g. mypkg.models:make_model)")
+        if self.options and self.name in BUILTIN_SPACES:
+            raise ValueError(f"options: the built-in {self.name!r} space takes its options as fields of space:, not options:")
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks ({self.min_blocks}) must not exceed max_blocks ({self.max_blocks})")
         for name, values in self.hparams.items():
@@ -422,7 +464,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "image_size": ("dataset.image_size", int, "image folders: side in pixels pictures are resized to"),
     "max_length": ("dataset.max_length", int, "text: tokens per sentence; language models: context length"),
     "cache_dir": ("dataset.cache_dir", str, "fsdd: spectrogram cache folder"),
-    "space": ("space.name", str, "search space: layers, cell or sequence"),
+    "space": ("space.name", str, "search space: layers, cell, sequence, a name registered with nasforge.register_space, "
+              "or module:qualname of your own model function f(c) -> nn.Module (or SearchSpace class)"),
     "strategy": ("strategy.name", str, "random, evolution, genetic, reinforce, local, predictor, or nsga2 (Pareto search)"),
     "controller": ("strategy.controller", str, "REINFORCE policy: independent (logits per decision) or lstm"),
     "population": ("strategy.population", int, "population size (evolution, genetic, nsga2)"),
@@ -496,7 +539,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node = data
     for key in parents:
         child = node.get(key)
-        if isinstance(child, str) and key in ("dataset", "strategy", "executor", "scalarize"):
+        if isinstance(child, str) and key in ("dataset", "space", "strategy", "executor", "scalarize"):
             child = {"name": child}
         if not isinstance(child, dict):
             child = {}
