@@ -198,6 +198,7 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         import onnxscript  # noqa: F401
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the 'export' extra ({exc.name} is missing): pip install 'nasforge[export]'") from exc
+    # The batch dimension stays dynamic; given by position, since forward's argument may have any name.
     batch = torch.export.Dim("batch", min=1)
     # The exporter logs a line for every torchvision op it cannot register; not our concern here.
     quiet = logging.getLogger("torch.onnx")
@@ -207,7 +208,7 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["logits"],
-                              dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False)
+                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
     except Exception as exc:  # the exporter raises many types; the user needs the reason, not the class
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
     finally:

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from ..errors import ConfigError, InvalidGenome
 from ..registry import import_object
@@ -541,8 +542,9 @@ def _spread(size: int, most: int) -> list[int]:
     return sorted({round(i * (size - 1) / (most - 1)) for i in range(most)})
 
 
-def _shapes(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+def _shapes(model: nn.Module) -> list[tuple[str, tuple[int, ...] | None]]:
+    """Parameter and buffer names and shapes (None for a lazy module's, known only after a forward pass)."""
+    return [(k, None if is_lazy(v) else tuple(v.shape)) for k, v in model.state_dict().items()]
 
 
 def _short(value: Any, limit: int = 200) -> str:
