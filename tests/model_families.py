@@ -66,3 +66,45 @@ def raises_when_wide(c: nasforge.Choices) -> nn.Module:
     if width == 16:
         raise ValueError("width 16 is not supported by this family yet")
     return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+class MLPSpace(nasforge.SearchSpace):
+    """A space written by hand, the way before model functions: one hidden layer whose width is the genome."""
+
+    name = "small-mlp"
+
+    def __init__(self, input_shape: tuple[int, ...], units: tuple[int, ...] = (16, 32)):
+        self.input_shape, self.units = tuple(input_shape), tuple(units)
+
+    def sample(self, rng):
+        return (int(self.units[rng.integers(len(self.units))]),)
+
+    def mutate(self, genome, rng):
+        return self.sample(rng), "resample"
+
+    def crossover(self, a, b, rng):
+        return a
+
+    def build(self, genome):
+        inputs = 1
+        for n in self.input_shape:
+            inputs *= n
+        return nn.Sequential(nn.Flatten(), nn.Linear(inputs, genome[0]), nn.ReLU(), nn.Linear(genome[0], 10))
+
+    def to_json(self, genome):
+        return list(genome)
+
+    def from_json(self, data):
+        return tuple(int(v) for v in data)
+
+    def config(self):
+        return {"input_shape": list(self.input_shape), "units": list(self.units)}
+
+    def decisions(self):
+        return [len(self.units)]
+
+    def encode(self, genome):
+        return [self.units.index(genome[0])]
+
+    def decode(self, choices):
+        return (self.units[choices[0]],)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pickle
 
-import model_families as fam
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import model_families as fam
 import nasforge
 from nasforge.errors import ConfigError, InvalidGenome
 from nasforge.space.choices import ChoiceGenome, Choices, DefinitionError
@@ -126,7 +126,8 @@ def test_a_function_that_is_not_deterministic_is_refused() -> None:
 
 
 def test_a_function_that_always_raises_is_refused_with_its_message() -> None:
-    with pytest.raises(ConfigError, match=r"always_raises.*built no network.*ValueError: this family needs a GPU kernel.*model_families.py:\d+"):
+    message = r"always_raises.*built no network.*ValueError: this family needs a GPU kernel.*model_families.py:\d+"
+    with pytest.raises(ConfigError, match=message):
         FunctionSpace(fam.always_raises)
 
 

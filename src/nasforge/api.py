@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import BUILTIN_SPACES, SearchConfig, build_config, parse_config, read_yaml, to_dict
+from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
 from .data.text import CharCorpus, TextDataset, load_char_corpus
@@ -106,7 +106,8 @@ def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any =
     s = config.space
     if given is None and s.function is None and s.name in BUILTIN_SPACES:
         return make_space_for_data(config, data)
-    unused = sorted(s.model_fields_set - {"name", "function", "options"})
+    default = SpaceConfig()  # a stored config (a resume) lists every field: what differs from the defaults was set
+    unused = sorted(f for f in type(s).model_fields if f not in ("name", "function", "options") and getattr(s, f) != getattr(default, f))
     if unused:
         raise ConfigError(f"space.{unused[0]}: configures the built-in spaces ({', '.join(BUILTIN_SPACES)}), not your own; "
                           "ask for such choices in your space")

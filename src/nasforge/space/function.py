@@ -101,7 +101,7 @@ class _Run:
 
 
 def function_label(function: Any) -> str:
-    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None) or type(function).__name__
+    name = getattr(function, "__name__", None) or type(function).__name__
     return f"{name} ({function_path(function)})"
 
 
