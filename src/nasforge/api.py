@@ -175,7 +175,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "hparams", *SEQUENCE_ONLY})
+    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", *SEQUENCE_ONLY})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
