@@ -177,7 +177,7 @@ def test_a_function_that_cannot_be_imported_says_how_to_pass_it(finished: Path, 
                           env={**ENV, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True)
     assert done.returncode == 1
     assert "cannot import the run's model function model_families:tiny_resnet" in done.stderr
-    assert "nasforge.load(EXPORT_OR_RUN, space=make_model)" in done.stderr
+    assert "nasforge.load(EXPORT, space=make_model)" in done.stderr
     with torch.no_grad():  # given the function, it loads
         x = torch.randn(3, 1, 8, 8)
         assert torch.equal(nasforge.load(folder, space=fam.tiny_resnet)(x), nasforge.load(folder)(x))
@@ -240,3 +240,9 @@ def test_the_example_searches_exports_to_onnx_and_loads_back(tmp_path: Path) -> 
     lines = done.stdout
     assert "evolution: 2 trials" in lines and "reinforce: 2 trials" in lines
     assert "model.onnx" in lines and "same predictions: True" in lines
+    # Its function lives in a script: another process is told how to pass it, and then exports.
+    cli = [sys.executable, "-m", "nasforge.cli", "export", str(tmp_path / "evolution"), "--out", str(tmp_path / "again")]
+    refused = subprocess.run(cli, env=ENV, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--space path/to/script.py:make_model" in refused.stderr
+    done = subprocess.run(cli + ["--space", f"{REPO / 'examples' / 'own_model.py'}:make_model"], env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -241,7 +241,7 @@ def check_export(folder: str | Path, batch: torch.Tensor, space: Any = None) -> 
 
 
 def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch",  # noqa: A002
-                 objectives: Sequence[str] | None = None) -> tuple[list[Path], list[str]]:
+                 objectives: Sequence[str] | None = None, space: Any = None) -> tuple[list[Path], list[str]]:
     """Export every model on the study's Pareto front into `out/trial_NNNNN/`.
 
     Returns the folders written and one line per front member that could not be exported (its
@@ -261,7 +261,7 @@ def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch", 
     written, skipped = [], []
     for trial in front:
         try:
-            written.append(export_trial(run_dir, Path(out) / f"trial_{trial.id:05d}", trial.id, format=format))
+            written.append(export_trial(run_dir, Path(out) / f"trial_{trial.id:05d}", trial.id, format=format, space=space))
         except StoreError as exc:
             skipped.append(f"trial {trial.id}: {exc}")
     if not written:

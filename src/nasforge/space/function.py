@@ -149,8 +149,9 @@ def import_function(path: str, file: str | None = None) -> Callable[[Choices], n
     """The model function a run recorded as `module:qualname`; a ConfigError that says how to pass it
     where it cannot be imported here."""
     module, _, qualname = path.partition(":")
-    how = ("pass the function itself: nasforge.load(EXPORT_OR_RUN, space=make_model), "
-           "nasforge.search(out=RUN, resume=True, space=make_model)")
+    how = ("pass the function itself: nasforge.load(EXPORT, space=make_model), nasforge.export_trial(RUN, OUT, "
+           "space=make_model), nasforge.search(out=RUN, resume=True, space=make_model); on the command line, "
+           "nasforge export RUN --space path/to/script.py:make_model")
     if module == "__main__":
         main = sys.modules.get("__main__")
         running = getattr(main, "__file__", None)

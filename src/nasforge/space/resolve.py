@@ -188,6 +188,42 @@ def space_from_record(record: Mapping[str, Any], given: Any = None) -> SearchSpa
                       f"(nasforge.register_space({name!r}, ...)) or pass it: nasforge.load(path, space=...)")
 
 
+def load_space_object(text: str) -> Any:
+    """The object `module:qualname` or `path/to/file.py:qualname` names (the command line's way to hand
+    over a model function or space class that a run cannot import by itself, e.g. one defined in a
+    script; the file is imported as a module, so its search must sit under `if __name__ == '__main__':`)."""
+    source, sep, qualname = text.rpartition(":")
+    if not sep or not source or not qualname:
+        raise ConfigError(f"--space: {text!r} is not MODULE:NAME or FILE.py:NAME")
+    if source.endswith(".py"):
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        path = Path(source).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"--space: no file {source}")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"--space: cannot import {source}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(path.stem, module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(f"--space: importing {source} raised {type(exc).__name__}: {exc}") from None
+        found: Any = module
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+        if found is None:
+            raise ConfigError(f"--space: {source} has no {qualname}")
+        return found
+    try:
+        return import_object(f"{source}:{qualname}")
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"--space: cannot import {text!r} ({type(exc).__name__}: {exc})") from None
+
+
 def check_portable(space: SearchSpace, executor: str) -> None:
     """Refuse, before a run starts, a space that worker processes cannot receive: pool and Ray
     workers rebuild it in their own process (a model function by its module and name)."""
@@ -203,5 +239,5 @@ def check_portable(space: SearchSpace, executor: str) -> None:
                           "or make the space picklable") from None
 
 
-__all__ = ["TASK_KEYS", "call_factory", "check_portable", "instantiate", "is_model_function", "make_space", "make_user_space",
-           "space_from_record", "space_record", "space_reference"]
+__all__ = ["TASK_KEYS", "call_factory", "check_portable", "instantiate", "is_model_function", "load_space_object", "make_space",
+           "make_user_space", "space_from_record", "space_record", "space_reference"]
