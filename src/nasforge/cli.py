@@ -166,7 +166,7 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
 
 def _show_front(args: argparse.Namespace) -> int:
     from .evaluate.constraints import parse_constraints
-    from .report.pareto import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
+    from .objectives import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
     from .report.snapshot import read_run
 
     snap = read_run(args.run)

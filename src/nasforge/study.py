@@ -118,7 +118,7 @@ class Study:
         """The complete trials on the Pareto front of the study's objectives (empty without them)."""
         if len(self.objectives) < 2:
             return []
-        from .report.pareto import pareto_front
+        from .objectives import pareto_front
 
         return pareto_front(self.store.trials("complete"), self.objectives)
 
