@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .budget import Budget
 from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
@@ -20,8 +21,8 @@ from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.trainer import TrainingOptions
 from .execute import Executor, make_executor
-from .fidelity import SuccessiveHalving
 from .registry import EXECUTORS, STRATEGIES
+from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy.base import Strategy
@@ -29,7 +30,7 @@ from .strategy.factory import create_strategy
 from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
 from .strategy.prescreen import ProxyScreenedSpace
-from .study import Budget, Study
+from .study import Study
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
@@ -178,7 +179,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
     f = config.fidelity
-    halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
+    scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
     if strategy is None:
         strategy = create_strategy(config.strategy, search_space, config.seed, config.objectives)
     elif getattr(strategy, "space", None) not in (space, search_space):
@@ -193,8 +194,8 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
         executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
-        halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
-        early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
+        scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
+        objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
 
