@@ -29,7 +29,7 @@ import torch
 from nasforge.budget import Budget
 from nasforge.evaluate.constraints import MnasNetReward, parse_constraints
 from nasforge.evaluate.tabular import TabularBenchmark, TabularEvaluator, load_benchmark
-from nasforge.report.pareto import hypervolume, pareto_mask
+from nasforge.objectives import hypervolume, pareto_mask
 from nasforge.space.cell import CellSpace
 from nasforge.strategy.base import Observation, Strategy
 from nasforge.strategy.evolution import RegularizedEvolution

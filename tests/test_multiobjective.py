@@ -19,7 +19,7 @@ from nasforge.evaluate.cost import CostModel, CostOptions, count_flops, measure_
 from nasforge.evaluate.evaluator import TrainingEvaluator
 from nasforge.evaluate.tabular import TabularBenchmark, TabularEvaluator, TabularSpec
 from nasforge.evaluate.trainer import TrainingOptions
-from nasforge.report.pareto import crowding_distance, dominates, hypervolume, non_dominated_sort, pareto_mask
+from nasforge.objectives import crowding_distance, dominates, hypervolume, non_dominated_sort, pareto_mask
 from nasforge.space import CellSpace, LayerGraphSpace
 from nasforge.strategy.base import Observation
 from nasforge.strategy.feasible import FeasibleSpace

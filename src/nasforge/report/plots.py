@@ -17,11 +17,11 @@ from matplotlib.patches import FancyArrowPatch
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import NasforgeError
+from ..objectives import Objective, objective_value, pareto_front, study_objectives
 from ..space import space_from_record
 from ..store import TrialRecord
 from .architecture import architecture_figure
 from .lineage import lineage
-from .pareto import Objective, objective_value, pareto_front, study_objectives
 from .snapshot import RunSnapshot
 
 BEST = "#d62728"

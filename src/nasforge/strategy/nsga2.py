@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from ..report.pareto import Objective, crowding_distance, non_dominated_sort
+from ..objectives import Objective, crowding_distance, non_dominated_sort
 from ..space.base import Genome, SearchSpace
-from .base import Candidate, Observation, Strategy
+from .base import Candidate, FixedOptions, Observation, Strategy, StrategyOptions
+
+
+class NSGA2Options(FixedOptions):
+    population: int = Field(20, ge=2, le=100000, description="population size of each generation")
+    crossover_rate: float = Field(0.5, ge=0, le=1, description="probability that a child mixes two parents")
+    mutation_rate: float = Field(1.0, ge=0, le=1, description="probability of a mutation after crossover")
 
 
 @dataclass
@@ -41,6 +48,11 @@ class Point:
 class NSGA2(Strategy):
     name = "nsga2"
     multi_objective = True  # reads objective vectors from each Observation's metrics
+    Options = NSGA2Options
+
+    @classmethod
+    def from_options(cls, space: SearchSpace, seed: int, options: StrategyOptions, objectives: Sequence[str] = ()) -> NSGA2:
+        return cls(space, seed, objectives=tuple(objectives), **options.model_dump(exclude={"name"}))
 
     def __init__(self, space: SearchSpace, seed: int = 0, objectives: Sequence[str | Objective] = ("accuracy", "params"),
                  population: int = 20, crossover_rate: float = 0.5, mutation_rate: float = 1.0, novelty_tries: int = 20):
