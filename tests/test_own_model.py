@@ -154,6 +154,19 @@ def test_export_then_load_in_a_fresh_process_gives_identical_outputs(finished: P
     assert torch.equal(torch.load(tmp_path / "z.pt", weights_only=True), expected)
 
 
+def test_a_run_without_an_example_input_exports_from_its_reloaded_data(finished: Path, tmp_path: Path) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(finished, old)
+    (old / "example.pt").unlink()  # as runs made before example.pt existed
+    folder = nasforge.export_trial(old, tmp_path / "ts", format="torchscript")
+    scripted = torch.jit.load(str(folder / "model.torchscript.pt"))
+    x = torch.load(finished / "example.pt", weights_only=True)["x"]  # traced on the test split it reloaded
+    with torch.no_grad():
+        assert torch.equal(scripted(x), nasforge.load(folder)(x))
+
+
 @pytest.mark.slow
 def test_show_report_and_onnx_export_work_in_new_processes(finished: Path, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
@@ -207,6 +220,11 @@ def test_registered_spaces_and_space_classes_are_usable_by_name_and_as_objects(t
     finally:
         SPACES.unregister("tiny-resnet")
         SPACES.unregister("small-mlp")
+    as_class = nasforge.search(space=fam.MLPSpace, strategy="random", trials=1, out=str(tmp_path / "d"), **QUICK)
+    assert as_class.space.input_shape == (1, 8, 8)
+    factory = nasforge.search(space=lambda input_shape: fam.MLPSpace(input_shape, units=(12,)), strategy="random", trials=1,
+                              out=str(tmp_path / "f"), **QUICK)
+    assert factory.trials[0].genome == [12]
     instance = nasforge.search(space=fam.MLPSpace((1, 8, 8), units=(8,)), strategy="random", trials=2, out=str(tmp_path / "c"),
                                **QUICK)
     assert [t.genome for t in instance.trials] == [[8], [8]] or instance.trials[0].genome == [8]
