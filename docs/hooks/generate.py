@@ -244,7 +244,7 @@ def genomes_markdown() -> str:
     out = []
     for space, task in spaces:
         genome = space.sample(np.random.default_rng(0))
-        text = json.dumps(space.to_json(genome), indent=1)
+        text = _json(space.to_json(genome))
         out += [f"### `{space.name}`", "", f"A genome sampled by `{type(space).__name__}` for {task} (seed 0); "
                 f"`describe` prints it as `{space.describe(genome)}`.", "", "```json", text, "```", ""]
     return "\n".join(out)
@@ -262,8 +262,9 @@ def _example_run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            nasforge.search({"space": {"channels": [8], "kernels": [3], "min_blocks": 1, "max_blocks": 1, "dense_units": [16]}},
-                            dataset="digits", strategy="random", trials=1, epochs=1, seed=0, out=str(run), progress=False)
+            nasforge.search({"space": {"channels": [16], "kernels": [3], "min_blocks": 1, "max_blocks": 1, "dense_units": [32]}},
+                            dataset="digits", strategy="random", trials=1, epochs=3, batch_size=32, seed=0, out=str(run),
+                            progress=False)
             export = nasforge.export_trial(run, Path(tmp) / "model")
         store = Store.in_dir(run)
         try:
@@ -280,7 +281,10 @@ def _example_run() -> dict[str, Any]:
 
 
 def _shorten(value: Any, limit: int = 12) -> Any:
-    """Long lists cut to their first items, so an example stays readable."""
+    """Long lists cut to their first items and nested lists (confusion matrices) to their first row,
+    so an example stays readable."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [_shorten(value[0], limit), f"... {len(value) - 1} more rows"]
     if isinstance(value, list) and len(value) > limit:
         return [_shorten(v, limit) for v in value[:limit]] + [f"... {len(value) - limit} more"]
     if isinstance(value, dict):
@@ -288,15 +292,27 @@ def _shorten(value: Any, limit: int = 12) -> Any:
     return value
 
 
+def _json(value: Any, indent: str = "") -> str:
+    """JSON with one mapping entry per line, but short lists and mappings of plain values on one line."""
+    flat = json.dumps(value)
+    if not isinstance(value, (dict, list)) or len(flat) + len(indent) <= 100:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, list):
+        return "[\n" + ",\n".join(inner + _json(v, inner) for v in value) + "\n" + indent + "]"
+    return "{\n" + ",\n".join(f"{inner}{json.dumps(k)}: {_json(v, inner)}" for k, v in value.items()) + "\n" + indent + "}"
+
+
 def run_example_markdown() -> str:
     example = _example_run()
     meta = _shorten(example["meta"])
     trial = _shorten({k: v for k, v in example["trial"].items()})
     return "\n".join([
-        "A one-trial search on digits (`nasforge.search(dataset=\"digits\", trials=1, epochs=1, ...)`, run while these docs "
-        "were built) leaves this run directory:", "", "```text", *example["run"], "```", "",
-        "Its `meta` table, one JSON value per key:", "", "```json", json.dumps(meta, indent=1), "```", "",
-        "and its one row of `trials` (JSON columns decoded):", "", "```json", json.dumps(trial, indent=1), "```", ""])
+        "A one-trial search on digits (`nasforge.search(dataset=\"digits\", trials=1, epochs=3, ...)`, run while these docs "
+        "were built, in a one-block space: a network of a few hundred parameters trained for seconds, so its scores say nothing) "
+        "leaves this run directory:", "", "```text", *example["run"], "```", "",
+        "Its `meta` table, one JSON value per key:", "", "```json", _json(meta), "```", "",
+        "and its one row of `trials` (JSON columns decoded):", "", "```json", _json(trial), "```", ""])
 
 
 def export_example_markdown() -> str:
@@ -304,7 +320,7 @@ def export_example_markdown() -> str:
     return "\n".join([
         "`nasforge.export_trial(run, out)` (`nasforge export RUN --best --out OUT`) of that run wrote:", "", "```text",
         *example["export"], "```", "", "and this `genome.json`:", "", "```json",
-        json.dumps(_shorten(example["genome_json"]), indent=1), "```", ""])
+        _json(_shorten(example["genome_json"])), "```", ""])
 
 
 # -- the notebook -------------------------------------------------------------------------------
@@ -315,8 +331,8 @@ def notebook_markdown(path: Path = ROOT / "examples" / "quickstart.ipynb") -> st
         source = "".join(cell["source"]).rstrip()
         if not source:
             continue
-        if cell["cell_type"] == "markdown":
-            out += [source, ""]
+        if cell["cell_type"] == "markdown":  # its headings one level down: the page has its own title
+            out += [re.sub(r"^#", "##", source, flags=re.MULTILINE), ""]
         elif cell["cell_type"] == "code":
             out += ["```python", source, "```", ""]
     return "\n".join(out)
