@@ -166,51 +166,74 @@ def _model_refs(schema: dict[str, Any]) -> list[str]:
     return [s["$ref"].split("/")[-1] for key in ("oneOf", "anyOf") for s in schema.get(key, ()) if "$ref" in s]
 
 
+def _registered_options() -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Config fields whose options come from a registry rather than the config module (the
+    strategy: each registered strategy declares its own options model) -> (name, its JSON schema)."""
+    try:
+        from nasforge.registry import STRATEGIES
+        from nasforge.strategy.factory import options_model
+    except ImportError:  # a version without registries: the options are in the config schema itself
+        return {}
+    return {"strategy": [(name, options_model(name).model_json_schema()) for name in STRATEGIES.names()]}
+
+
 def config_markdown() -> str:
     from nasforge.config import SearchConfig
 
     schema = SearchConfig.model_json_schema()
-    defs = schema.get("$defs", {})
     flags = flag_of_path()
+    registered = _registered_options()
     sections: list[str] = []
 
-    def section(title: str, model: dict[str, Any], prefix: str, anchor: str, intro: str = "") -> None:
+    def section(title: str, model: dict[str, Any], defs: dict[str, Any], prefix: str, anchor: str, intro: str = "") -> None:
         rows = ["| field | type | default | limits | flag | what it sets |", "| --- | --- | --- | --- | --- | --- |"]
         nested: list[tuple[str, str, dict[str, Any]]] = []
         for name, field in model.get("properties", {}).items():
             path = prefix + name
-            refs = _model_refs(field)
-            default = field.get("default", "(required)" if name in model.get("required", ()) else None)
-            if refs:
+            refs = [] if path in registered else _model_refs(field)
+            required = "default" not in field and name in model.get("required", ())
+            if path in registered:
+                shown, kind = "see below", f"[one of {len(registered[path])}](#{_anchor(path, '', False)})"
+            elif refs:
                 nested += [(path, ref, field) for ref in refs]
                 shown = "see below"
                 kind = " or ".join(f"[{defs[r].get('title', r)}](#{_anchor(path, r, len(refs) > 1)})" for r in refs)
             else:
-                shown = "–" if default is None else _code(json.dumps(default))
+                shown = "required" if required else "–" if field.get("default") is None else _code(json.dumps(field["default"]))
                 kind = _type(field, defs)
             flag, flag_help = flags.get(path, ("", ""))
             text = field.get("description") or flag_help  # a field without a description of its own: its flag's help
             rows.append(f"| {_code(name)} | {kind} | {shown} | {_bounds(field) or '–'} | {_code(flag) if flag else '–'} | "
                         f"{_cell(text)} |")
         sections.extend([f"## {title} {{ #{anchor} }}", ""] + ([intro, ""] if intro else []) + rows + [""])
-        announced: set[str] = set()
-        for path, ref, field in nested:
-            variant = defs[ref]
-            union = len(_model_refs(field)) > 1
-            if union and path not in announced:  # one section naming the variants, for links to the field itself
-                announced.add(path)
-                links = ", ".join(f"[{_variant_tag(defs[r]) or r}](#{_anchor(path, r, True)})" for r in _model_refs(field))
-                sections.extend([f"## {path} {{ #{_anchor(path, '', False)} }}", "",
-                                 f"One of these, chosen by `{path}.name`: {links}.", ""])
-            tag = _variant_tag(variant)
-            title_ = f"{path}" + (f" (name: {tag})" if union and tag else "")
-            intro_ = variant.get("description", "")
-            if union:
-                intro_ = (intro_ + " " if intro_ else "") + f"Chosen by `{path}.name` (or `{path}: {tag}` for its defaults)."
-            section(title_, variant, path + ".", _anchor(path, ref, union), intro_.strip())
+        for path in (prefix + name for name in model.get("properties", {})):
+            if path in registered:
+                variants(path, [(tag, options, options.get("$defs", {})) for tag, options in registered[path]],
+                         f"Each registered `{path}` declares its own options (a plug-in registered under "
+                         "its name brings its own).")
+        by_path: dict[str, list[tuple[str | None, dict[str, Any], dict[str, Any]]]] = {}
+        for path, ref, _ in nested:
+            by_path.setdefault(path, []).append((_variant_tag(defs[ref]), defs[ref], defs))
+        for path, found in by_path.items():
+            if len(found) > 1:
+                variants(path, found, "")
+            else:
+                variant = found[0][1]
+                section(path, variant, defs, path + ".", _anchor(path, "", False), variant.get("description", ""))
 
-    section("Top level", schema, "", "top-level", "A YAML config file holds these fields; flags and keyword "
-            "arguments of `nasforge.search()` override them. An unknown or ill-typed field is an error naming it.")
+    def variants(path: str, found: list[tuple[str | None, dict[str, Any], dict[str, Any]]], intro: str) -> None:
+        """A field that holds one of several models, chosen by its `name`: one section naming them, one per model."""
+        links = ", ".join(f"[{tag}](#{_anchor(path, tag or '', True)})" for tag, _, _ in found)
+        sections.extend([f"## {path} {{ #{_anchor(path, '', False)} }}", "",
+                         (intro + " " if intro else "") + f"One of these, chosen by `{path}.name`: {links}.", ""])
+        for tag, model, defs in found:
+            note = f"Chosen by `{path}.name: {tag}` (or `{path}: {tag}` for its defaults)."
+            description = model.get("description", "")
+            section(f"{path} (name: {tag})", model, defs, path + ".", _anchor(path, tag or "", True),
+                    (description + " " if description else "") + note)
+
+    section("Top level", schema, schema.get("$defs", {}), "", "top-level", "A YAML config file holds these fields; flags "
+            "and keyword arguments of `nasforge.search()` override them. An unknown or ill-typed field is an error naming it.")
     return "\n".join(sections)
 
 
@@ -220,8 +243,8 @@ def _variant_tag(model: dict[str, Any]) -> str | None:
     return name_field.get("const") or (name_field.get("enum") or [None])[0]
 
 
-def _anchor(path: str, ref: str, union: bool) -> str:
-    return (path + ("-" + ref.lower().removesuffix("config") if union else "")).replace(".", "-").replace("_", "-")
+def _anchor(path: str, variant: str, union: bool) -> str:
+    return (path + ("-" + variant.lower() if union else "")).replace(".", "-").replace("_", "-")
 
 
 # -- stored formats -----------------------------------------------------------------------------

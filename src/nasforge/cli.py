@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import FLAGS
+from .config import flags
 from .errors import NasforgeError
 
 
@@ -37,13 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run or resume a search")
     p.add_argument("config", nargs="?", help="YAML config file (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the study in --out after a crash or Ctrl-C")
-    for name, (path, kind, text) in FLAGS.items():
-        flag = "--" + name.replace("_", "-")
-        if kind is list:  # repeatable: each use adds one item (--constraint A --constraint B)
-            p.add_argument(flag, dest=name, action="append", default=None, metavar="TEXT", help=f"{text} [{path}]")
-            continue
-        p.add_argument(flag, dest=name, type=_bool if kind is bool else kind, default=None, metavar=kind.__name__.upper(),
-                       help=f"{text} [{path}]")
+    for name, flag in flags().items():  # derived from the config schema (config.flags)
+        text = f"{flag.help} [{flag.path}]"
+        if flag.kind == "repeat":  # each use adds one item (--constraint A --constraint B)
+            p.add_argument(flag.option, dest=name, action="append", default=None, metavar="TEXT", help=text)
+        elif flag.kind == "list":
+            p.add_argument(flag.option, dest=name, default=None, metavar="A,B,...", help=text)
+        else:
+            kinds = {"bool": _bool, "int": int, "float": float, "str": str}
+            p.add_argument(flag.option, dest=name, type=kinds[flag.kind], default=None, metavar=flag.kind.upper(), help=text)
 
     p = sub.add_parser("show", help="leaderboard of a study")
     p.add_argument("run", help="run directory")
@@ -121,7 +123,7 @@ def _search(args: argparse.Namespace) -> int:
     from .api import build_study, resume_config
     from .config import build_config, read_yaml
 
-    options = {name: getattr(args, name) for name in FLAGS}
+    options = {name: getattr(args, name) for name in flags()}
     if args.resume:
         if args.config:
             raise NasforgeError("give either a config file or --resume --out RUN, not both")
@@ -155,9 +157,11 @@ def print_summary(study: Any, config: Any) -> None:
         where = f"validation ({folds}-fold mean)" if folds else "validation"
         print(f"best architecture (trial {best.id}): {study.space.describe(study.space.from_json(best.genome))}")
         params = f"{best.params:,} parameters" if best.params is not None else "parameters not counted"
-        print(f"  {where} {study.evaluator.reward} {best.reward:.4f}, {params}")
+        print(f"  {where} {study.evaluator.reward_name} {best.reward:.4f}, {params}")
         test = final.get("test") or {}
-        scores = [f"{name} {test[name]:.4f}" for name in ("accuracy", "f1", "loss") if isinstance(test.get(name), (int, float))]
+        # Accuracy, the study's own reward where the test split has it (f1, precision, ...), and the loss.
+        names = dict.fromkeys(("accuracy", study.evaluator.reward_name, "f1", "loss"))
+        scores = [f"{name} {test[name]:.4f}" for name in names if isinstance(test.get(name), (int, float))]
         print(f"  test {', '.join(scores) or 'not scored'} (the returned model: {final['source']}; test split scored once)")
     else:
         print("no trial completed, so there is no model to return; `nasforge show` lists the failures")
@@ -190,7 +194,7 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
 
 def _show_front(args: argparse.Namespace) -> int:
     from .evaluate.constraints import parse_constraints
-    from .report.pareto import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
+    from .objectives import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
     from .report.snapshot import read_run
 
     snap = read_run(args.run)
