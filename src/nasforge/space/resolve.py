@@ -23,7 +23,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..registry import SPACES, import_object, import_path
 from .base import SearchSpace
-from .function import FunctionSpace, function_label, function_path
+from .function import FunctionSpace
+from .portable import function_label, function_path
 
 # Keyword arguments a space class or factory may take to learn the task it searches for.
 TASK_KEYS = ("input_shape", "num_classes")

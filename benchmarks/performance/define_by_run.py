@@ -9,7 +9,7 @@ values and records nothing:
 - sample / mutate / crossover / decode: recording runs (on the meta device) vs the function on meta.
 
 Overhead = operation - bare build of the same genomes. Printed: median and spread over repeats,
-with the machine's load. Run: python benchmarks/define_by_run.py [--candidates 300 --repeats 7]
+with the machine's load. Run: python benchmarks/performance/define_by_run.py [--candidates 300 --repeats 7]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 
 from nasforge.space.function import FunctionSpace
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _family() -> Any:
