@@ -15,7 +15,7 @@ from ..data.datasets import Dataset
 from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
-from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, measure_costs
+from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, materialize, measure_costs
 from .crossval import summarize
 from .inherit import inherit
 from .metrics import REWARDS
@@ -164,7 +164,7 @@ class TrainingEvaluator(Evaluator):
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
-            model = self.space.build(genome)
+            model = materialize(self.space.build(genome), self.data.x_train)
             params = count_params(model)
             metrics["params"] = params
             if self.cost_measures:
@@ -223,7 +223,7 @@ class TrainingEvaluator(Evaluator):
         """Scores (and training seconds) of a fresh copy of the candidate on one further fold."""
         x, y = self._pool()
         torch.manual_seed(seed)
-        model = self.space.build(genome).to(resolve_device(options.device))
+        model = materialize(self.space.build(genome), x).to(resolve_device(options.device))
         outcome = train(model, x[rows], y[rows], options, seed, epochs=epochs, augment=self.data.augment)
         return {**score(model, x[held], y[held], self.data.num_classes), "seconds": outcome.seconds}
 
@@ -252,7 +252,7 @@ class TrainingEvaluator(Evaluator):
         `with_validation`: on the training and validation splits together (the search is over)."""
         training = self._options(genome)[0] if genome is not None else self.training
         x, y = self._pool() if with_validation else (self.data.x_train, self.data.y_train)
-        model.to(resolve_device(training.device))
+        materialize(model, x).to(resolve_device(training.device))
         train(model, x, y, training, seed, epochs=epochs, augment=self.data.augment)
         model.cpu()
 
