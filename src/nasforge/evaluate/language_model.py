@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..data.text import CharCorpus
-from ..errors import TrialFailure
+from ..errors import DataError, TrialFailure
 from ..space.base import Genome, SearchSpace
 from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed
 from .metrics import REWARDS, classification_metrics
@@ -123,6 +123,12 @@ class LanguageModelEvaluator(Evaluator):
             raise ValueError("seq_len and steps_per_epoch must be positive")
         self.space, self.data, self.training, self.reward = space, data, training, reward
         self.seq_len, self.steps_per_epoch = seq_len, steps_per_epoch
+        # Every trial is scored on validation windows and the returned model on test windows: a
+        # held-out text shorter than one window would fail them all, so say so before the search.
+        for split, stream in (("validation", data.val), ("test", data.test)):
+            if len(stream) <= seq_len:
+                raise DataError(f"the {split} text has {len(stream)} characters, not enough for one window of {seq_len} "
+                                "(the last 10% of the corpus is held out): give a longer corpus or a smaller dataset.max_length")
 
     def _train(self, model: nn.Module, seed: int, epochs: int | None, stream: torch.Tensor | None = None,
                timed: bool = True) -> TrainingOutcome:
