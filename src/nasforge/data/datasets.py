@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..registry import DATA_SOURCES
 from .arrays import from_arrays
+from .batches import Batches
 
 # An in-memory dataset larger than this that knows how to load itself again (`Dataset.recipe`) is
 # sent to executor workers as that recipe, not as its tensors.
@@ -74,6 +76,28 @@ class Dataset:
     def inputs(self, n: int) -> torch.Tensor:
         """The first `n` training inputs, as the network sees them (cost measures, proxies, examples)."""
         return self.x_train[:n]
+
+    def batches(self, split: str, batch_size: int, device: torch.device | str = "cpu", seed: int | None = None) -> Batches:
+        """One split ("train", "val", "test", or "train+val" for a final retrain) as index slices of its
+        tensors on `device`; shuffled by `seed` when given."""
+        from .batches import TensorBatches
+
+        if split == "train+val":
+            x, y = self.joined()
+        else:
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+        return TensorBatches(x, y, batch_size, device, seed)
+
+    def joined(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training and validation splits as one (cross-validation folds index into it; a
+        train+val retrain trains on it); token sequences (0 = padding) padded to one length first."""
+        a, b = self.x_train, self.x_val
+        if a.shape[1:] != b.shape[1:]:
+            if a.dim() != 2 or a.dtype.is_floating_point:
+                raise ValueError(f"cannot join splits of shapes {tuple(a.shape[1:])} and {tuple(b.shape[1:])}")
+            width = max(a.shape[1], b.shape[1])
+            a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
+        return torch.cat([a, b]), torch.cat([self.y_train, self.y_val])
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test))
@@ -146,9 +170,15 @@ class SourceOptions:
     band_norm: str | None = None
     # fsdd: the returned model averages its predictions over shifted / warped copies of each input.
     test_views: bool = False
+    # image folders and torch Datasets: read a batch at a time (True), all into memory (False), or
+    # streamed only when all of it would take more than `memory_mb` as float32 (None).
+    stream: bool | None = None
+    memory_mb: float = 1024
+    # streamed data: DataLoader worker processes reading items.
+    workers: int = 0
 
 
-def _fsdd(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
+def fsdd_arrays(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
     from .audio import MelOptions, load_fsdd
 
     return load_fsdd(path, o.split, o.held_out_speaker, o.cache_dir, options=MelOptions(band_norm=o.band_norm),
@@ -167,6 +197,22 @@ def _fsdd_views(o: SourceOptions) -> dict[str, Any] | None:
     return SpectrogramViews().spec() if o.test_views else None
 
 
+def _streamed_folder(path: str, name: str, o: SourceOptions, **split: Any) -> Any:
+    """An image folder as a StreamedDataset when it is to be streamed (see SourceOptions.stream), else None."""
+    from .images import ImageFolder
+    from .objects import from_datasets
+
+    if o.stream is False:
+        return None
+    folder = ImageFolder(path, o.image_size)
+    needed = len(folder) * (1 if folder.mode == "L" else 3) * o.image_size**2 * 4
+    if o.stream is None and needed <= o.memory_mb * 2**20:
+        return None
+    data = from_datasets({"train": folder}, name, layout="nchw", stream=True, memory_mb=o.memory_mb, workers=o.workers, **split)
+    data.classes = list(folder.classes)  # names, where the items carry indices
+    return data
+
+
 def make_views(spec: dict[str, Any] | None) -> torch.nn.Module | None:
     """The test-time views module a Dataset's (or a stored final model's) `test_views` spec names."""
     if spec is None:
@@ -178,14 +224,15 @@ def make_views(spec: dict[str, Any] | None) -> torch.nn.Module | None:
     raise DataError(f"unknown test-time views {spec!r}")
 
 
-def _images(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
+def image_arrays(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
     from .images import load_image_folder
 
     return load_image_folder(path, o.image_size)
 
 
-# "SOURCE:PATH" -> arrays as a .npz would give them (then split and normalised the same way).
-SOURCES: dict[str, Callable[[str, SourceOptions], dict[str, np.ndarray]]] = {"fsdd": _fsdd, "images": _images}
+# "SOURCE:PATH" -> arrays as a .npz would give them (then split and normalised the same way):
+# registry.DATA_SOURCES, where users register their own (`nasforge.register_data_source`).
+SOURCES = DATA_SOURCES
 # Sources whose training batches are augmented: SOURCE -> the transform for these options.
 AUGMENTS: dict[str, Callable[[SourceOptions], Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None]] = {
     "fsdd": _fsdd_augment}
@@ -200,7 +247,7 @@ LANGUAGE_MODEL_SOURCES = ("tinyshakespeare", "charlm")
 def source_kind(source: str) -> tuple[str, str]:
     """(kind, path) of a SOURCE:PATH name (kind '' for built-ins, files and folders)."""
     prefix, sep, rest = source.partition(":")
-    if sep and prefix in (*SOURCES, *TEXT_SOURCES, *LANGUAGE_MODEL_SOURCES):
+    if sep and (prefix in TEXT_SOURCES or prefix in LANGUAGE_MODEL_SOURCES or prefix in SOURCES):
         if not rest:
             raise DataError(f"dataset {source!r}: give the path after '{prefix}:'")
         return prefix, rest
@@ -273,8 +320,19 @@ def load_dataset(
         arrays = BUILTIN[source]()
         name, layout = source, "nchw" if arrays["x"].ndim == 4 else "ncl"
         normalize = False if normalize is None else normalize
-    elif kind or Path(source).expanduser().is_dir():
-        arrays = SOURCES[kind or "images"](rest, options)
+    elif kind == "images" or (not kind and Path(source).expanduser().is_dir()):
+        streamed = _streamed_folder(rest, source, options, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                                    task=task, normalize=True if normalize is None else normalize)
+        if streamed is not None:
+            return streamed
+        arrays = image_arrays(rest, options)
+        name = source
+        normalize = True if normalize is None else normalize
+    elif kind:
+        try:
+            arrays = SOURCES[kind](rest, options)
+        except (ImportError, AttributeError) as exc:
+            raise DataError(f"{source}: the data source {kind!r} cannot be imported: {exc}") from None
         name = source
         normalize = True if normalize is None else normalize
     else:
