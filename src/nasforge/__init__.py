@@ -22,12 +22,13 @@ from .registry import (
 )
 from .space import SPACES, LayerGraphSpace, SearchSpace
 from .store import Store
-from .strategy import STRATEGIES, Strategy
+from .strategy import STRATEGIES, Candidate, Observation, Strategy
 from .study import Study
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Candidate",
     "DATA_SOURCES",
     "EVALUATORS",
     "EXECUTORS",
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidGenome",
     "LayerGraphSpace",
     "NasforgeError",
+    "Observation",
     "SearchConfig",
     "SearchSpace",
     "Store",

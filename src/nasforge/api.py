@@ -23,11 +23,9 @@ from .execute import make_executor
 from .fidelity import SuccessiveHalving
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .store import STORE_FILE, Store, TrialRecord
-from .strategy import STRATEGIES, GeneticAlgorithm, RegularizedEvolution, Strategy
+from .strategy.factory import create_strategy
 from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
-from .strategy.nsga2 import NSGA2
-from .strategy.operators import SELECTIONS, Tournament
 from .strategy.prescreen import ProxyScreenedSpace
 from .study import Budget, Study
 
@@ -35,21 +33,6 @@ from .study import Budget, Study
 # started on a laptop may go on on a cluster). Everything else is the study's.
 RESUMABLE = {"trials", "seconds", "target", "progress",
              "executor", "workers", "threads", "address", "cpus_per_trial", "gpus_per_trial", "ray_temp_dir", "max_retries"}
-
-
-def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
-    s = config.strategy
-    if s.name == "evolution":
-        return RegularizedEvolution(space, config.seed, population=s.population, sample_size=s.sample_size)
-    if s.name == "genetic":
-        selection = Tournament(s.tournament_size) if s.selection == "tournament" else SELECTIONS[s.selection]()
-        return GeneticAlgorithm(space, config.seed, population=s.population, selection=selection, elitism=s.elitism,
-                                crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
-    if s.name == "nsga2":
-        return NSGA2(space, config.seed, objectives=config.objectives, population=s.population,
-                     crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
-    # The rest take their options as keyword arguments under the same names.
-    return STRATEGIES[s.name](space, config.seed, **s.model_dump(exclude={"name"}, exclude_none=True))
 
 
 # Space fields the sequence space reads, under its own names; only fields the user set are passed,
@@ -192,7 +175,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
     f = config.fidelity
     halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
-    strategy = make_strategy(config, search_space)
+    strategy = create_strategy(config.strategy, search_space, config.seed, config.objectives)
     if given:
         strategy = GivenFirst(strategy, given)
     return Study(
@@ -287,4 +270,4 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
     return study.run()
 
 
-__all__ = ["build_study", "make_strategy", "parse_config", "resume_config", "search"]
+__all__ = ["build_study", "parse_config", "resume_config", "search"]

@@ -114,8 +114,12 @@ class Registry(Mapping[str, T], Generic[T]):
         raise KeyError(name)
 
     def get_or_error(self, name: str, where: str | None = None) -> T:
-        """The entry `name`, or a ConfigError naming the field (`where`) and the known names."""
+        """The entry `name` (or the object an import path `package.module:name` names, so an
+        unregistered class can still be given by where it lives), or a ConfigError naming the field
+        (`where`) and the known names."""
         try:
+            if ":" in name and name not in self._entries:
+                return import_object(name)
             return self[name]
         except KeyError:
             prefix = f"{where}: " if where else ""

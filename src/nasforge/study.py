@@ -9,31 +9,24 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .budget import Budget
 from .data.datasets import make_views
 from .ensemble import combine
-from .evaluate.evaluator import Result, TrainingEvaluator, Warmstart
+from .evaluate.evaluator import Evaluator, Result, Warmstart
 from .execute.base import LOST, Executor, SerialExecutor
 from .fidelity import Decided, Promotion, SuccessiveHalving
 from .report.progress import Progress
 from .space.base import SearchSpace
 from .store import Store, TrialRecord
-from .strategy.base import Candidate, Strategy
+from .strategy.base import Candidate, Observation, Strategy
 
 # Consecutive already-seen genomes after which the space is taken as exhausted.
 MAX_DUPLICATES = 500
-
-
-@dataclass(frozen=True)
-class Budget:
-    trials: int | None = None
-    seconds: float | None = None
-    target: float | None = None
 
 
 def trial_seed(study_seed: int, trial_id: int) -> int:
@@ -51,7 +44,7 @@ class Study:
         self,
         space: SearchSpace,
         strategy: Strategy,
-        evaluator: TrainingEvaluator,
+        evaluator: Evaluator,
         store: Store,
         run_dir: str | Path,
         budget: Budget,
@@ -86,6 +79,9 @@ class Study:
                 raise ValueError(f"{name}: a search with several objectives returns its Pareto front, not one model")
         if final_seeds > 1 and not final_epochs:
             raise ValueError("final_seeds: retrains from several seeds need final_epochs (a trial's weights exist once)")
+        if final_epochs and not evaluator.can_retrain:
+            raise ValueError(f"final_epochs: {type(evaluator).__name__} cannot retrain a network (it implements no retrain); "
+                             "drop final_epochs to return the search trial's own weights")
         # The returned model averages the best `final_ensemble` trials: their weights must be kept.
         self.final_ensemble = final_ensemble
         self.keep_top = max(keep_top, final_ensemble)
@@ -100,7 +96,7 @@ class Study:
         # Enough recent weights that every living member of an evolving population can be a parent.
         self.keep_recent = 2 * int(getattr(strategy, "population_size", 10))
         self.early_stop, self.early_stop_min_trials = early_stop, early_stop_min_trials
-        self.evaluator_epochs = getattr(getattr(evaluator, "training", None), "epochs", 10**6)
+        self.evaluator_epochs = evaluator.epochs
         self.show_progress = progress
         self.callbacks = callbacks
         # With several objectives the result is a Pareto front: its members' weights are all kept.
@@ -157,14 +153,8 @@ class Study:
         return best.reward if best else None
 
     def _should_stop(self) -> str | None:
-        b = self.budget
-        if b.target is not None and (r := self._best_reward()) is not None and r >= b.target:
-            return "target"
-        if b.seconds is not None and self._elapsed() >= b.seconds:
-            return "seconds"
-        if b.trials is not None and self.store.count() >= b.trials:
-            return "trials"
-        return None
+        best = self._best_reward() if self.budget.target is not None else None
+        return self.budget.stop_reason(self.store.count(), self._elapsed(), best)
 
     def _state(self) -> dict[str, Any]:
         """Everything that must survive a crash beside the trials: the strategy's and the scheduler's state."""
@@ -300,7 +290,7 @@ class Study:
         for t in self.store.trials():
             if t.status == "running" or "inherited_tensors" in t.metrics:
                 continue
-            for point in t.curve[: self.evaluator_epochs]:
+            for point in t.curve[: self.evaluator_epochs or None]:
                 if "val_accuracy" in point:
                     by_epoch.setdefault(int(point["epoch"]), []).append(point["val_accuracy"])
         return {e: float(statistics.median(v)) for e, v in by_epoch.items() if len(v) >= self.early_stop_min_trials}
@@ -336,9 +326,7 @@ class Study:
               metrics: dict[str, Any] | None = None) -> None:
         # The strategy learns at which fidelity (epochs) the reward was measured, and every measure
         # of the trial (cost measures included), from which Pareto strategies read their objectives.
-        cand.info["fidelity"] = epochs
-        cand.info["metrics"] = metrics or {}
-        self.strategy.tell(trial_id, cand, reward)
+        self.strategy.tell(trial_id, cand, Observation(reward, metrics or {}, epochs))
 
     def _decide(self, decided: list[Decided]) -> None:
         for d in decided:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import time
 
-from ..evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator
+from ..budget import Budget
+from ..evaluate.tabular import TabularBenchmark, TabularEvaluator
 from ..space.base import SearchSpace
 from ..strategy.decisions import decision_sizes
 

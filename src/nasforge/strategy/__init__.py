@@ -3,7 +3,7 @@ and is registered by name (`nasforge.register_strategy`, or an entry point in th
 `nasforge.strategies` group; see registry.py); selection and other operators live in operators/."""
 
 from ..registry import STRATEGIES
-from .base import Candidate, Member, Strategy
+from .base import Candidate, Member, Observation, Strategy
 from .evolution import RegularizedEvolution
 from .genetic import GeneticAlgorithm
 from .local import LocalSearch
@@ -13,6 +13,6 @@ from .random import RandomSearch
 from .reinforce import Reinforce
 
 __all__ = [
-    "NSGA2", "STRATEGIES", "Candidate", "GeneticAlgorithm", "LocalSearch", "Member", "PredictorEvolution", "RandomSearch", "Reinforce",
-    "RegularizedEvolution", "Strategy",
+    "NSGA2", "STRATEGIES", "Candidate", "GeneticAlgorithm", "LocalSearch", "Member", "Observation", "PredictorEvolution",
+    "RandomSearch", "Reinforce", "RegularizedEvolution", "Strategy",
 ]
