@@ -135,8 +135,7 @@ def _pairs(source: Any, name: str, workers: int, rows: Any = None) -> Iterator[t
     loader: Any = (torch.utils.data.DataLoader(subset, batch_size=None, num_workers=workers, collate_fn=_as_is) if workers
                    else (subset[i] for i in range(len(subset))))
     try:
-        for pair in loader:
-            yield pair
+        yield from loader
     except TrialFailure as exc:
         raise DataError(str(exc)) from None
     except Exception as exc:  # re-raised from a DataLoader worker: keep its last line, the message

@@ -44,7 +44,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: 
     }
     if probabilities is not None:
         onehot = np.eye(num_classes, dtype=np.int64)[y_true]
-        out.update(ranking_metrics(onehot if num_classes > 2 else onehot[:, 1:], probabilities if num_classes > 2 else probabilities[:, 1:]))
+        # Binary: the AUC of class 1 alone (one-vs-rest of class 0 is the same curve mirrored).
+        columns = slice(None) if num_classes > 2 else slice(1, 2)
+        out.update(ranking_metrics(onehot[:, columns], probabilities[:, columns]))
     return out
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, TrialFailure, TrialPruned
 from ..data.batches import Batches, TensorBatches
+from ..errors import ConfigError, TrialFailure, TrialPruned
 from .losses import make_optimizer
 from .metrics import CustomMetric, Reward
 from .tasks import Task
@@ -84,6 +84,8 @@ class TrainingOutcome:
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     samples: int = 0
+    # Every validation metric of the last epoch (the evaluator's score, not computed twice).
+    val_metrics: dict[str, Any] | None = None
 
 
 @torch.no_grad()
@@ -221,6 +223,7 @@ def _train(model: nn.Module, batches: Batches, options: TrainingOptions, seed: i
         if validation is not None:
             metrics = score_batches(model, validation, task, reward, metric, options.loss)
             point.update(curve_point(metrics, reward))
+            outcome.val_metrics = metrics
         outcome.curve.append(point)
         if on_epoch is not None:
             on_epoch(epoch, point)
