@@ -5,22 +5,28 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .callbacks import wants_epochs
 from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
+from .data.objects import describe, load_objects
+from .data.streamed import StreamedDataset
 from .data.text import CharCorpus, TextDataset, load_char_corpus
-from .errors import ConfigError, InvalidGenome, StoreError
+from .errors import ConfigError, DataError, InvalidGenome, StoreError
 from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
-from .evaluate.trainer import TrainingOptions
+from .evaluate.metrics import CustomMetric
+from .evaluate.trainer import TrainingOptions, check_device
 from .execute import make_executor
 from .fidelity import SuccessiveHalving
+from .registry import EVALUATORS
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy.factory import create_strategy
@@ -45,18 +51,43 @@ SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "chan
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
 
 
-def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
-    """The dataset (or, for language-model sources, the character corpus) a config names."""
+# A config's dataset.name for data given as a Python object (data/objects.py: describe()).
+PYTHON_DATA = "python:"
+
+
+@dataclass(frozen=True)
+class UserObjects:
+    """What a search takes in Python that a config file cannot hold; the config records that they
+    were given (dataset.name "python:...", loss / optimizer / reward "custom"), and a resumed study
+    needs them given again."""
+
+    data: Any = None  # arrays, a dict of splits, a torch Dataset or DataLoader (data/objects.py)
+    evaluate: Callable[..., Any] | None = None  # evaluate(model, ctx) (evaluate/functional.py)
+    loss: Callable[..., Any] | None = None  # loss(outputs, targets) -> scalar tensor
+    optimizer: Callable[..., Any] | None = None  # factory(params, lr=, weight_decay=) -> Optimizer
+    metric: Callable[..., Any] | None = None  # metric(y_true, y_score) -> float, the reward
+
+
+def load_data_for(config: SearchConfig, objects: UserObjects | None = None) -> Dataset | StreamedDataset | CharCorpus:
+    """The dataset (or, for language-model sources, the character corpus) a config names, or the
+    user's data object read under the config's split and streaming rules."""
     d = config.dataset
+    if objects is not None and objects.data is not None:
+        return load_objects(objects.data, name=d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+                            seed=d.split_seed, layout=d.layout, task=d.task, stream=d.stream, memory_mb=d.memory_mb,
+                            workers=d.workers)
+    if d.name.startswith(PYTHON_DATA):
+        raise ConfigError(f"dataset: this study's data was given as a Python object ({d.name}); pass it again as data=")
     kind, path = source_kind(d.name)
     if kind in LANGUAGE_MODEL_SOURCES:
         # The corpus convention: the last 10% is held out (halved into validation and test).
         return load_char_corpus(path, held_out=0.1, name=d.name)
     return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
-                        label_column=d.label_column, layout=d.layout,
+                        label_column=d.label_column, layout=d.layout, task=d.task,
                         options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
                                               val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm,
-                                              test_views=d.test_views))
+                                              test_views=d.test_views, stream=d.stream, memory_mb=d.memory_mb,
+                                              workers=d.workers))
 
 
 def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
@@ -95,7 +126,10 @@ def make_scalarization(config: SearchConfig) -> Scalarization | None:
     return None
 
 
-def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus, training: TrainingOptions) -> Evaluator:
+def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus, training: TrainingOptions,
+                   objects: UserObjects | None = None, epoch_callbacks: tuple[Any, ...] = ()) -> Evaluator:
+    objects = objects or UserObjects()
+    name = "functional" if objects.evaluate is not None else config.evaluator
     if isinstance(data, CharCorpus):
         used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
         if used:
@@ -105,17 +139,45 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
             raise ConfigError("training.label_smoothing: language models train on plain next-character cross-entropy")
         if config.training.cv_folds is not None:
             raise ConfigError("training.cv_folds: language models are scored on their own validation text, not by folds")
-        return LanguageModelEvaluator(space, data, training, config.reward, seq_len=config.dataset.max_length or 128)
+        if name not in ("auto", "language_model"):
+            raise ConfigError(f"evaluator: a character corpus trains language models; {name!r} does not")
+        reward = "neg_loss" if config.reward == "auto" else config.reward
+        return LanguageModelEvaluator(space, data, training, reward, seq_len=config.dataset.max_length or 128)
     if training.cpu_seconds is not None:
         raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
                           "`epochs` (use trial_timeout to cap a candidate's time)")
+    streamed = isinstance(data, StreamedDataset)
+    if config.training.cv_folds and streamed:
+        raise ConfigError("training.cv_folds: cross-validation folds index into data held in memory; this data is streamed "
+                          "(set dataset.stream: false, or drop cv_folds)")
     try:
         folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if config.training.cv_folds else []
     except ValueError as exc:
         raise ConfigError(f"training.cv_folds: {exc}") from None
-    return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
-                             constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config),
-                             folds=folds)
+    reward: str | CustomMetric = config.reward
+    if config.reward == "custom":
+        if objects.metric is None:
+            raise ConfigError("reward: custom is the Python API's reward=callable(y_true, y_score); give it again")
+        reward = CustomMetric(objects.metric, config.reward_direction)
+    common = dict(proxies=config.training.proxies, costs=cost_options(config), constraints=parse_constraints(config.constraints),
+                  scalarization=make_scalarization(config), folds=folds, epoch_callbacks=epoch_callbacks)
+    try:
+        if name == "functional":
+            if objects.evaluate is None:
+                raise ConfigError("evaluator: functional runs the Python API's evaluate=fn(model, ctx); give it again")
+            if folds:
+                raise ConfigError("training.cv_folds: folds need the built-in trainer; evaluate= trains one network its own way")
+            from .evaluate.functional import FunctionalEvaluator
+
+            common.pop("folds")
+            return FunctionalEvaluator(space, data, objects.evaluate, training, reward, config.reward_direction, **common)
+        if name in ("auto", "training"):
+            return TrainingEvaluator(space, data, training, reward, **common)
+        factory = EVALUATORS.get_or_error(name, "evaluator")
+        return factory(space=space, data=data, training=training, reward=reward)
+    except ValueError as exc:  # a reward or loss that does not fit the task
+        field = "training.loss" if "loss" in str(exc) else "reward"
+        raise ConfigError(f"{field}: {exc}") from None
 
 
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
@@ -123,13 +185,13 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
     a zero-cost proxy when configured (screening picks among feasible candidates, so it wraps outside)."""
     if config.constraints and not isinstance(data, CharCorpus):
         options = cost_options(config)
-        space = FeasibleSpace(space, parse_constraints(config.constraints), CostModel(space, data.x_train[: options.batch_size], options))
+        space = FeasibleSpace(space, parse_constraints(config.constraints), CostModel(space, data.inputs(options.batch_size), options))
     p = config.prescreen
     if p.proxy == "none":
         return space
     if isinstance(data, CharCorpus):
         raise ConfigError("prescreen.proxy: zero-cost proxies score classifiers; not available for language models")
-    return ProxyScreenedSpace(space, data.x_train[:128], p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
+    return ProxyScreenedSpace(space, data.inputs(128), p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
@@ -140,14 +202,24 @@ def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_class
     return LayerGraphSpace(input_shape, num_classes, LayerSpaceOptions(**options, hparams=hparams))
 
 
-def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = ()) -> Study:
+def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
+                objects: UserObjects | None = None) -> Study:
+    """The Study a config describes (nothing runs yet); `objects`: what the Python API was given beside it."""
+    objects = objects or UserObjects()
     run_dir = Path(config.out)
     exists = (run_dir / STORE_FILE).exists()
     if exists and not resume:
         raise ConfigError(f"out: {run_dir} already holds a study; resume it with --resume or choose another --out")
     if resume and not exists:
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
-    data = load_data_for(config)
+    check_device(config.training.device)
+    for field, given in (("loss", objects.loss), ("optimizer", objects.optimizer)):
+        if (getattr(config.training, field) == "custom") != (given is not None):
+            raise ConfigError(f"training.{field}: custom is the Python API's {field}=callable; give both or neither")
+    callbacks = tuple(callbacks) + logger_callbacks(config, run_dir)
+    data = load_data_for(config, objects)
+    if exists and objects.data is not None:
+        check_same_data(run_dir, data)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
     space = make_space_for_data(config, data)
@@ -159,8 +231,10 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
-                               label_smoothing=t.label_smoothing)
-    evaluator = make_evaluator(config, space, data, training)  # its ConfigErrors, too, come before the store
+                               label_smoothing=t.label_smoothing, loss=objects.loss or t.loss,
+                               optimizer=objects.optimizer or t.optimizer, momentum=t.momentum, nesterov=t.nesterov)
+    # its ConfigErrors, too, come before the store
+    evaluator = make_evaluator(config, space, data, training, objects, tuple(c for c in callbacks if wants_epochs(c)))
     search_space = screened(config, space, data)
     for i, genome in enumerate(given):
         if (why := search_space.refusal(genome)) is not None:
@@ -188,6 +262,28 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
+
+
+def check_same_data(run_dir: Path, data: Any) -> None:
+    """A resumed study given its data object again must get the data it started with."""
+    store = Store.in_dir(run_dir)
+    try:
+        stored = store.get("dataset") or {}
+    finally:
+        store.close()
+    now = data.summary()
+    changed = [k for k in ("task", "input_shape", "num_classes", "sizes") if k in stored and stored[k] != now.get(k)]
+    if changed:
+        raise DataError(f"data: not the data this study started with ({', '.join(f'{k} {stored[k]} -> {now.get(k)}' for k in changed)})")
+
+
+def logger_callbacks(config: SearchConfig, run_dir: Path) -> tuple[Any, ...]:
+    """The TensorBoard / MLflow loggers the config names (imported only when named)."""
+    if not config.loggers:
+        return ()
+    from .loggers import make_logger
+
+    return tuple(make_logger(name, run_dir) for name in config.loggers)
 
 
 def initial_genomes(config: SearchConfig, space: SearchSpace) -> list[Any]:
@@ -248,13 +344,21 @@ def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     return build_config(stored, **overrides, out=str(run_dir))
 
 
-def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, resume: bool = False,
-           callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (), **options: Any) -> Study:
+def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, data: Any = None,
+           evaluate: Callable[..., Any] | None = None, resume: bool = False,
+           callbacks: tuple[Callable[[Study, TrialRecord], None], ...] | list[Any] = (), **options: Any) -> Study:
     """Run (or resume) a search and return the finished Study (`.best`, `.trials`, `.final`).
 
     `config` is a SearchConfig, a mapping or a YAML path; keyword options are the CLI's flags
     (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it.
+    `data`: a built-in name or path (as dataset=), or the data itself: (x, y) arrays or tensors, a dict
+    of splits, a torch Dataset or DataLoader (see docs/how-to/own-data.md).
+    `evaluate`: your own training, evaluate(model, ctx) -> score (docs/how-to/own-training.md).
+    `loss=`, `optimizer=` and `reward=` take callables as well as names (a callable reward is a
+    metric(y_true, y_score), maximised unless reward_direction="min").
+    `callbacks`: functions fn(study, record) called after each trial, or nasforge.Callback objects.
     """
+    objects, options = user_objects(data, evaluate, options, resume)
     if resume:
         out = options.pop("out", None) or (config.out if isinstance(config, SearchConfig) else None)
         if out is None:
@@ -266,8 +370,35 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(read_yaml(config), **options)
     else:
         cfg = build_config(config, **options)
-    study = build_study(cfg, resume=resume, callbacks=callbacks)
+    study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), objects=objects)
     return study.run()
 
 
-__all__ = ["build_study", "parse_config", "resume_config", "search"]
+def user_objects(data: Any, evaluate: Callable[..., Any] | None, options: dict[str, Any], resume: bool
+                 ) -> tuple[UserObjects, dict[str, Any]]:
+    """The Python objects among search()'s arguments, and the flag options with what the config records of them."""
+    options = dict(options)
+    found: dict[str, Any] = {}
+    if data is not None:
+        if options.get("dataset") is not None:
+            raise ConfigError("data and dataset name the same thing; give one")
+        if isinstance(data, (str, Path)):
+            options["dataset"] = str(data)
+        else:
+            found["data"] = data
+            if not resume:
+                options["dataset"] = describe(data)
+    for name, flag, value in (("loss", "loss", "custom"), ("optimizer", "optimizer", "custom"), ("metric", "reward", "custom")):
+        if callable(options.get(flag)):
+            found[name] = options[flag]
+            options[flag] = None if resume else value
+    if evaluate is not None:
+        if not callable(evaluate):
+            raise ConfigError(f"evaluate: expected a function (model, ctx) -> score, got {type(evaluate).__name__}")
+        found["evaluate"] = evaluate
+        if not resume:
+            options["evaluator"] = "functional"
+    return UserObjects(**found), options
+
+
+__all__ = ["UserObjects", "build_study", "parse_config", "resume_config", "search"]

@@ -122,7 +122,8 @@ def _build(meta: dict[str, Any]) -> nn.Module:
 
     space = make_space(meta["space"], meta["space_config"])
     genomes = [m["genome"] for m in meta.get("members") or [meta]]
-    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")))
+    task = (meta.get("dataset") or {}).get("task", "classification")
+    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")), task)
 
 
 def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:

@@ -246,7 +246,7 @@ class TrainingEvaluator(Evaluator):
                 return Result("pruned", metrics=metrics, params=params, train_seconds=seconds, curve=exc.curve, error=str(exc))
             # Stopped by the median rule: the partial model still has an honest validation score.
             try:
-                metrics.update(self._score(model, "val"))
+                metrics.update(self._partial_metrics(model, exc))
                 partial = self._reward(metrics)
             except CANDIDATE_ERRORS as inner:
                 return failed(inner, params, start)
@@ -275,6 +275,10 @@ class TrainingEvaluator(Evaluator):
         finally:
             train.close()
             val.close()
+
+    def _partial_metrics(self, model: torch.nn.Module, pruned: TrialPruned) -> dict[str, Any]:
+        """Validation metrics of a candidate stopped early by the median rule."""
+        return self._score(model, "val")
 
     def _fold(self, genome: Genome, options: TrainingOptions, seed: int, epochs: int | None,
               rows: torch.Tensor, held: torch.Tensor) -> dict[str, Any]:
