@@ -49,7 +49,8 @@ def test_user_csv(tmp_path) -> None:
     rows = ["a,b,c,target"] + [f"{i},{i * 2},{i % 5},{i % 2}" for i in range(40)]
     path.write_text("\n".join(rows))
     data = load_dataset(str(path), label_column="target")
-    assert data.input_shape == (1, 3) and data.num_classes == 2
+    # Columns are features: each a channel of length 1 (and standardised on its own).
+    assert data.input_shape == (3, 1) and data.num_classes == 2
     with pytest.raises(DataError, match="no label column 'label'"):
         load_dataset(str(path))
 

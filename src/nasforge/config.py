@@ -32,8 +32,9 @@ class DatasetConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1, description="fraction of training data held out for validation")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="fraction held out for the final test (when the data has no test split)")
     label_column: str = Field("label", description="label column of a CSV dataset")
-    layout: Literal["auto", "nchw", "nhw", "ncl", "nl"] = Field("auto", description="axis layout of .npz x: auto, nchw, nhw, ncl, "
-                                                               "nl (fsdd: nhw 2-D, ncl 1-D over time)")
+    layout: Literal["auto", "nchw", "nhw", "ncl", "nl", "nf"] = Field(
+        "auto", description="axis layout of x: auto, nchw, nhw, ncl, nl (N x L signals: the default for a 2-D .npz x) or nf "
+        "(N x F features, each a channel: the default for CSV files and arrays given in Python); fsdd: nhw 2-D, ncl 1-D over time")
     split_seed: int = Field(0, description="seed of the random validation / test split")
     split: Literal["upstream", "speaker"] = Field("upstream", description="fsdd: test on takes 0-4 (upstream) or on one speaker")
     held_out_speaker: str = Field("theo", min_length=1, description="fsdd: the test speaker of split 'speaker'")

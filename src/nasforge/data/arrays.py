@@ -26,22 +26,28 @@ from .tasks import Targets, as_targets, infer_task, stratify_key
 MIN_SAMPLES = 10
 
 
-def to_layout(x: np.ndarray, layout: str, where: str) -> np.ndarray:
+def to_layout(x: np.ndarray, layout: str, where: str, table: bool = False) -> np.ndarray:
+    """x in the N x C x ... layout the spaces take. `auto` reads 4-D as N x C x H x W, 3-D as images or
+    few-channel signals, and 2-D as a table of features ("nf": every column a channel of length 1, so
+    convolutions mix features and no pooling averages them away) where the data is a table (`table`:
+    CSV files, arrays given in Python), else as one-channel signals ("nl": N x L, .npz files)."""
     if layout == "auto":
         if x.ndim == 4:
             layout = "nchw"
         elif x.ndim == 2:
-            layout = "nl"
+            layout = "nf" if table else "nl"
         elif x.ndim == 3:
             # N x H x W (square or near-square images) versus N x C x L (few channels, long signals).
             layout = "ncl" if x.shape[1] <= 16 and x.shape[2] > 4 * x.shape[1] else "nhw"
         else:
             raise DataError(f"{where}: x must be 2-D (N x L), 3-D (N x H x W or N x C x L) or 4-D (N x C x H x W), got shape {x.shape}")
-    expected = {"nchw": 4, "nhw": 3, "ncl": 3, "nl": 2}[layout]
+    expected = {"nchw": 4, "nhw": 3, "ncl": 3, "nl": 2, "nf": 2}[layout]
     if x.ndim != expected:
         raise DataError(f"{where}: layout {layout!r} needs a {expected}-D x, got shape {x.shape}")
     if layout in ("nhw", "nl"):
         x = x[:, None]
+    elif layout == "nf":
+        x = x[:, :, None]
     return x
 
 
@@ -88,9 +94,11 @@ def from_arrays(
     groups: np.ndarray | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     test_views: dict[str, Any] | None = None,
+    table: bool = False,
 ) -> Any:
     """A Dataset from `x`, `y` (and optionally `x_val`/`y_val`, `x_test`/`y_test`): numpy arrays,
-    tensors or anything numpy reads. `task` "auto" infers it from `y` (data/tasks.py)."""
+    tensors or anything numpy reads. `task` "auto" infers it from `y` (data/tasks.py); `table`: a 2-D
+    x is a table of features (see to_layout)."""
     from .datasets import Dataset
 
     where = name
@@ -102,7 +110,7 @@ def from_arrays(
     targets = Targets(task, y_raw, where)
     y_all = targets.y_train
     x_all = check_x(arrays["x"], len(y_all), where)
-    x_all = to_layout(x_all, layout, where)
+    x_all = to_layout(x_all, layout, where, table)
     if len(y_all) < MIN_SAMPLES:
         raise DataError(f"{where}: need at least {MIN_SAMPLES} samples, found {len(y_all)}")
 
@@ -113,7 +121,7 @@ def from_arrays(
         if f"x_{split}" in arrays:
             at = f"{where} ({split})"
             ys = targets.read(as_targets(arrays[f"y_{split}"], at), at)
-            xs = to_layout(check_x(arrays[f"x_{split}"], len(ys), at), layout, at)
+            xs = to_layout(check_x(arrays[f"x_{split}"], len(ys), at), layout, at, table)
             if xs.shape[1:] != x_all.shape[1:]:
                 raise DataError(f"{where}: x_{split} samples have shape {xs.shape[1:]}, x has {x_all.shape[1:]}")
             parts[split] = (xs, ys)

@@ -309,6 +309,7 @@ def load_dataset(
     classification, multi-label or regression from the targets (data/tasks.py)."""
     options = options or SourceOptions()
     kind, rest = source_kind(source)
+    table = False
     if kind in LANGUAGE_MODEL_SOURCES:
         raise DataError(f"{source}: a language-model corpus, not a classification dataset; load it with data.text.load_char_corpus")
     if kind in TEXT_SOURCES:
@@ -340,8 +341,9 @@ def load_dataset(
         arrays = _load_file(path, label_column)
         name = path.name
         normalize = True if normalize is None else normalize
+        table = path.suffix == ".csv"  # columns are features; an .npz's 2-D x is N x L signals
     dataset = from_arrays(arrays, name, layout=layout, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
-                          normalize=normalize, task=task,
+                          normalize=normalize, task=task, table=table,
                           # Groups mean something only when the source chose its validation split (a whole
                           # speaker); with a random one, the same groups would sit on both sides of it.
                           groups=np.asarray(arrays["groups"]) if kind and "groups" in arrays else None,

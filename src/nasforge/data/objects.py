@@ -77,7 +77,7 @@ def load_objects(obj: Any, *, name: str | None = None, val_fraction: float = 0.2
                         "(with __len__ and __getitem__), arrays, or a file")
     splits = _splits(obj, name)
     if splits is None:  # arrays
-        return from_arrays(_arrays(obj, name), name, normalize=normalize, **common)
+        return from_arrays(_arrays(obj, name), name, normalize=normalize, table=True, **common)
     for key, value in list(splits.items()):
         if is_loader(value):
             workers = max(workers, int(value.num_workers))
@@ -181,7 +181,7 @@ def from_datasets(splits: dict[str, Any], name: str, *, val_fraction: float, tes
             prefix = "" if split == "train" else f"_{split}"
             arrays[f"x{prefix}"], arrays[f"y{prefix}"] = xs, ys
         return from_arrays(arrays, name, layout=layout, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
-                           normalize=normalize, task=task)
+                           normalize=normalize, task=task, table=True)
     return _streamed(splits, name, first.shape, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                      layout=layout, task=task, normalize=normalize, workers=workers)
 
@@ -223,9 +223,8 @@ def _streamed(splits: dict[str, Any], name: str, shape: tuple[int, ...], *, val_
     for split in ("val", "test"):  # their targets must read like the training split's
         if split in splits:
             targets.read(_targets(splits[split], f"{name} ({split})", workers), f"{name} ({split})")
-    # Items hold the same layout as the in-memory path: a channel axis where the items have none.
-    expand = to_layout(np.empty((1, *shape), dtype=np.float32), layout, name).ndim == len(shape) + 2
-    input_shape = ((1,) if expand else ()) + tuple(shape)
+    # Items take the same layout as the in-memory path (a channel axis where the items have none).
+    input_shape = tuple(to_layout(np.empty((1, *shape), dtype=np.float32), layout, name, table=True).shape[1:])
     classes = targets.classes if task == "classification" else None
     rows = np.arange(len(y_raw))
     held: dict[str, np.ndarray] = {}
@@ -239,7 +238,7 @@ def _streamed(splits: dict[str, Any], name: str, shape: tuple[int, ...], *, val_
         source = splits.get(split, splits["train"])
         indices = held.get(split) if split != "train" else rows
         where = name if split == "train" else f"{name} ({split})"
-        return Items(source, indices if split not in splits or split == "train" else None, where, task, classes, expand)
+        return Items(source, indices if split not in splits or split == "train" else None, where, task, classes, input_shape)
 
     train = items("train")
     mean, std = channel_statistics(train, seed, workers) if normalize else ([], [])

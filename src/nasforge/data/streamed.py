@@ -83,8 +83,9 @@ class Items(torch.utils.data.Dataset):
     """Rows `indices` of `source` (all rows when None) as (input tensor, target tensor)."""
 
     def __init__(self, source: Any, indices: np.ndarray | None, name: str, task: str,
-                 classes: list[Any] | None = None, expand: bool = False):
-        self.source, self.name, self.task, self.expand = source, name, task, expand
+                 classes: list[Any] | None = None, shape: tuple[int, ...] | None = None):
+        # `shape`: every input's shape as the networks take it (the item's own, or with a channel axis).
+        self.source, self.name, self.task, self.shape = source, name, task, shape
         self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
         self.classes = classes
         self._index = {c: i for i, c in enumerate(classes)} if classes is not None else None
@@ -98,10 +99,11 @@ class Items(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         j = self.row(i)
         x, y = read_item(self.source, j, self.name)
-        t = torch.from_numpy(np.ascontiguousarray(x))
-        if self.expand:
-            t = t.unsqueeze(0)
-        return t, self.target(y, j)
+        if self.shape is not None and x.shape != self.shape:
+            if x.size != int(np.prod(self.shape)):
+                raise ItemError(f"{self.name}: item {j} has an input of shape {x.shape}, the others {self.shape}")
+            x = x.reshape(self.shape)
+        return torch.from_numpy(np.ascontiguousarray(x)), self.target(y, j)
 
     def target(self, y: Any, row: int) -> torch.Tensor:
         if self.task == "classification":
