@@ -117,6 +117,11 @@ def test_training_order_is_seeded_and_the_same_on_both_paths(small) -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not torch.equal(torch.cat(first), torch.cat([yb for _, yb in loader.epoch()]))  # a new order per epoch
     assert sum(len(yb) for _, yb in tensors.epoch()) == 300
+    # A training epoch skips a last batch of one sample (batch norm cannot train on it); scoring never does.
+    five = torch.arange(5.0)[:, None]
+    assert [len(b) for b, _ in TensorBatches(five, five, 2, seed=0).epoch()] == [2, 2]
+    assert [len(b) for b, _ in LoaderBatches(torch.utils.data.TensorDataset(five, five), 2, seed=0).epoch()] == [2, 2]
+    assert [len(b) for b, _ in TensorBatches(five, five, 2).epoch()] == [2, 2, 1]
 
 
 def test_a_large_npz_travels_to_workers_as_its_recipe(tmp_path, small, monkeypatch) -> None:

@@ -6,7 +6,9 @@ per candidate and every batch is an index slice of it; no per-sample Python, no 
 in `workers` processes, into pinned memory when the device is a GPU, copied to it without blocking;
 only a few batches are ever in memory. Inputs are standardised on the device with the training
 split's statistics. Both draw the training order from a generator seeded by the trial, so a trial
-is the same on every run.
+is the same on every run. A shuffled (training) epoch skips a last batch of a single sample: batch
+norm cannot train on one value per channel (a table's features are channels of length 1), and the
+next epoch's order puts that sample elsewhere.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class TensorBatches(Batches):
         order = torch.randperm(len(self.x), generator=self.generator)
         for i in range(0, len(self.x), self.batch_size):
             idx = order[i : i + self.batch_size].to(self.device)
+            if len(idx) == 1 and len(self.x) > 1:
+                break  # see the module docstring
             yield self.x[idx], self.y[idx]
 
 
@@ -71,6 +75,7 @@ class LoaderBatches(Batches):
             torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if seed is not None
             else torch.utils.data.SequentialSampler(dataset))
         self.pin = self.device.type == "cuda"
+        self.shuffled = seed is not None
         self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                                                   pin_memory=self.pin, persistent_workers=workers > 0)
         self.mean = torch.tensor(list(mean), dtype=torch.float32, device=self.device) if len(mean) else None
@@ -81,6 +86,8 @@ class LoaderBatches(Batches):
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in self.loader:
+            if self.shuffled and len(y) == 1 and len(self) > 1:
+                break  # see the module docstring
             x = x.to(self.device, non_blocking=self.pin)
             y = y.to(self.device, non_blocking=self.pin)
             if self.mean is not None:
