@@ -63,7 +63,7 @@ def check_x(x: Any, n: int, where: str) -> np.ndarray:
         raise DataError(f"{where}: x must have a sample axis and at least one feature axis, got shape {x.shape}")
     if len(x) != n:
         raise DataError(f"{where}: x has {len(x)} samples but y has {n}")
-    x = x.astype(np.float32)
+    x = x.astype(np.float32, copy=False)  # no copy of float32 data: nothing below writes into it
     if not np.all(np.isfinite(x)):
         raise DataError(f"{where}: x contains NaN or infinite values ({int(np.sum(~np.isfinite(x)))} of them)")
     return x
@@ -153,11 +153,11 @@ def from_arrays(
 
     return Dataset(
         name=name,
-        x_train=t(x_train.astype(np.float32)),
+        x_train=t(x_train.astype(np.float32, copy=False)),
         y_train=t(y_train),
-        x_val=t(parts["val"][0].astype(np.float32)),
+        x_val=t(parts["val"][0].astype(np.float32, copy=False)),
         y_val=t(parts["val"][1]),
-        x_test=t(parts["test"][0].astype(np.float32)),
+        x_test=t(parts["test"][0].astype(np.float32, copy=False)),
         y_test=t(parts["test"][1]),
         num_classes=targets.outputs,
         classes=targets.classes,
