@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .budget import Budget
 from .callbacks import wants_epochs
 from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
@@ -24,16 +25,17 @@ from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.metrics import CustomMetric
 from .evaluate.trainer import TrainingOptions, check_device
-from .execute import make_executor
-from .fidelity import SuccessiveHalving
-from .registry import EVALUATORS
+from .execute import Executor, make_executor
+from .registry import EVALUATORS, EXECUTORS, STRATEGIES
+from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .store import STORE_FILE, Store, TrialRecord
+from .strategy.base import Strategy
 from .strategy.factory import create_strategy
 from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
 from .strategy.prescreen import ProxyScreenedSpace
-from .study import Budget, Study
+from .study import Study
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
@@ -203,8 +205,9 @@ def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_class
 
 
 def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
-                objects: UserObjects | None = None) -> Study:
-    """The Study a config describes (nothing runs yet); `objects`: what the Python API was given beside it."""
+                strategy: Strategy | None = None, executor: Executor | None = None, objects: UserObjects | None = None) -> Study:
+    """The study a config describes (nothing runs yet); `strategy` / `executor` instances replace the ones
+    it names; `objects`: what the Python API was given beside it (data, evaluate, callables)."""
     objects = objects or UserObjects()
     run_dir = Path(config.out)
     exists = (run_dir / STORE_FILE).exists()
@@ -248,8 +251,13 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
     f = config.fidelity
-    halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
-    strategy = create_strategy(config.strategy, search_space, config.seed, config.objectives)
+    scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
+    if strategy is None:
+        strategy = create_strategy(config.strategy, search_space, config.seed, config.objectives)
+    elif getattr(strategy, "space", None) not in (space, search_space):
+        raise ConfigError("strategy: this instance searches another space object than the study's; pass its class "
+                          "(strategy=MyStrategy) or a factory (lambda space, seed: MyStrategy(space, seed)) and it is built "
+                          "on the study's space")
     if given:
         strategy = GivenFirst(strategy, given)
     return Study(
@@ -257,9 +265,9 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
-        executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
-        halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
-        early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
+        executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
+        scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
+        objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
 
@@ -344,13 +352,31 @@ def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     return build_config(stored, **overrides, out=str(run_dir))
 
 
+def _adopt(options: dict[str, Any]) -> dict[str, Any]:
+    """Turn `strategy=` / `executor=` given as Python objects into the names a config records (a
+    class or factory: its registered name or import path, see Registry.adopt); an instance is
+    returned apart, to be used as it is."""
+    instances: dict[str, Any] = {}
+    for key, registry, base in (("strategy", STRATEGIES, Strategy), ("executor", EXECUTORS, Executor)):
+        value = options.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, base):
+            instances[key] = value
+            value = type(value)
+        options[key] = registry.adopt(value)
+    return instances
+
+
 def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, data: Any = None,
            evaluate: Callable[..., Any] | None = None, resume: bool = False,
            callbacks: tuple[Callable[[Study, TrialRecord], None], ...] | list[Any] = (), **options: Any) -> Study:
     """Run (or resume) a search and return the finished Study (`.best`, `.trials`, `.final`).
 
     `config` is a SearchConfig, a mapping or a YAML path; keyword options are the CLI's flags
-    (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it.
+    (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it. `strategy` and
+    `executor` may also be objects: a registered name, a class or factory (`Strategy` subclass,
+    `(space, seed, **options) -> Strategy`), or an instance used as it is.
     `data`: a built-in name or path (as dataset=), or the data itself: (x, y) arrays or tensors, a dict
     of splits, a torch Dataset or DataLoader (see docs/how-to/own-data.md).
     `evaluate`: your own training, evaluate(model, ctx) -> score (docs/how-to/own-training.md).
@@ -359,10 +385,13 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
     `callbacks`: functions fn(study, record) called after each trial, or nasforge.Callback objects.
     """
     objects, options = user_objects(data, evaluate, options, resume)
+    instances = _adopt(options)
     if resume:
         out = options.pop("out", None) or (config.out if isinstance(config, SearchConfig) else None)
         if out is None:
             raise ConfigError("out: give the run directory of the study to resume")
+        for key in instances.keys() | {k for k in ("strategy", "executor") if k in options and ":" in str(options[k])}:
+            options.pop(key, None)  # handed over again only to be found: the stored config names it
         cfg = resume_config(out, **options)
     elif isinstance(config, SearchConfig):
         cfg = build_config(to_dict(config), **options)
@@ -370,7 +399,7 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(read_yaml(config), **options)
     else:
         cfg = build_config(config, **options)
-    study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), objects=objects)
+    study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), objects=objects, **instances)
     return study.run()
 
 

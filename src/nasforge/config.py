@@ -348,7 +348,7 @@ class SearchConfig(_Strict):
     @classmethod
     def _objectives(cls, v: Any) -> Any:
         from .errors import NasforgeError
-        from .report.pareto import Objective
+        from .objectives import Objective
 
         items = [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
         if not isinstance(items, (list, tuple)):

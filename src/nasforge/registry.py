@@ -91,6 +91,21 @@ class Registry(Mapping[str, T], Generic[T]):
         self._entries[name] = obj
         return obj
 
+    def adopt(self, obj: T) -> str:
+        """The name a config records for a class or factory handed over as a Python object: its
+        registered name, else its import path `module:qualname`, under which it is registered for
+        this process (an object from `__main__` or a notebook cannot be imported again in a new
+        process: resuming there needs it handed over again, and the error says so)."""
+        for name, entry in self._entries.items():
+            if entry is obj:
+                return name
+        module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+        if not module or not qualname:
+            raise ConfigError(f"a {self.kind} must be a registered name, a class or a function, got {type(obj).__name__}")
+        name = import_path(obj) or f"{module}:{qualname}"
+        self._entries[name] = obj
+        return name
+
     def unregister(self, name: str) -> None:
         """Remove a name (tests and notebooks that register throw-away plug-ins)."""
         self._entries.pop(name, None)
@@ -98,8 +113,9 @@ class Registry(Mapping[str, T], Generic[T]):
 
     # -- reading --------------------------------------------------------------------------------
     def names(self) -> list[str]:
+        """The registered names (not the import paths of objects adopted in this process)."""
         self._read_plugins()
-        return sorted({*self._lazy, *self._entries})
+        return sorted(n for n in {*self._lazy, *self._entries} if ":" not in n)
 
     def __getitem__(self, name: str) -> T:
         if name in self._entries:
@@ -117,18 +133,20 @@ class Registry(Mapping[str, T], Generic[T]):
         """The entry `name` (or the object an import path `package.module:name` names, so an
         unregistered class can still be given by where it lives), or a ConfigError naming the field
         (`where`) and the known names."""
+        prefix = f"{where}: " if where else ""
         try:
             if ":" in name and name not in self._entries:
                 return import_object(name)
             return self[name]
         except KeyError:
-            prefix = f"{where}: " if where else ""
             raise ConfigError(f"{prefix}unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"{where + ': ' if where else ''}the {self.kind} {name!r} cannot be imported: {exc}") from None
+            hint = (f" (one defined in __main__ or a notebook cannot be imported by a new process: hand the {self.kind} "
+                    "over again, as when the search started)") if name.startswith("__main__:") else ""
+            raise ConfigError(f"{prefix}the {self.kind} {name!r} cannot be imported: {exc}{hint}") from None
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.names()
+        return isinstance(name, str) and (name in self._entries or name in self.names())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ..report.pareto import Objective, crowding_distance, non_dominated_sort
+from ..objectives import Objective, crowding_distance, non_dominated_sort
 from ..space.base import Genome, SearchSpace
 from .base import Candidate, FixedOptions, Observation, Strategy, StrategyOptions
 

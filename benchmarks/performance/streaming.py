@@ -10,8 +10,8 @@
    streamed path (a DataLoader over the items: already-decoded tensors, and JPEG decoding per item),
    as samples per CPU-second (this process and its DataLoader workers), mean and spread over repeats.
 
-    python benchmarks/streaming.py                      # everything (several minutes on 2 cores)
-    python benchmarks/streaming.py --counts 200 800 --side 512 --repeats 2
+    python benchmarks/performance/streaming.py                      # everything (several minutes on 2 cores)
+    python benchmarks/performance/streaming.py --counts 200 800 --side 512 --repeats 2
 
 CPU time, not wall time: the machine is shared; the load average is printed beside the figures.
 """
