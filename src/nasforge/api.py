@@ -250,6 +250,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         store.set("space", {"name": space.name, "config": space.config()})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
+    store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
     f = config.fidelity
     scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
     if strategy is None:

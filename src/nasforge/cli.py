@@ -189,6 +189,8 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
     store = Store.in_dir(run)
     try:
         trials, final, config = store.trials(), store.get("final"), store.get("config")
+        if config and store.get("reward_name"):
+            config = {**config, "reward": store.get("reward_name")}  # "auto" as resolved for the study's task
     finally:
         store.close()
     rows = [t.to_dict() for t in trials]
