@@ -257,3 +257,15 @@ def test_an_item_that_breaks_while_streaming_fails_its_trial_with_the_message(tm
     errors = [t.error for t in study.trials if t.status == "failed"]
     assert errors and all("item 7 raised OSError: disk gone" in e for e in errors)
     assert len(study.trials) == 2  # every trial recorded, the search went to its end
+
+
+@pytest.mark.slow
+def test_pool_workers_read_streamed_data_themselves_and_agree_with_serial(tmp_path, small) -> None:
+    x, y = small
+    runs = {}
+    for executor in ("serial", "pool"):
+        study = nasforge.search(data=Pairs(x, y), stream=True, trials=2, epochs=1, max_blocks=2, strategy="random",
+                                executor=executor, **({"workers": 2} if executor == "pool" else {}),
+                                out=str(tmp_path / executor), progress=False)
+        runs[executor] = sorted((t.id, t.status, round(t.reward, 4)) for t in study.trials)
+    assert runs["serial"] == runs["pool"]
