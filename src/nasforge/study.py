@@ -327,8 +327,8 @@ class Study:
         in_flight_keys[self.space.key(cand.genome)] = trial_id
         note = f" (rung {job['promotion']} epochs)" if "promotion" in job else ""
         progress.started(trial_id, self.space.describe(cand.genome) + note)
-        if self.evaluator.epoch_callbacks:
-            job["trial"] = trial_id  # what EpochInfo.trial says where the trial trains
+        if self.evaluator.takes_trial_id:
+            job["trial"] = trial_id  # EpochInfo.trial and ctx.trial, where the trial trains
         for callback in self.callbacks:
             if isinstance(callback, Callback):
                 callback.on_trial_start(self, trial_id, cand.genome)

@@ -94,8 +94,10 @@ class Evaluator(ABC):
     inherits_weights = False
     # Called after every epoch of every trial, in the process that trains it (a pool or Ray worker
     # under those executors), with an EpochInfo; evaluators that train set them (callbacks.py).
-    # With any set, the study passes evaluate() the trial's id as `trial`.
     epoch_callbacks: tuple[Any, ...] = ()
+    # Whether evaluate() takes the trial's id as `trial` (for EpochInfo and ctx.trial); the study
+    # passes it only then, so evaluators written before it need not accept it.
+    takes_trial_id = False
 
     @property
     def epochs(self) -> int | None:
@@ -150,6 +152,7 @@ class TrainingEvaluator(Evaluator):
     default, see metrics.REWARDS) or the user's CustomMetric."""
 
     inherits_weights = True
+    takes_trial_id = True
 
     def __init__(self, space: SearchSpace, data: Any, training: TrainingOptions, reward: str | CustomMetric = "auto",
                  proxies: bool = False, costs: CostOptions | None = DEFAULT_COSTS, constraints: tuple[Constraint, ...] = (),
