@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,10 @@ from .callbacks import wants_epochs
 from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
-from .data.objects import describe, load_objects
+from .data.objects import load_objects
 from .data.streamed import StreamedDataset
 from .data.text import CharCorpus, TextDataset, load_char_corpus
-from .errors import ConfigError, DataError, InvalidGenome, StoreError
+from .errors import ConfigError, InvalidGenome, StoreError
 from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
@@ -36,6 +35,7 @@ from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
 from .strategy.prescreen import ProxyScreenedSpace
 from .study import Study
+from .usercode import PYTHON_DATA, UserObjects, check_same_data, user_objects
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
@@ -51,23 +51,6 @@ SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "chan
 
 # Space fields the layers space has no option for (it is built from the rest of the space config).
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
-
-
-# A config's dataset.name for data given as a Python object (data/objects.py: describe()).
-PYTHON_DATA = "python:"
-
-
-@dataclass(frozen=True)
-class UserObjects:
-    """What a search takes in Python that a config file cannot hold; the config records that they
-    were given (dataset.name "python:...", loss / optimizer / reward "custom"), and a resumed study
-    needs them given again."""
-
-    data: Any = None  # arrays, a dict of splits, a torch Dataset or DataLoader (data/objects.py)
-    evaluate: Callable[..., Any] | None = None  # evaluate(model, ctx) (evaluate/functional.py)
-    loss: Callable[..., Any] | None = None  # loss(outputs, targets) -> scalar tensor
-    optimizer: Callable[..., Any] | None = None  # factory(params, lr=, weight_decay=) -> Optimizer
-    metric: Callable[..., Any] | None = None  # metric(y_true, y_score) -> float, the reward
 
 
 def load_data_for(config: SearchConfig, objects: UserObjects | None = None) -> Dataset | StreamedDataset | CharCorpus:
@@ -273,19 +256,6 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     )
 
 
-def check_same_data(run_dir: Path, data: Any) -> None:
-    """A resumed study given its data object again must get the data it started with."""
-    store = Store.in_dir(run_dir)
-    try:
-        stored = store.get("dataset") or {}
-    finally:
-        store.close()
-    now = data.summary()
-    changed = [k for k in ("task", "input_shape", "num_classes", "sizes") if k in stored and stored[k] != now.get(k)]
-    if changed:
-        raise DataError(f"data: not the data this study started with ({', '.join(f'{k} {stored[k]} -> {now.get(k)}' for k in changed)})")
-
-
 def logger_callbacks(config: SearchConfig, run_dir: Path) -> tuple[Any, ...]:
     """The TensorBoard / MLflow loggers the config names (imported only when named)."""
     if not config.loggers:
@@ -402,33 +372,6 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(config, **options)
     study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), objects=objects, **instances)
     return study.run()
-
-
-def user_objects(data: Any, evaluate: Callable[..., Any] | None, options: dict[str, Any], resume: bool
-                 ) -> tuple[UserObjects, dict[str, Any]]:
-    """The Python objects among search()'s arguments, and the flag options with what the config records of them."""
-    options = dict(options)
-    found: dict[str, Any] = {}
-    if data is not None:
-        if options.get("dataset") is not None:
-            raise ConfigError("data and dataset name the same thing; give one")
-        if isinstance(data, (str, Path)):
-            options["dataset"] = str(data)
-        else:
-            found["data"] = data
-            if not resume:
-                options["dataset"] = describe(data)
-    for name, flag, value in (("loss", "loss", "custom"), ("optimizer", "optimizer", "custom"), ("metric", "reward", "custom")):
-        if callable(options.get(flag)):
-            found[name] = options[flag]
-            options[flag] = None if resume else value
-    if evaluate is not None:
-        if not callable(evaluate):
-            raise ConfigError(f"evaluate: expected a function (model, ctx) -> score, got {type(evaluate).__name__}")
-        found["evaluate"] = evaluate
-        if not resume:
-            options["evaluator"] = "functional"
-    return UserObjects(**found), options
 
 
 __all__ = ["UserObjects", "build_study", "parse_config", "resume_config", "search"]
