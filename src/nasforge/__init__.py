@@ -7,7 +7,7 @@
     model = nasforge.load("model/")      # from `nasforge export`
 """
 
-from .api import UserObjects, build_study, search
+from .api import build_study, search
 from .callbacks import Callback, EpochInfo
 from .config import SearchConfig, parse_config
 from .data.images import ImageFolder
@@ -29,6 +29,7 @@ from .space import SPACES, LayerGraphSpace, SearchSpace
 from .store import Store
 from .strategy import STRATEGIES, Candidate, Observation, Strategy
 from .study import Study
+from .usercode import UserObjects
 
 __version__ = "0.1.0"
 
