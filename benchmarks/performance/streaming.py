@@ -124,7 +124,9 @@ def throughput(args: argparse.Namespace) -> None:
     folder = make_folder(ROOT, min(args.counts), args.side)
     memory_data = load_dataset(str(folder), options=SourceOptions(image_size=32, stream=False))
     streamed = load_dataset(str(folder), options=SourceOptions(image_size=32, stream=True))
-    space = LayerGraphSpace(memory_data.input_shape, memory_data.num_classes, LayerSpaceOptions(channels=(8, 16)))
+    options_ = LayerSpaceOptions(channels=(8,), kernels=(3,), min_blocks=1, max_blocks=1) if args.tiny else \
+        LayerSpaceOptions(channels=(8, 16))
+    space = LayerGraphSpace(memory_data.input_shape, memory_data.num_classes, options_)
     genome = space.sample(np.random.default_rng(3))
     options = TrainingOptions(epochs=args.epochs, batch_size=64)
     task = Task.of(memory_data)
@@ -168,6 +170,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=1024, help="side of every JPEG in pixels")
     parser.add_argument("--epochs", type=int, default=2, help="throughput: epochs per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="throughput: measurements per path")
+    parser.add_argument("--tiny", action="store_true", help="throughput: a one-block network, where the data path matters most")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
