@@ -127,7 +127,7 @@ def test_onnx_export_matches_in_onnxruntime(study: nasforge.Study, batch: torch.
     ort = pytest.importorskip("onnxruntime", reason="the 'export' extra is not installed")
     assert main(["export", str(study.run_dir), "--best", "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
     printed = capsys.readouterr().out
-    match = re.search(r"onnx vs PyTorch on 64 test samples: max abs diff (\S+)", printed)
+    match = re.search(r"onnx vs PyTorch on 16 example inputs: max abs diff (\S+)", printed)  # the run's example.pt
     assert match, printed
     print(f"ONNX max abs diff (CLI): {match.group(1)}")
     session = ort.InferenceSession(str(tmp_path / "onnx" / ONNX_FILE), providers=["CPUExecutionProvider"])

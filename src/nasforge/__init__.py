@@ -25,7 +25,7 @@ from .registry import (
     register_space,
     register_strategy,
 )
-from .space import SPACES, LayerGraphSpace, SearchSpace
+from .space import SPACES, Choices, FunctionSpace, LayerGraphSpace, SearchSpace
 from .store import Store
 from .strategy import STRATEGIES, Candidate, Observation, Strategy
 from .study import Study
@@ -47,9 +47,11 @@ __all__ = [
     "EXECUTORS",
     "SPACES",
     "STRATEGIES",
+    "Choices",
     "ConfigError",
     "DataError",
     "Ensemble",
+    "FunctionSpace",
     "InvalidGenome",
     "LayerGraphSpace",
     "NasforgeError",

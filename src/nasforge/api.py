@@ -10,7 +10,7 @@ from typing import Any
 
 from .budget import Budget
 from .callbacks import wants_epochs
-from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
+from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
 from .data.objects import load_objects
@@ -24,10 +24,12 @@ from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.metrics import CustomMetric
 from .evaluate.trainer import TrainingOptions, check_device
+from .example import example_of, save_example
 from .execute import Executor, make_executor
 from .registry import EVALUATORS, EXECUTORS, STRATEGIES
 from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
+from .space.resolve import check_portable, make_user_space, space_from_record, space_record, space_reference
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy.base import Strategy
 from .strategy.factory import create_strategy
@@ -95,6 +97,29 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
     if name == "cell":
         return CellSpace(data.input_shape, data.num_classes)
     return make_space_for(config, data.input_shape, data.num_classes)
+
+
+def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any = None, resumed: Path | None = None) -> SearchSpace:
+    """The search's space: a built-in one made for the data from the config's fields, or the user's own
+    (space/resolve.py); a resumed run of the user's own rebuilds exactly the space it recorded."""
+    s = config.space
+    if given is None and s.function is None and s.name in BUILTIN_SPACES:
+        return make_space_for_data(config, data)
+    default = SpaceConfig()  # a stored config (a resume) lists every field: what differs from the defaults was set
+    unused = sorted(f for f in type(s).model_fields if f not in ("name", "function", "options") and getattr(s, f) != getattr(default, f))
+    if unused:
+        raise ConfigError(f"space.{unused[0]}: configures the built-in spaces ({', '.join(BUILTIN_SPACES)}), not your own; "
+                          "ask for such choices in your space")
+    if resumed is not None:
+        store = Store.in_dir(resumed)
+        try:
+            record = store.get("space")
+        finally:
+            store.close()
+        if record:
+            return space_from_record(record, given)
+    task = {"input_shape": tuple(getattr(data, "input_shape", ()) or ()), "num_classes": getattr(data, "num_classes", None)}
+    return make_user_space(s.name, s.function, s.options, task, given)
 
 
 def cost_options(config: SearchConfig) -> CostOptions:
@@ -180,7 +205,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "hparams", *SEQUENCE_ONLY})
+    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", *SEQUENCE_ONLY})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
@@ -188,9 +213,12 @@ def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_class
 
 
 def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
-                strategy: Strategy | None = None, executor: Executor | None = None, objects: UserObjects | None = None) -> Study:
+                strategy: Strategy | None = None, executor: Executor | None = None, space: Any = None,
+                objects: UserObjects | None = None) -> Study:
     """The study a config describes (nothing runs yet); `strategy` / `executor` instances replace the ones
-    it names; `objects`: what the Python API was given beside it (data, evaluate, callables)."""
+    it names; `space` is the user's own space as a Python object (search(space=...)) where the config
+    names it by import path in space.function (space/resolve.py); `objects`: what else the Python API
+    was given beside the config (data, evaluate, callables: usercode.py)."""
     objects = objects or UserObjects()
     run_dir = Path(config.out)
     exists = (run_dir / STORE_FILE).exists()
@@ -208,7 +236,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         check_same_data(run_dir, data)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
-    space = make_space_for_data(config, data)
+    space = space_for_run(config, data, space, run_dir if exists else None)
     # A measure read off the genome needs a space that defines it (SearchSpace's default is None).
     for name in sorted(measures_of(parse_constraints(config.constraints)) & set(GENOME_MEASURES)):
         if getattr(type(space), name) is getattr(SearchSpace, name):
@@ -226,11 +254,15 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         if (why := search_space.refusal(genome)) is not None:
             raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(config.constraints)}); "
                               "drop it or loosen the constraints")
+    record = space_record(space)
+    if executor is None and config.executor.name in ("pool", "ray"):  # their workers rebuild the space
+        check_portable(space, config.executor.name)
     store = Store.in_dir(run_dir, create=True)
     if not exists:
         store.set("config", to_dict(config))
         store.set("dataset", data.summary())
-        store.set("space", {"name": space.name, "config": space.config()})
+        store.set("space", record)
+        save_example(run_dir, example_of(data, config.dataset.max_length))
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
     store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
@@ -347,7 +379,10 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
     `config` is a SearchConfig, a mapping or a YAML path; keyword options are the CLI's flags
     (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it. `strategy` and
     `executor` may also be objects: a registered name, a class or factory (`Strategy` subclass,
-    `(space, seed, **options) -> Strategy`), or an instance used as it is.
+    `(space, seed, **options) -> Strategy`), or an instance used as it is. `space=` also takes your
+    own space as an object: a model function `f(c: nasforge.Choices) -> nn.Module`, a SearchSpace
+    instance, class or factory (docs/how-to/own-model.md); to resume such a run in a new process,
+    pass it again where its module cannot be imported.
     `data`: a built-in name or path (as dataset=), or the data itself: (x, y) arrays or tensors, a dict
     of splits, a torch Dataset or DataLoader (see docs/how-to/own-data.md).
     `evaluate`: your own training, evaluate(model, ctx) -> score (docs/how-to/own-training.md).
@@ -357,6 +392,11 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
     """
     objects, options = user_objects(data, evaluate, options, resume)
     instances = _adopt(options)
+    space = options.get("space")
+    if space is not None and not isinstance(space, str):
+        options["space"] = None if resume else space_reference(space)
+    else:
+        space = None
     if resume:
         out = options.pop("out", None) or (config.out if isinstance(config, SearchConfig) else None)
         if out is None:
@@ -370,7 +410,7 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(read_yaml(config), **options)
     else:
         cfg = build_config(config, **options)
-    study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), objects=objects, **instances)
+    study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), space=space, objects=objects, **instances)
     return study.run()
 
 

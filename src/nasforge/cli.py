@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("pytorch", "torchscript", "onnx"), default="pytorch",
                    help="pytorch: weights + genome + model.py; torchscript / onnx add that file, checked against PyTorch")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--space", default=None, metavar="MODULE:NAME", help="the run's own model function (or space class) "
+                   "where it cannot be imported by the name the run recorded, e.g. one defined in a script: "
+                   "path/to/script.py:make_model")
 
     p = sub.add_parser("report", help="HTML report of a study (plots, leaderboard, lineage); --serve for a live view")
     p.add_argument("run", help="run directory")
@@ -293,21 +296,23 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_export, export_front, export_trial, real_batch
+    from .export import check_export, example_batch, export_front, export_trial
+    from .space.resolve import load_space_object
 
+    space = load_space_object(args.space) if args.space else None
     if args.front:
-        folders, skipped = export_front(args.run, args.out, format=args.format)
+        folders, skipped = export_front(args.run, args.out, format=args.format, space=space)
         for line in skipped:
             print(f"skipped {line}", file=sys.stderr)
     else:
-        folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format)]
-    batch = real_batch(args.run) if args.format != "pytorch" else None
+        folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format, space=space)]
+    batch = example_batch(args.run) if args.format != "pytorch" else None
     for folder in folders:
         files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file()))
         print(f"exported to {folder}: {files}")
         if batch is not None:
-            for form, diff in check_export(folder, batch).items():
-                print(f"  {form} vs PyTorch on {len(batch)} test samples: max abs diff {diff:.3g}")
+            for form, diff in check_export(folder, batch, space=space).items():
+                print(f"  {form} vs PyTorch on {len(batch)} example inputs: max abs diff {diff:.3g}")
     return 0
 
 

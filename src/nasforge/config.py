@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 
 from .errors import ConfigError
 from .flags import Flag, derive, set_path
-from .registry import EXECUTORS, STRATEGIES
+from .registry import EXECUTORS, SPACES, STRATEGIES
 from .strategy.base import StrategyOptions
 from .strategy.factory import options_model, parse_options
 
@@ -60,9 +60,22 @@ class DatasetConfig(_Strict):
                          description="streamed data: DataLoader worker processes reading and decoding items (0: the training process)")
 
 
+# The spaces that read their options from the fields below (the rest take `function` / `options`).
+BUILTIN_SPACES = ("layers", "cell", "sequence")
+
+
 class SpaceConfig(_Strict):
-    name: Literal["layers", "cell", "sequence"] = Field("layers", description="layers: layer graphs (1-D/2-D CNNs); cell: "
-                                                        "NAS-Bench-201 cells; sequence: token models (text, language models)")
+    name: str = Field("layers", min_length=1, description="search space: layers (layer graphs: 1-D/2-D CNNs), cell "
+                      "(NAS-Bench-201 cells), sequence (token models: text, language models), a name registered with "
+                      "nasforge.register_space, or module:qualname of your own model function f(c) -> nn.Module "
+                      "(or SearchSpace class)")
+    function: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_<][\w.<>]*$", json_schema_extra={"flag": None},
+                                 description="module:qualname of your own space: a define-by-run model function "
+                                 "f(c: nasforge.Choices) -> nn.Module that asks for its decisions (c.choice, c.int, ...), or a "
+                                 "SearchSpace class or factory (on the command line: --space module:qualname)")
+    options: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"flag": None},
+                                    description="keyword arguments of a registered or own space class / factory (it also "
+                                    "gets input_shape= and num_classes= where it takes them)")
     min_blocks: int = Field(2, ge=1, le=64, description="fewest blocks in a sampled network")
     max_blocks: int = Field(6, ge=1, le=64, description="most blocks in a sampled network")
     max_layers: int = Field(40, ge=1, le=256, description="most components a genome may have")
@@ -90,8 +103,38 @@ class SpaceConfig(_Strict):
         default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values",
         json_schema_extra={"flag": None})
 
+    @model_validator(mode="before")
+    @classmethod
+    def _function_shorthand(cls, v: Any) -> Any:
+        # `space: cell`, and a name that is an import path (`--space mypkg.models:make_model`): the user's own.
+        if isinstance(v, str):
+            v = {"name": v}
+        if isinstance(v, dict):
+            name = v.get("name")
+            if isinstance(name, str) and ":" in name:
+                if v.get("function") not in (None, name):
+                    raise ValueError(f"name {name!r} is an import path and function is {v['function']!r}: give one of them")
+                v = {**v, "name": "function", "function": name}
+            elif v.get("function") is not None and "name" not in v:
+                v = {**v, "name": "function"}
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in SPACES:
+            raise ValueError(f"unknown search space {v!r}; known: {', '.join(SPACES.names())}, or module:qualname of your own "
+                             "(a model function or SearchSpace class)")
+        return v
+
     @model_validator(mode="after")
     def _blocks(self) -> SpaceConfig:
+        if self.function is not None and self.name != "function":
+            raise ValueError(f"function: names your own space, so name must be 'function' (or be left out), not {self.name!r}")
+        if self.name == "function" and self.function is None:
+            raise ValueError("function: give the module:qualname of your model function (e.g. mypkg.models:make_model)")
+        if self.options and self.name in BUILTIN_SPACES:
+            raise ValueError(f"options: the built-in {self.name!r} space takes its options as fields of space:, not options:")
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks ({self.min_blocks}) must not exceed max_blocks ({self.max_blocks})")
         for name, values in self.hparams.items():
@@ -484,7 +527,7 @@ def flags() -> dict[str, Flag]:
         except ConfigError:  # a plug-in that fails to import has no flags; choosing it says why
             continue
     table = derive(SearchConfig, {"strategy": sections})
-    for flag, registry in (("strategy", STRATEGIES), ("executor", EXECUTORS)):
+    for flag, registry in (("strategy", STRATEGIES), ("executor", EXECUTORS), ("space", SPACES)):
         table[flag] = replace(table[flag], help=f"{table[flag].help}; known: {', '.join(registry.names())}")
     return table
 
@@ -504,7 +547,7 @@ def build_config(base: dict[str, Any] | None = None, **options: Any) -> SearchCo
             continue
         flag = table[name]
         section = flag.path.split(".")[0]
-        if flag.path.endswith(".name") and section in ("strategy", "executor"):
+        if flag.path.endswith(".name") and section in ("strategy", "executor", "space"):
             current = data.get(section)
             current_name = current.get("name") if isinstance(current, dict) else current
             if current_name != value:

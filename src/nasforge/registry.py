@@ -179,6 +179,8 @@ SPACES: Registry[Any] = Registry("search space", "nasforge.spaces", {
     "layers": "nasforge.space.layers:LayerGraphSpace",
     "cell": "nasforge.space.cell:CellSpace",
     "sequence": "nasforge.space.sequence:SequenceSpace",
+    # A define-by-run model function, named by the config's space.function (space/function.py).
+    "function": "nasforge.space.function:FunctionSpace",
 })
 
 STRATEGIES: Registry[Any] = Registry("strategy", "nasforge.strategies", {
@@ -213,7 +215,9 @@ DATA_SOURCES: Registry[Any] = Registry("data source", "nasforge.data_sources", {
 
 
 def register_space(name: str, factory: Any = None, *, replace: bool = False) -> Any:
-    """Register a SearchSpace subclass (or a factory returning a SearchSpace) under `name`."""
+    """Register a search space under `name`: a define-by-run model function `f(c: Choices) -> nn.Module`,
+    a SearchSpace subclass, or a factory returning a SearchSpace (classes and factories get the task
+    as the `input_shape=` / `num_classes=` keywords they accept, plus the config's space.options)."""
     return SPACES.register(name, factory, replace=replace)
 
 

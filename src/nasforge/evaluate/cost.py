@@ -77,6 +77,18 @@ def _inference(model: nn.Module):
         model.train(was_training)
 
 
+def materialize(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """Give lazy modules (nn.LazyLinear, ...: common in a user's own model function, which need not
+    know the flattened size) their shapes with one forward pass of one sample of `example`, so that
+    their parameters can be counted, inherited and handed to an optimizer. A no-op for other models."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    if any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()):
+        with _inference(model):
+            model(example[:1])
+    return model
+
+
 def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     """FLOPs of one forward pass of `example` (pass one sample for per-sample FLOPs)."""
     with _inference(model):
@@ -140,7 +152,7 @@ class CostModel:
         if missing:
             # Building draws initial weights: keep that off the RNG that seeds training.
             with torch.random.fork_rng(devices=[]):
-                model = self.space.build(genome)
+                model = materialize(self.space.build(genome), self.example)
             known.update(measure_costs(model, self.example, self.options, missing))
         return {k: known[k] for k in which}
 

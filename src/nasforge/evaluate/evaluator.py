@@ -16,7 +16,7 @@ from ..data.batches import Batches, TensorBatches
 from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
-from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, measure_costs
+from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, materialize, measure_costs
 from .crossval import summarize
 from .inherit import inherit
 from .metrics import CustomMetric
@@ -211,7 +211,7 @@ class TrainingEvaluator(Evaluator):
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
-            model = self.space.build(genome)
+            model = materialize(self.space.build(genome), self.data.inputs(1))
             params = count_params(model)
             metrics["params"] = params
             if self.cost_measures:
@@ -289,7 +289,7 @@ class TrainingEvaluator(Evaluator):
         x, y = self._pool()
         torch.manual_seed(seed)
         device = resolve_device(options.device)
-        model = self.space.build(genome).to(device)
+        model = materialize(self.space.build(genome), x).to(device)
         outcome = train_batches(model, TensorBatches(x[rows], y[rows], options.batch_size, device, seed), options, seed, self.task,
                                 epochs=epochs, augment=self.data.augment)
         held_out = TensorBatches(x[held], y[held], SCORE_BATCH, device)
@@ -320,7 +320,7 @@ class TrainingEvaluator(Evaluator):
         `with_validation`: on the training and validation splits together (the search is over)."""
         training = self._options(genome)[0] if genome is not None else self.training
         device = resolve_device(training.device)
-        model.to(device)
+        materialize(model, self.data.inputs(1)).to(device)
         batches = self._batches("train+val" if with_validation else "train", training, device, seed)
         try:
             train_batches(model, batches, training, seed, self.task, epochs=epochs, augment=self.data.augment)

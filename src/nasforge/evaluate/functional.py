@@ -46,6 +46,7 @@ from ..callbacks import epoch_reporter
 from ..data.batches import Batches
 from ..errors import TrialFailure, TrialPruned
 from ..space.base import Genome
+from .cost import materialize
 from .evaluator import TrainingEvaluator
 from .losses import make_optimizer
 from .metrics import ALL_TASKS, CustomMetric, Reward
@@ -226,7 +227,7 @@ class FunctionalEvaluator(TrainingEvaluator):
         training and validation splits together with `with_validation`). What it returns is not used."""
         options = self._options(genome)[0] if genome is not None else self.training
         device = resolve_device(options.device)
-        model.to(device)
+        materialize(model, self.data.inputs(1)).to(device)
         ctx = Context(self, options, device, seed, epochs, genome, None, None, "retrain",
                       "train+val" if with_validation else "train")
         try:
