@@ -91,8 +91,9 @@ class DeviceRun:
         return torch.amp.GradScaler(self.device.type) if self.precision == "16-mixed" else None
 
     def describe(self) -> dict[str, Any]:
-        """What a trial records about where it ran (its metrics' device / precision)."""
-        return {"device": str(self.device), "precision": self.precision}
+        """What a trial records about where it ran: `device` and `training_precision` (not `precision`,
+        which is the classification metric)."""
+        return {"device": str(self.device), "training_precision": self.precision}
 
 
 def has_conv2d(model: nn.Module) -> bool:

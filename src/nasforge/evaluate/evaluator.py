@@ -355,18 +355,19 @@ class TrainingEvaluator(Evaluator):
         training = self._options(genome)[0] if genome is not None else self.training
         run = place(materialize(model, self.data.inputs(1)), resolve_device(training.device), training.precision,
                     training.channels_last)
-        batches = self._batches("train+val" if with_validation else "train", training, run.device, seed)
 
         def fit(net: torch.nn.Module) -> None:
-            train_batches(net, batches, training, seed, self.task, epochs=epochs, augment=self.data.augment, run=run)
+            # Batches of their own per run: an eager run after a failed compile draws the same order.
+            batches = self._batches("train+val" if with_validation else "train", training, run.device, seed)
+            try:
+                train_batches(net, batches, training, seed, self.task, epochs=epochs, augment=self.data.augment, run=run)
+            finally:
+                batches.close()
 
-        try:
-            if training.final_compile:
-                run_compiled(model, fit)
-            else:
-                fit(model)
-        finally:
-            batches.close()
+        if training.final_compile:
+            run_compiled(model, fit)
+        else:
+            fit(model)
         model.cpu()
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
