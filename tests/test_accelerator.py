@@ -450,3 +450,13 @@ def test_ray_gives_each_trial_its_own_gpu_in_a_fresh_process(tmp_path, monkeypat
     _never_shared(results)
     # torch binds a process to the GPUs it saw first: no worker process ran two GPU trials.
     assert len({m["pid"] for m in results}) == 4
+
+
+def test_search_help_lists_the_device_flags(capsys) -> None:
+    from nasforge.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--help"])  # every description is printed, a literal % included (dataset.test_views)
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert all(flag in out for flag in ("--precision", "--channels-last", "--final-compile", "--latency-device"))

@@ -9,7 +9,8 @@ its own), the compile cost per graph, and after how many epochs compiling would 
 Inductor compiles in worker processes by default, whose CPU time this process would not see:
 TORCHINDUCTOR_COMPILE_THREADS=1 is set before torch is imported, so the compiling runs here, and the
 C++ compiler it starts is counted through RUSAGE_CHILDREN (CPU seconds = this process + its finished
-children).
+children). Inductor's on-disk cache starts empty (a fresh TORCHINDUCTOR_CACHE_DIR): every network is
+compiled for the first time, as a searched one is.
 
     python benchmarks/performance/compile_final.py                 # several minutes on 2 cores
     python benchmarks/performance/compile_final.py --epochs 3 --networks resnet
@@ -20,8 +21,11 @@ On a GPU run it with --device cuda (wall seconds between synchronisations instea
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+# A cold cache, as for a network never compiled before (inductor keeps compiled graphs on disk).
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="nasforge-inductor-"))
 
 import argparse  # noqa: E402
 import resource  # noqa: E402
