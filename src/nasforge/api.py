@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.trainer import TrainingOptions
 from .execute import make_executor
 from .fidelity import SuccessiveHalving
+from .rundir import RunDir, check_folder
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy import STRATEGIES, GeneticAlgorithm, RegularizedEvolution, Strategy
@@ -158,12 +160,34 @@ def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_class
 
 
 def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = ()) -> Study:
-    run_dir = Path(config.out)
-    exists = (run_dir / STORE_FILE).exists()
-    if exists and not resume:
-        raise ConfigError(f"out: {run_dir} already holds a study; resume it with --resume or choose another --out")
-    if resume and not exists:
-        raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
+    """The Study a config describes, holding its run directory's lock (taken before any data is
+    loaded, so a second writer, a bad --out or a damaged store fails at once); Study.run releases it."""
+    rundir = RunDir(config.out)
+    made = not rundir.path.exists()
+    rundir.acquire()  # checks and makes the folder first
+    store = None
+    try:
+        exists = rundir.has_store()
+        if exists and not resume:
+            raise ConfigError(f"out: {rundir.path} already holds a study; resume it with --resume or choose another --out")
+        if resume and not exists:
+            raise StoreError(f"cannot resume: {rundir.path} holds no study ({rundir.store_path} is missing)")
+        store = rundir.open_store() if exists else None  # checked: an empty or damaged store is refused here
+        study = _assemble(config, rundir, store, callbacks)
+    except BaseException:
+        if store is not None:
+            store.close()
+        rundir.release()
+        if made and not rundir.has_store():  # leave no empty run directory behind a refused config
+            rundir.lock_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                rundir.path.rmdir()
+        raise
+    return study
+
+
+def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
+              callbacks: tuple[Callable[[Study, TrialRecord], None], ...]) -> Study:
     data = load_data_for(config)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
@@ -183,11 +207,10 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         if (why := search_space.refusal(genome)) is not None:
             raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(config.constraints)}); "
                               "drop it or loosen the constraints")
-    store = Store.in_dir(run_dir, create=True)
-    if not exists:
-        store.set("config", to_dict(config))
-        store.set("dataset", data.summary())
-        store.set("space", {"name": space.name, "config": space.config()})
+    if store is None:
+        # Everything a study is, written in one transaction: a store never exists without it.
+        store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(),
+                                     "space": {"name": space.name, "config": space.config()}})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
     f = config.fidelity
@@ -196,7 +219,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     if given:
         strategy = GivenFirst(strategy, given)
     return Study(
-        space, strategy, evaluator, store, run_dir,
+        space, strategy, evaluator, store, rundir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
@@ -248,10 +271,10 @@ def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:
 
 def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     """The stored config of a study, with budget / progress overrides."""
-    run_dir = Path(out)
+    run_dir = check_folder(out, "out")
     if not (run_dir / STORE_FILE).exists():
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
-    store = Store.in_dir(run_dir)
+    store = Store.in_dir(run_dir)  # read-only, checked: a store without its config is refused, never filled in
     try:
         stored = store.get("config")
     finally:

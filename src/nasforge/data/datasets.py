@@ -202,8 +202,13 @@ def _load_file(path: Path, label_column: str) -> dict[str, np.ndarray]:
     if path.suffix == ".csv":
         import csv
 
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.reader(f))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the CSV as UTF-8") from None
+        except (OSError, csv.Error) as exc:
+            raise DataError(f"{path}: cannot read it as CSV ({exc})") from None
         if len(rows) < 2:
             raise DataError(f"{path}: needs a header row and at least one data row")
         header, body = rows[0], rows[1:]
