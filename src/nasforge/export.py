@@ -97,8 +97,8 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
         if record.status != "complete":
             raise StoreError(f"trial {trial_id} did not complete (status {record.status}); nothing to export")
         if not weights.exists():
-            raise StoreError(f"the weights of trial {trial_id} are not in {weights.parent} (a search keeps those of its "
-                             f"best keep_top={(store.get('config') or {}).get('keep_top', '?')} trials)")
+            raise StoreError(f"the weights of trial {trial_id} were not kept: {weights.parent} holds those of the best "
+                             f"keep_top={(store.get('config') or {}).get('keep_top', '?')} trials (and of any the search still needed)")
         space_info = store.get("space")
         meta = {
             "format": "nasforge-export/1",
