@@ -200,7 +200,8 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
     t = config.training
     training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
-                               label_smoothing=t.label_smoothing)
+                               label_smoothing=t.label_smoothing,
+                               memory_limit=t.max_memory_gb * 1e9 if t.max_memory_gb is not None else None)
     evaluator = make_evaluator(config, space, data, training)  # its ConfigErrors, too, come before the store
     search_space = screened(config, space, data)
     for i, genome in enumerate(given):

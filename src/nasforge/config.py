@@ -87,7 +87,10 @@ class TrainingConfig(_Strict):
     lr: float = Field(3e-3, gt=0, le=10)
     weight_decay: float = Field(1e-4, ge=0, le=10)
     cosine: bool = True
-    trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
+    trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train; a candidate still running "
+                                        "past it (and a grace) is stopped outright, inside a batch or a cost measurement")
+    max_memory_gb: float | None = Field(None, gt=0, description="memory one candidate's training may need (estimated before "
+                                        "it is built); larger ones fail unbuilt. Unset: half the memory free at the time")
     cpu_seconds: float | None = Field(None, gt=0, description="language models: train each candidate for this many "
                                       "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine); "
                                       "under fidelity: halving a rung of k epochs is k such budgets")
@@ -443,7 +446,10 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "label_smoothing": ("training.label_smoothing", float, "classifiers: share of each training target spread over all classes"),
     "cv_folds": ("training.cv_folds", int, "classifiers: score candidates by K-fold cross-validation (by group where the "
                  "data has groups)"),
-    "trial_timeout": ("training.trial_timeout", float, "seconds one candidate may train before it fails"),
+    "trial_timeout": ("training.trial_timeout", float, "seconds one candidate may train before it fails (stopped outright "
+                      "if it runs on)"),
+    "max_memory_gb": ("training.max_memory_gb", float, "memory (GB) a candidate's training may need, estimated before it is "
+                      "built (default: half the free memory)"),
     "final_epochs": ("training.final_epochs", int, "retrain the best genome this many epochs at the end"),
     "final_ensemble": ("training.final_ensemble", int, "return the mean prediction of the best N trials' networks"),
     "final_seeds": ("training.final_seeds", int, "retrain the returned network(s) from K seeds and average them (needs final_epochs)"),

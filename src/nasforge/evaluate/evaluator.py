@@ -17,6 +17,7 @@ from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
 from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, measure_costs
 from .crossval import summarize
+from .footprint import check as check_footprint
 from .inherit import inherit
 from .metrics import REWARDS
 from .proxies import score_proxies
@@ -62,6 +63,16 @@ def failed(exc: BaseException, params: int | None, start: float) -> Result:
     return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=error)
 
 
+def hard_limit(time_limit: float | None, runs: int = 1) -> float | None:
+    """The outright stop for `runs` trainings of `time_limit` seconds each (cross-validation trains once
+    per fold): their sum plus a grace for building, cost measurement and scoring, so that the limit
+    checked between batches, with its clearer message, normally comes first."""
+    if time_limit is None:
+        return None
+    soft = time_limit * runs
+    return soft + max(5.0, 0.25 * soft)
+
+
 def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Two splits' inputs as one; token sequences (TextDataset: 0 = padding) padded to one length first."""
     if a.shape[1:] != b.shape[1:]:
@@ -82,6 +93,12 @@ class Evaluator(ABC):
                  prune_below: dict[int, float] | None = None) -> Result:
         """Train and score one candidate. Never raises for a failing candidate: returns status
         'failed' or 'pruned'. Evaluators that do not train may ignore warmstart and prune_below."""
+
+    def stop_after(self) -> float | None:
+        """Seconds after which an executor stops an evaluation outright (its worker process ended, the
+        trial recorded as failed), whatever it is doing then; None: never. The evaluator's own time
+        limit is checked between batches; this one also holds inside a long batch or cost measurement."""
+        return None
 
 
 class TrainingEvaluator(Evaluator):
@@ -109,6 +126,9 @@ class TrainingEvaluator(Evaluator):
         self.cost_measures = set(MEASURES) if costs is not None else needed & set(MEASURES)
         self.genome_measures = needed & set(GENOME_MEASURES)
 
+    def stop_after(self) -> float | None:
+        return hard_limit(self.training.time_limit, 1 + len(self.folds))
+
     def _reward(self, metrics: dict[str, Any]) -> float:
         return float(scalarize(self.scalarization, float(REWARDS[self.reward](metrics)), metrics))
 
@@ -118,6 +138,12 @@ class TrainingEvaluator(Evaluator):
         params = None
         metrics: dict[str, Any] = {}
         try:
+            options, hp_epochs = self._options(genome)
+            # Before anything is allocated: a candidate too large for the memory is a failed trial.
+            footprint, too_large = check_footprint(self.space, genome, self.data.x_train[:1], options.batch_size,
+                                                   options.memory_limit, resolve_device(options.device))
+            if too_large is not None:
+                return Result("failed", params=footprint.params, train_seconds=time.perf_counter() - start, error=too_large)
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
@@ -125,8 +151,8 @@ class TrainingEvaluator(Evaluator):
             params = count_params(model)
             metrics["params"] = params
             if self.cost_measures:
-                options = self.costs or DEFAULT_COSTS
-                metrics.update(measure_costs(model, self.data.x_train[: options.batch_size], options, self.cost_measures))
+                costs = self.costs or DEFAULT_COSTS
+                metrics.update(measure_costs(model, self.data.x_train[: costs.batch_size], costs, self.cost_measures))
             metrics.update(genome_measures(self.space, genome, self.genome_measures))
             # The last line of defence: strategies draw feasible candidates (strategy/feasible.py),
             # but one that gets through anyway (a policy's sample, a noisy latency) is never trained.
@@ -141,7 +167,6 @@ class TrainingEvaluator(Evaluator):
                     model.load_state_dict(warmstart.state_dict)  # the same candidate, trained further
                 else:
                     metrics.update(inherit(self.space, model, genome, warmstart.parent, warmstart.state_dict).as_metrics())
-            options, hp_epochs = self._options(genome)
             model.to(resolve_device(options.device))
             outcome = train(
                 model, self.data.x_train, self.data.y_train, options, seed,

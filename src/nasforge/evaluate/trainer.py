@@ -36,6 +36,9 @@ class TrainingOptions:
     # Classifiers: the training loss spreads this much of each target's probability over all classes
     # (scores and the validation loss stay plain cross-entropy).
     label_smoothing: float = 0.0
+    # Bytes a candidate's training may plan to use (evaluate/footprint.py); a larger one fails unbuilt.
+    # None: half the memory free when the candidate is evaluated.
+    memory_limit: float | None = None
 
 
 def resolve_device(name: str) -> torch.device:
