@@ -5,21 +5,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
-from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
+from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind, split_warnings
 from .data.text import CharCorpus, TextDataset, load_char_corpus
-from .errors import ConfigError, InvalidGenome, StoreError
-from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
+from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError
+from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
-from .evaluate.trainer import TrainingOptions
+from .evaluate.trainer import TrainingOptions, auto_batch_size
 from .execute import make_executor
 from .fidelity import SuccessiveHalving
 from .rundir import RunDir, check_folder
@@ -137,12 +139,31 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
                              folds=folds)
 
 
+def compute_cap(config: SearchConfig, space: SearchSpace) -> Constraint | None:
+    """The layers space's cap on forward FLOPs per sample (space.max_flops; auto: FLOPS_PER_INPUT per
+    input value, at least MIN_FLOPS_CAP). Without it, 28x28 images drew full-resolution 7x7
+    convolutions of 128 channels (median 53 MFLOPs, a tenth over 490M) and a 10-trial search of
+    5,000 images took over half an hour; digits and mnist1d candidates stay 80% and 98% under it."""
+    cap = config.space.max_flops
+    if space.name != "layers" or cap is None:
+        return None
+    if cap == "auto":
+        cap = max(MIN_FLOPS_CAP, FLOPS_PER_INPUT * math.prod(space.input_shape))
+    return Constraint("flops", "<=", float(cap))
+
+
+MIN_FLOPS_CAP = 20e6
+FLOPS_PER_INPUT = 10_000
+
+
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
-    """The space strategies draw from: only feasible candidates under constraints, and pre-screened by
-    a zero-cost proxy when configured (screening picks among feasible candidates, so it wraps outside)."""
-    if config.constraints and not isinstance(data, CharCorpus):
+    """The space strategies draw from: only feasible candidates under constraints (and the compute
+    cap), and pre-screened by a zero-cost proxy when configured (screening picks among feasible
+    candidates, so it wraps outside)."""
+    constraints = parse_constraints(config.constraints) + tuple(c for c in (compute_cap(config, space),) if c)
+    if constraints and not isinstance(data, CharCorpus):
         options = cost_options(config)
-        space = FeasibleSpace(space, parse_constraints(config.constraints), CostModel(space, data.x_train[: options.batch_size], options))
+        space = FeasibleSpace(space, constraints, CostModel(space, data.x_train[: options.batch_size], options))
     p = config.prescreen
     if p.proxy == "none":
         return space
@@ -152,7 +173,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "hparams", *SEQUENCE_ONLY})
+    options = config.space.model_dump(exclude={"name", "hparams", "max_flops", *SEQUENCE_ONLY})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
@@ -189,6 +210,9 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
 def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
               callbacks: tuple[Callable[[Study, TrialRecord], None], ...]) -> Study:
     data = load_data_for(config)
+    if isinstance(data, Dataset):
+        for problem in split_warnings(data):
+            warnings.warn(problem, NasforgeWarning, stacklevel=3)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
     space = make_space_for_data(config, data)
@@ -198,7 +222,9 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
             raise ConfigError(f"constraints: the {space.name!r} space has no {name} (the layers space has)")
     given = initial_genomes(config, space)  # before the store exists: a bad entry leaves no half-made run
     t = config.training
-    training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
+    batch_size = t.batch_size if t.batch_size != "auto" else (
+        auto_batch_size(len(data.y_train)) if isinstance(data, Dataset) else TrainingOptions.batch_size)
+    training = TrainingOptions(epochs=t.epochs, batch_size=batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
                                label_smoothing=t.label_smoothing,
                                memory_limit=t.max_memory_gb * 1e9 if t.max_memory_gb is not None else None)
@@ -206,8 +232,12 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
     search_space = screened(config, space, data)
     for i, genome in enumerate(given):
         if (why := search_space.refusal(genome)) is not None:
-            raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(config.constraints)}); "
+            cap = compute_cap(config, space)
+            limits = [*config.constraints] + ([f"the compute cap space.max_flops: {cap.limit:g}"] if cap else [])
+            raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(limits)}); "
                               "drop it or loosen the constraints")
+    if t.batch_size == "auto":  # the store records the batch size the study trains with
+        config = config.model_copy(update={"training": t.model_copy(update={"batch_size": batch_size})})
     if store is None:
         # Everything a study is, written in one transaction: a store never exists without it.
         store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(),

@@ -56,6 +56,9 @@ class SpaceConfig(_Strict):
     dropout_rates: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = Field((0.1, 0.2, 0.3, 0.5), min_length=1)
     activations: tuple[Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"], ...] = Field(("relu", "gelu", "silu"), min_length=1)
     max_skip_span: int = Field(6, ge=1, le=64)
+    max_flops: Annotated[float, Field(gt=0)] | Literal["auto"] | None = Field(
+        "auto", description="layers space: forward FLOPs per sample a candidate may have (strategies draw only candidates "
+        "under it); auto: 10,000 per input value, at least 20M (28x28 images: 20M, 3x224x224: 1.5G); null: no cap")
     blocks: tuple[Literal["transformer", "rnn", "conv"], ...] = Field(("transformer", "rnn", "conv"), min_length=1,
                                                                       description="sequence space: block kinds mixed per layer")
     rnn_widths: tuple[Annotated[int, Field(ge=1, le=8192)], ...] = Field((64, 128, 256), min_length=1,
@@ -83,7 +86,9 @@ class SpaceConfig(_Strict):
 
 class TrainingConfig(_Strict):
     epochs: int = Field(5, ge=1, le=100000)
-    batch_size: int = Field(128, ge=1, le=1 << 20)
+    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] | Literal["auto"] = Field(
+        "auto", description="auto: the largest power of two giving at least 20 optimizer steps per epoch, between 16 and 128 "
+        "(digits: 32, mnist1d: 128)")
     lr: float = Field(3e-3, gt=0, le=10)
     weight_decay: float = Field(1e-4, ge=0, le=10)
     cosine: bool = True
@@ -469,6 +474,8 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "min_blocks": ("space.min_blocks", int, "fewest blocks in a sampled network"),
     "max_blocks": ("space.max_blocks", int, "most blocks in a sampled network"),
     "max_layers": ("space.max_layers", int, "most components a genome may have"),
+    "max_flops": ("space.max_flops", float, "layers space: forward FLOPs per sample a candidate may have (default: 10,000 "
+                  "per input value, at least 20M)"),
     "reward": ("reward", str, "accuracy, precision, recall, f1 or neg_loss (validation split)"),
     "seed": ("seed", int, "random seed of the search"),
     "out": ("out", str, "run directory (store, weights, exports)"),

@@ -360,3 +360,20 @@ def load_dataset(
         groups=groups,
         test_views=VIEWS[kind](options) if kind in VIEWS else None,
     )
+
+
+def split_warnings(data: Dataset) -> list[str]:
+    """Why scores on this data will mislead: validation or test classes that never occur in training
+    (a network cannot learn a class it never sees; with one sample per class, most cannot)."""
+    seen = set(np.unique(data.y_train.cpu().numpy()).tolist())
+    found = []
+    for split, y in (("validation", data.y_val), ("test", data.y_test)):
+        classes = set(np.unique(y.cpu().numpy()).tolist())
+        missing = sorted(classes - seen)
+        if missing:
+            names = ", ".join(str(data.classes[i]) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+            share = float(np.isin(y.cpu().numpy(), missing).mean())
+            found.append(f"{data.name}: {len(missing)} of the {len(classes)} classes in the {split} split never occur in "
+                         f"training ({names}): {share:.0%} of its samples cannot be classified right, so its scores are "
+                         "capped accordingly; give more samples per class (or other split fractions)")
+    return found

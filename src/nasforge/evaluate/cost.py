@@ -138,9 +138,13 @@ class CostModel:
         known.update(genome_measures(self.space, genome, which - set(known)))
         missing = which - set(known)
         if missing:
+            # Counts (params, FLOPs, bytes) need shapes only: built on the meta device they cost no
+            # memory and no arithmetic, whatever the candidate's size; latency needs the real network.
+            meta = not (missing & {"latency_ms"})
             # Building draws initial weights: keep that off the RNG that seeds training.
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), torch.device("meta" if meta else "cpu"):
                 model = self.space.build(genome)
-            known.update(measure_costs(model, self.example, self.options, missing))
+            example = torch.zeros_like(self.example[:1], device="meta") if meta else self.example
+            known.update(measure_costs(model, example, self.options, missing))
         return {k: known[k] for k in which}
 

@@ -62,6 +62,7 @@ def estimate(space: SearchSpace, genome: Genome, example: torch.Tensor, batch_si
             if isinstance(t, torch.Tensor):
                 total += t.numel()
 
+    model.eval()  # batch norm over one sample; the shapes are those of training
     hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
     try:
         sample = torch.zeros((1, *example.shape[1:]), dtype=example.dtype, device="meta")

@@ -41,6 +41,20 @@ class TrainingOptions:
     memory_limit: float | None = None
 
 
+# Optimizer steps per epoch the automatic batch size gives at least (training.batch_size: auto): with
+# 128 on scikit-learn's digits (1,078 training rows) a 3-epoch candidate took 27 steps and searches
+# returned 55% test accuracy; at 32 (102 steps) 98%, in the same time (benchmarks/defaults_fit.py).
+MIN_STEPS_PER_EPOCH = 20
+
+
+def auto_batch_size(n_train: int) -> int:
+    """The largest power of two from 16 to 128 that gives MIN_STEPS_PER_EPOCH steps over `n_train` rows."""
+    size = 128
+    while size > 16 and n_train / size < MIN_STEPS_PER_EPOCH:
+        size //= 2
+    return size
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -26,7 +26,7 @@ def make_executor(config: ExecutorConfig, evaluator: Evaluator) -> Executor:
     batch of a huge network, a cost measurement). So the serial executor is then a pool of one
     worker with this process's thread count: one candidate at a time, as before, at the price of
     starting one worker process and sending the data to it once (benchmarks/isolation_overhead.py)."""
-    limit = evaluator.stop_after()
+    limit = evaluator.stop_after() if evaluator is not None else None
     if config.name == "pool":
         return PoolExecutor(evaluator, workers=config.workers, threads=config.threads, time_limit=limit)
     if config.name == "ray":
