@@ -121,6 +121,7 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
     if note:
         warnings.warn(note, NasforgeWarning, stacklevel=2)
     make_folder(out.parent, "out")
+    _remove_stale(out)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -150,6 +151,24 @@ def _without_final(run_dir: Path, final: dict[str, Any], retrains: bool) -> tupl
                      f"returned model (which was retrained after the search; {resume})")
     return own, (f"{run_dir / final['weights']} is missing: exported trial {trial_id}'s own weights, which the returned "
                  f"model is (the study does not retrain); {resume}")
+
+
+def _remove_stale(out: Path) -> None:
+    """Temporary folders of earlier exports to `out` whose process is gone (killed midway)."""
+    for folder in [*out.parent.glob(f".{out.name}.partial-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        pid = folder.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_replaceable(out: Path) -> None:
