@@ -56,6 +56,8 @@ class SpaceConfig(_Strict):
     dropout_rates: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = Field((0.1, 0.2, 0.3, 0.5), min_length=1)
     activations: tuple[Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"], ...] = Field(("relu", "gelu", "silu"), min_length=1)
     max_skip_span: int = Field(6, ge=1, le=64)
+    stem: bool = Field(True, description="layers space: sampled genomes of images wider than 16 pixels start with stride-2 "
+                       "convolutions down to 16 (early downsampling); mutations may remove them")
     max_flops: Annotated[float, Field(gt=0)] | Literal["auto"] | None = Field(
         "auto", description="layers space: forward FLOPs per sample a candidate may have (strategies draw only candidates "
         "under it); auto: 10,000 per input value, at least 20M (28x28 images: 20M, 3x224x224: 1.5G); null: no cap")
