@@ -2,9 +2,9 @@
 size and the layers space's compute cap (space.max_flops), on two small image sets.
 
 1. scikit-learn's digits (1,078 training rows), 8 trials x 3 epochs: before = batch 128 (27 optimizer
-   steps per candidate), after = the default (auto: 32).
-2. 5,000 28x28 grayscale digit images, 10 trials x 5 epochs: before = batch 128 and no cap (the old
-   defaults; run under a wall-clock budget, since it does not end in reasonable time), after = the
+   steps per candidate) and no compute cap, after = the defaults (batch auto: 32).
+2. 5,000 28x28 grayscale digit images, 10 trials x 5 epochs: before = batch 128, no cap and no early
+   downsampling (the old defaults; run under a wall-clock budget, since it does not end in reasonable time), after = the
    defaults; beside a plain 3-conv CNN (conv32-pool-conv64-pool-conv64, ReLU, batch norm) trained
    as long (5 epochs, same optimizer and batch).
 
@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+# The old defaults: no compute cap, no early downsampling (with --batch-size 128).
+OLD = {"space": {"max_flops": None, "stem": False}}
 
 
 def make_digits28(path: Path, total: int = 5000, seed: int = 0) -> Path:
@@ -131,9 +134,9 @@ def main() -> None:
             print("\n1. digits (1,078 training rows), 8 trials x 3 epochs, evolution")
             print(f"{'setting':<28} {'seed':>4} {'batch':>5} {'test acc':>8} {'CPU s':>7}")
             for seed in args.seeds:
-                for name, extra in (("before: batch 128", ["--batch-size", "128"]), ("after: defaults", [])):
+                for name, extra, old in (("before: batch 128, no cap", ["--batch-size", "128"], OLD), ("after: defaults", [], None)):
                     r = run_search(["--dataset", "digits", "--trials", "8", "--epochs", "3", "--seed", str(seed), *extra],
-                                   tmp / f"digits-{seed}-{len(extra)}")
+                                   tmp / f"digits-{seed}-{len(extra)}", config=old)
                     print(f"{name:<28} {seed:>4} {r['batch']:>5} {r['test']:>8.4f} {r['cpu']:>7.1f}")
         if args.only in (None, "images"):
             data = make_digits28(tmp / "digits28.npz")
@@ -151,7 +154,7 @@ def main() -> None:
                 print(f"{'plain 3-conv CNN, 5 epochs':<34} {seed:>4} {r['batch']:>5} {'-':>6} {acc:>8.4f} {secs:>7.1f}")
                 if not args.skip_before:
                     r = run_search([*common, "--batch-size", "128", "--seconds", str(args.before_seconds)], tmp / f"img-before-{seed}",
-                                   config={"space": {"max_flops": None}})
+                                   config=OLD)
                     test = f"{r['test']:.4f}" if r["test"] is not None else "-"
                     print(f"{'before: batch 128, no cap':<34} {seed:>4} {r['batch']:>5} {r['trials']:>6} {test:>8} {r['cpu']:>7.1f} "
                           f"{r['wall']:>7.1f}  ({r['stop']})")
