@@ -122,6 +122,7 @@ def plain_cnn(data_path: Path, epochs: int, batch: int, seed: int) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-before", action="store_true", help="only the new defaults (the old ones take long)")
+    parser.add_argument("--skip-after", action="store_true", help="only the old defaults")
     parser.add_argument("--before-seconds", type=float, default=600, help="wall-clock budget of the old-default 28x28 search")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", choices=("digits", "images"), default=None)
@@ -146,12 +147,13 @@ def main() -> None:
             print(f"{'setting':<34} {'seed':>4} {'batch':>5} {'trials':>6} {'test acc':>8} {'CPU s':>7} {'wall s':>7}")
             for seed in args.seeds:
                 common = ["--dataset", str(data), "--trials", "10", "--epochs", "5", "--seed", str(seed)]
-                r = run_search(common, tmp / f"img-after-{seed}")
-                print(f"{'after: defaults':<34} {seed:>4} {r['batch']:>5} {r['trials']:>6} {r['test']:>8.4f} {r['cpu']:>7.1f} "
-                      f"{r['wall']:>7.1f}")
-                print(f"   best: {json.dumps(r['best'], separators=(',', ':'))[:300]}")
-                acc, secs = plain_cnn(data, 5, r["batch"], seed)
-                print(f"{'plain 3-conv CNN, 5 epochs':<34} {seed:>4} {r['batch']:>5} {'-':>6} {acc:>8.4f} {secs:>7.1f}")
+                if not args.skip_after:
+                    r = run_search(common, tmp / f"img-after-{seed}")
+                    print(f"{'after: defaults':<34} {seed:>4} {r['batch']:>5} {r['trials']:>6} {r['test']:>8.4f} {r['cpu']:>7.1f} "
+                          f"{r['wall']:>7.1f}")
+                    print(f"   best: {json.dumps(r['best'], separators=(',', ':'))[:300]}")
+                    acc, secs = plain_cnn(data, 5, r["batch"], seed)
+                    print(f"{'plain 3-conv CNN, 5 epochs':<34} {seed:>4} {r['batch']:>5} {'-':>6} {acc:>8.4f} {secs:>7.1f}")
                 if not args.skip_before:
                     r = run_search([*common, "--batch-size", "128", "--seconds", str(args.before_seconds)], tmp / f"img-before-{seed}",
                                    config=OLD)
