@@ -1,6 +1,6 @@
 """Defaults that fit the data: a batch size giving every candidate enough optimizer steps, a layers space
 that downsamples large images early and caps compute per sample, a warning for splits whose classes
-never occur in training. (Their figures: benchmarks/defaults_fit.py.)"""
+never occur in training. (Their figures: benchmarks/quality/defaults_fit.py.)"""
 
 from __future__ import annotations
 

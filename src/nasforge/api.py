@@ -11,49 +11,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
+from .budget import Budget
+from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind, split_warnings
 from .data.text import CharCorpus, TextDataset, load_char_corpus
-from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError
+from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
 from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.trainer import TrainingOptions, auto_batch_size
-from .execute import make_executor
-from .fidelity import SuccessiveHalving
-from .rundir import RunDir, check_folder
+from .example import example_of, save_example
+from .execute import Executor, make_executor
+from .registry import EXECUTORS, STRATEGIES
+from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
+from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
+from .space.resolve import check_portable, make_user_space, space_from_record, space_record, space_reference
 from .store import STORE_FILE, Store, TrialRecord
-from .strategy import STRATEGIES, GeneticAlgorithm, RegularizedEvolution, Strategy
+from .strategy.base import Strategy
+from .strategy.factory import create_strategy
 from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
-from .strategy.nsga2 import NSGA2
-from .strategy.operators import SELECTIONS, Tournament
 from .strategy.prescreen import ProxyScreenedSpace
-from .study import Budget, Study
+from .study import Study
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
 RESUMABLE = {"trials", "seconds", "target", "progress",
              "executor", "workers", "threads", "address", "cpus_per_trial", "gpus_per_trial", "ray_temp_dir", "max_retries"}
-
-
-def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
-    s = config.strategy
-    if s.name == "evolution":
-        return RegularizedEvolution(space, config.seed, population=s.population, sample_size=s.sample_size)
-    if s.name == "genetic":
-        selection = Tournament(s.tournament_size) if s.selection == "tournament" else SELECTIONS[s.selection]()
-        return GeneticAlgorithm(space, config.seed, population=s.population, selection=selection, elitism=s.elitism,
-                                crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
-    if s.name == "nsga2":
-        return NSGA2(space, config.seed, objectives=config.objectives, population=s.population,
-                     crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
-    # The rest take their options as keyword arguments under the same names.
-    return STRATEGIES[s.name](space, config.seed, **s.model_dump(exclude={"name"}, exclude_none=True))
 
 
 # Space fields the sequence space reads, under its own names; only fields the user set are passed,
@@ -100,6 +88,29 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
     if name == "cell":
         return CellSpace(data.input_shape, data.num_classes)
     return make_space_for(config, data.input_shape, data.num_classes)
+
+
+def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any = None, resumed: Path | None = None) -> SearchSpace:
+    """The search's space: a built-in one made for the data from the config's fields, or the user's own
+    (space/resolve.py); a resumed run of the user's own rebuilds exactly the space it recorded."""
+    s = config.space
+    if given is None and s.function is None and s.name in BUILTIN_SPACES:
+        return make_space_for_data(config, data)
+    default = SpaceConfig()  # a stored config (a resume) lists every field: what differs from the defaults was set
+    unused = sorted(f for f in type(s).model_fields if f not in ("name", "function", "options") and getattr(s, f) != getattr(default, f))
+    if unused:
+        raise ConfigError(f"space.{unused[0]}: configures the built-in spaces ({', '.join(BUILTIN_SPACES)}), not your own; "
+                          "ask for such choices in your space")
+    if resumed is not None:
+        store = Store.in_dir(resumed)
+        try:
+            record = store.get("space")
+        finally:
+            store.close()
+        if record:
+            return space_from_record(record, given)
+    task = {"input_shape": tuple(getattr(data, "input_shape", ()) or ()), "num_classes": getattr(data, "num_classes", None)}
+    return make_user_space(s.name, s.function, s.options, task, given)
 
 
 def cost_options(config: SearchConfig) -> CostOptions:
@@ -173,16 +184,21 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "hparams", "max_flops", *SEQUENCE_ONLY})
+    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
     return LayerGraphSpace(input_shape, num_classes, LayerSpaceOptions(**options, hparams=hparams))
 
 
-def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = ()) -> Study:
-    """The Study a config describes, holding its run directory's lock (taken before any data is
-    loaded, so a second writer, a bad --out or a damaged store fails at once); Study.run releases it."""
+def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
+                strategy: Strategy | None = None, executor: Executor | None = None, space: Any = None) -> Study:
+    """The study a config describes; `strategy` / `executor` instances replace the ones it names; `space`
+    is the user's own space as a Python object (search(space=...)) where the config names it by import
+    path in space.function (space/resolve.py).
+
+    It holds its run directory's lock (taken before any data is loaded, so a second writer, a bad
+    --out or a damaged store fails at once); Study.run releases it."""
     rundir = RunDir(config.out)
     made = not rundir.path.exists()
     rundir.acquire()  # checks and makes the folder first
@@ -194,7 +210,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         if resume and not exists:
             raise StoreError(f"cannot resume: {rundir.path} holds no study ({rundir.store_path} is missing)")
         store = rundir.open_store() if exists else None  # checked: an empty or damaged store is refused here
-        study = _assemble(config, rundir, store, callbacks)
+        study = _assemble(config, rundir, store, callbacks, strategy, executor, space)
     except BaseException:
         if store is not None:
             store.close()
@@ -207,15 +223,16 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     return study
 
 
-def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
-              callbacks: tuple[Callable[[Study, TrialRecord], None], ...]) -> Study:
+def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbacks: tuple[Callable[[Study, TrialRecord], None], ...],
+              strategy: Strategy | None, executor: Executor | None, space: Any) -> Study:
+    run_dir, exists = rundir.path, store is not None
     data = load_data_for(config)
     if isinstance(data, Dataset):
         for problem in split_warnings(data):
             warnings.warn(problem, NasforgeWarning, stacklevel=3)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
-    space = make_space_for_data(config, data)
+    space = space_for_run(config, data, space, run_dir if exists else None)
     # A measure read off the genome needs a space that defines it (SearchSpace's default is None).
     for name in sorted(measures_of(parse_constraints(config.constraints)) & set(GENOME_MEASURES)):
         if getattr(type(space), name) is getattr(SearchSpace, name):
@@ -236,17 +253,30 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
             limits = [*config.constraints] + ([f"the compute cap space.max_flops: {cap.limit:g}"] if cap else [])
             raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(limits)}); "
                               "drop it or loosen the constraints")
+    record = space_record(space)
+    if executor is None and config.executor.name in ("pool", "ray"):  # their workers rebuild the space
+        check_portable(space, config.executor.name)
     if t.batch_size == "auto":  # the store records the batch size the study trains with
         config = config.model_copy(update={"training": t.model_copy(update={"batch_size": batch_size})})
     if store is None:
+        try:  # before the store: a run whose store exists has its example
+            save_example(run_dir, example_of(data, config.dataset.max_length))
+        except Exception as exc:
+            if not is_write_failure(exc):
+                raise
+            raise WriteFailed(f"cannot write {run_dir}: {describe_os_error(exc)}; nothing was recorded") from exc
         # Everything a study is, written in one transaction: a store never exists without it.
-        store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(),
-                                     "space": {"name": space.name, "config": space.config()}})
+        store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(), "space": record})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
     f = config.fidelity
-    halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
-    strategy = make_strategy(config, search_space)
+    scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
+    if strategy is None:
+        strategy = create_strategy(config.strategy, search_space, config.seed, config.objectives)
+    elif getattr(strategy, "space", None) not in (space, search_space):
+        raise ConfigError("strategy: this instance searches another space object than the study's; pass its class "
+                          "(strategy=MyStrategy) or a factory (lambda space, seed: MyStrategy(space, seed)) and it is built "
+                          "on the study's space")
     if given:
         strategy = GivenFirst(strategy, given)
     return Study(
@@ -254,9 +284,9 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
-        executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
-        halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
-        early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
+        executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
+        scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
+        objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
 
@@ -319,17 +349,46 @@ def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     return build_config(stored, **overrides, out=str(run_dir))
 
 
+def _adopt(options: dict[str, Any]) -> dict[str, Any]:
+    """Turn `strategy=` / `executor=` given as Python objects into the names a config records (a
+    class or factory: its registered name or import path, see Registry.adopt); an instance is
+    returned apart, to be used as it is."""
+    instances: dict[str, Any] = {}
+    for key, registry, base in (("strategy", STRATEGIES, Strategy), ("executor", EXECUTORS, Executor)):
+        value = options.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, base):
+            instances[key] = value
+            value = type(value)
+        options[key] = registry.adopt(value)
+    return instances
+
+
 def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, resume: bool = False,
            callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (), **options: Any) -> Study:
     """Run (or resume) a search and return the finished Study (`.best`, `.trials`, `.final`).
 
     `config` is a SearchConfig, a mapping or a YAML path; keyword options are the CLI's flags
-    (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it.
+    (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it. `strategy` and
+    `executor` may also be objects: a registered name, a class or factory (`Strategy` subclass,
+    `(space, seed, **options) -> Strategy`), or an instance used as it is. `space=` also takes your
+    own space as an object: a model function `f(c: nasforge.Choices) -> nn.Module`, a SearchSpace
+    instance, class or factory (docs/how-to/own-model.md); to resume such a run in a new process,
+    pass it again where its module cannot be imported.
     """
+    instances = _adopt(options)
+    space = options.get("space")
+    if space is not None and not isinstance(space, str):
+        options["space"] = None if resume else space_reference(space)
+    else:
+        space = None
     if resume:
         out = options.pop("out", None) or (config.out if isinstance(config, SearchConfig) else None)
         if out is None:
             raise ConfigError("out: give the run directory of the study to resume")
+        for key in instances.keys() | {k for k in ("strategy", "executor") if k in options and ":" in str(options[k])}:
+            options.pop(key, None)  # handed over again only to be found: the stored config names it
         cfg = resume_config(out, **options)
     elif isinstance(config, SearchConfig):
         cfg = build_config(to_dict(config), **options)
@@ -337,8 +396,8 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(read_yaml(config), **options)
     else:
         cfg = build_config(config, **options)
-    study = build_study(cfg, resume=resume, callbacks=callbacks)
+    study = build_study(cfg, resume=resume, callbacks=callbacks, space=space, **instances)
     return study.run()
 
 
-__all__ = ["build_study", "make_strategy", "parse_config", "resume_config", "search"]
+__all__ = ["build_study", "parse_config", "resume_config", "search"]

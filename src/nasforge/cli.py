@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import FLAGS
+from .config import flags
 from .errors import NasforgeError, NasforgeWarning
 
 
@@ -38,13 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run or resume a search")
     p.add_argument("config", nargs="?", help="YAML config file (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the study in --out after a crash or Ctrl-C")
-    for name, (path, kind, text) in FLAGS.items():
-        flag = "--" + name.replace("_", "-")
-        if kind is list:  # repeatable: each use adds one item (--constraint A --constraint B)
-            p.add_argument(flag, dest=name, action="append", default=None, metavar="TEXT", help=f"{text} [{path}]")
-            continue
-        p.add_argument(flag, dest=name, type=_bool if kind is bool else kind, default=None, metavar=kind.__name__.upper(),
-                       help=f"{text} [{path}]")
+    for name, flag in flags().items():  # derived from the config schema (config.flags)
+        text = f"{flag.help} [{flag.path}]"
+        if flag.kind == "repeat":  # each use adds one item (--constraint A --constraint B)
+            p.add_argument(flag.option, dest=name, action="append", default=None, metavar="TEXT", help=text)
+        elif flag.kind == "list":
+            p.add_argument(flag.option, dest=name, default=None, metavar="A,B,...", help=text)
+        else:
+            kinds = {"bool": _bool, "int": int, "float": float, "str": str}
+            p.add_argument(flag.option, dest=name, type=kinds[flag.kind], default=None, metavar=flag.kind.upper(), help=text)
 
     p = sub.add_parser("show", help="leaderboard of a study")
     p.add_argument("run", help="run directory")
@@ -64,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("pytorch", "torchscript", "onnx"), default="pytorch",
                    help="pytorch: weights + genome + model.py; torchscript / onnx add that file, checked against PyTorch")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--space", default=None, metavar="MODULE:NAME", help="the run's own model function (or space class) "
+                   "where it cannot be imported by the name the run recorded, e.g. one defined in a script: "
+                   "path/to/script.py:make_model")
 
     p = sub.add_parser("report", help="HTML report of a study (plots, leaderboard, lineage); --serve for a live view")
     p.add_argument("run", help="run directory")
@@ -122,7 +128,7 @@ def _search(args: argparse.Namespace) -> int:
     from .api import build_study, resume_config
     from .config import build_config, read_yaml
 
-    options = {name: getattr(args, name) for name in FLAGS}
+    options = {name: getattr(args, name) for name in flags()}
     if args.resume:
         if args.config:
             raise NasforgeError("give either a config file or --resume --out RUN, not both")
@@ -141,16 +147,45 @@ def _search(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: nasforge search --resume --out {config.out}", file=sys.stderr)
         return 130
+    print_summary(study, config)
+    return 0
+
+
+def print_summary(study: Any, config: Any) -> None:
+    """What a newcomer needs once the search ends: the best architecture, its scores, where the run
+    is, and the commands to try next on it."""
+    statuses = [t.status for t in study.trials]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+    print(f"stopped: {study.stop_reason}; {len(statuses)} trials ({counts})")
+    run = shlex.quote(str(config.out))
     final = study.final
-    print(f"stopped: {study.stop_reason}; {len(study.trials)} trials")
     if final:
         best = study.store.trial(final["trial"])
         folds = len(best.metrics.get("cv_accuracy", ()))
-        where = f"val ({folds}-fold mean)" if folds else "val"
-        print(f"best: trial {best.id}  {where} {study.evaluator.reward}={best.reward:.4f}  "
-              f"test accuracy={final['test']['accuracy']:.4f}  params={best.params}")
-        print(f"  {study.space.describe(study.space.from_json(best.genome))}")
-    return 0
+        where = f"validation ({folds}-fold mean)" if folds else "validation"
+        print(f"best architecture (trial {best.id}): {study.space.describe(study.space.from_json(best.genome))}")
+        params = f"{best.params:,} parameters" if best.params is not None else "parameters not counted"
+        print(f"  {where} {study.evaluator.reward_name} {best.reward:.4f}, {params}")
+        test = final.get("test") or {}
+        # Accuracy, the study's own reward where the test split has it (f1, precision, ...), and the loss.
+        names = dict.fromkeys(("accuracy", study.evaluator.reward_name, "f1", "loss"))
+        scores = [f"{name} {test[name]:.4f}" for name in names if isinstance(test.get(name), (int, float))]
+        print(f"  test {', '.join(scores) or 'not scored'} (the returned model: {final['source']}; test split scored once)")
+    else:
+        print("no trial completed, so there is no model to return; `nasforge show` lists the failures")
+    print(f"run: {run}  (study.sqlite: every trial; final.pt: the returned model's weights)")
+    print("next:")
+    front = len(config.objectives) >= 2
+    model = str(Path(config.out) / "model")
+    load = f"import nasforge; print(nasforge.load({json.dumps(model)}))"
+    for command, why in (
+        (f"nasforge show {run}" + (" --front" if front else ""), "the leaderboard" + (" and the Pareto front" if front else "")),
+        (f"nasforge report {run}", "an HTML report with plots"),
+        (f"nasforge export {run} --best --out {shlex.quote(model)}", "weights.pt + genome.json + model.py"),
+        (f"python -c {shlex.quote(load)}", "the trained torch.nn.Module, back from the export"),
+    ):
+        if final or command.startswith("nasforge show"):
+            print(f"  {command:<60}  # {why}")
 
 
 def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:
@@ -167,7 +202,7 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
 
 def _show_front(args: argparse.Namespace) -> int:
     from .evaluate.constraints import parse_constraints
-    from .report.pareto import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
+    from .objectives import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
     from .report.snapshot import read_run
 
     snap = read_run(args.run)
@@ -256,21 +291,23 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_export, export_front, export_trial, real_batch
+    from .export import check_export, example_batch, export_front, export_trial
+    from .space.resolve import load_space_object
 
+    space = load_space_object(args.space) if args.space else None
     if args.front:
-        folders, skipped = export_front(args.run, args.out, format=args.format)
+        folders, skipped = export_front(args.run, args.out, format=args.format, space=space)
         for line in skipped:
             print(f"skipped {line}", file=sys.stderr)
     else:
-        folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format)]
-    batch = real_batch(args.run) if args.format != "pytorch" else None
+        folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format, space=space)]
+    batch = example_batch(args.run) if args.format != "pytorch" else None
     for folder in folders:
         files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file()))
         print(f"exported to {folder}: {files}")
         if batch is not None:
-            for form, diff in check_export(folder, batch).items():
-                print(f"  {form} vs PyTorch on {len(batch)} test samples: max abs diff {diff:.3g}")
+            for form, diff in check_export(folder, batch, space=space).items():
+                print(f"  {form} vs PyTorch on {len(batch)} example inputs: max abs diff {diff:.3g}")
     return 0
 
 

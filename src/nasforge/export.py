@@ -2,7 +2,9 @@
 optionally a TorchScript or ONNX file of the same network beside them.
 
 Every export folder holds the PyTorch form (weights.pt, genome.json, model.py where the space builds
-Plans); `format` adds `model.torchscript.pt` (torch.jit.load) or `model.onnx` (onnxruntime).
+Plans); `format` adds `model.torchscript.pt` (torch.jit.load) or `model.onnx` (onnxruntime), for
+any space, the user's own included: those two need neither nasforge nor the code that built the
+network. They are traced with the example input the run kept (example.py).
 A study whose returned model is an ensemble (`training.final_ensemble`) exports it whole: genome.json
 lists every member's genome and weights.pt holds them all (no model.py: each member is its own net).
 Loading never unpickles arbitrary objects: weights are read with `weights_only=True`, the genome is
@@ -28,11 +30,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedTensorMixin
 
 from .errors import NasforgeError, NasforgeWarning, StoreError, WriteFailed
+from .example import load_example
 from .rundir import check_folder, describe_os_error, is_write_failure, make_folder
-from .space import make_space
 from .space.plan import PlanNet, plan_to_source
+from .space.resolve import space_from_record
 from .store import Store
 
 GENOME_FILE = "genome.json"
@@ -57,11 +61,13 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
-def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None, format: str = "pytorch") -> Path:  # noqa: A002
+def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None, format: str = "pytorch",  # noqa: A002
+                 space: Any = None) -> Path:
     """Export one trial of a study (the study's final model when `trial_id` is None) into `out`.
 
     `format` "torchscript" or "onnx" adds that file to the PyTorch form; the example batch they are
-    traced with comes from the study's own test split (see `real_batch`).
+    traced with is the run's example input (see `example_batch`). `space`: the run's model function
+    (or space class / instance) where it cannot be imported here (space/resolve.py).
     """
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
@@ -100,10 +106,13 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
             raise StoreError(f"the weights of trial {trial_id} were not kept: {weights.parent} holds those of the best "
                              f"keep_top={(store.get('config') or {}).get('keep_top', '?')} trials (and of any the search still needed)")
         space_info = store.get("space")
+        if not space_info:
+            raise StoreError(f"{run_dir}: the run records no search space, so its networks cannot be rebuilt")
         meta = {
             "format": "nasforge-export/1",
             "space": space_info["name"],
             "space_config": space_info["config"],
+            **({"space_class": space_info["class"]} if space_info.get("class") else {}),
             "genome": record.genome,
             "trial": trial_id,
             "reward": record.reward,
@@ -126,7 +135,7 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
     shutil.rmtree(partial, ignore_errors=True)
     try:
         partial.mkdir()
-        _write_export(partial, run_dir, meta, weights, record.reward, trial_id, format)
+        _write_export(partial, run_dir, meta, weights, record.reward, trial_id, format, space)
         _replace_folder(partial, out)
     except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
@@ -190,10 +199,10 @@ def _replace_folder(new: Path, out: Path) -> None:
 
 
 def _write_export(folder: Path, run_dir: Path, meta: dict[str, Any], weights: Path, reward: float | None, trial_id: int,
-                  format: str) -> None:  # noqa: A002
+                  format: str, space: Any) -> None:  # noqa: A002
     shutil.copyfile(weights, folder / WEIGHTS_FILE)
     (folder / GENOME_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    model = _build(meta)
+    model = _build(meta, space)
     if isinstance(model, PlanNet):
         norm = (meta["dataset"] or {}).get("normalization") or {}
         header = f"nasforge trial {trial_id}, validation reward {reward:.4f}"
@@ -203,21 +212,29 @@ def _write_export(folder: Path, run_dir: Path, meta: dict[str, Any], weights: Pa
     if format != "pytorch":
         model.load_state_dict(load_weights(folder / WEIGHTS_FILE))
         model.eval()
-        example = real_batch(run_dir, meta, n=2)
+        example = example_batch(run_dir, meta, n=2)
         if format == "torchscript":
             _to_torchscript(model, example, folder / TORCHSCRIPT_FILE)
         else:
             _to_onnx(model, example, folder / ONNX_FILE)
 
 
-def _build(meta: dict[str, Any]) -> nn.Module:
+def _build(meta: dict[str, Any], given: Any = None) -> nn.Module:
     """The untrained network of an export's metadata: one genome, or an Ensemble of its members'."""
     from .data.datasets import make_views
     from .ensemble import combine
 
-    space = make_space(meta["space"], meta["space_config"])
+    record = {"name": meta["space"], "config": meta["space_config"], "class": meta.get("space_class")}
+    space = space_from_record(record, given)
     genomes = [m["genome"] for m in meta.get("members") or [meta]]
     return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")))
+
+
+def example_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
+    """Up to `n` inputs to trace and check exports with: the example the run kept when it was made
+    (example.py), or for an older run that has none, samples of its data loaded again (`real_batch`)."""
+    kept = load_example(run_dir, n)
+    return kept if kept is not None else real_batch(run_dir, meta, n)
 
 
 def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
@@ -278,6 +295,7 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the 'export' extra ({exc.name} is missing): pip install 'nasforge[export]'") from exc
     batch = torch.export.Dim("batch", min=1)
+    # The batch dimension stays dynamic; given by position, since forward's argument may have any name.
     # The exporter logs a line for every torchvision op it cannot register; not our concern here.
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -286,18 +304,18 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["logits"],
-                              dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False)
+                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
     except Exception as exc:  # the exporter raises many types; the user needs the reason, not the class
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
     finally:
         quiet.setLevel(level)
 
 
-def check_export(folder: str | Path, batch: torch.Tensor) -> dict[str, float]:
+def check_export(folder: str | Path, batch: torch.Tensor, space: Any = None) -> dict[str, float]:
     """Max abs difference between the exported PyTorch model and each other form in `folder`
     (TorchScript via torch.jit.load, ONNX via onnxruntime) on `batch`."""
     folder = Path(folder)
-    reference = load(folder)
+    reference = load(folder, space=space)
     with torch.no_grad():
         expected = reference(batch)
     diffs: dict[str, float] = {}
@@ -319,13 +337,13 @@ def check_export(folder: str | Path, batch: torch.Tensor) -> dict[str, float]:
 
 
 def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch",  # noqa: A002
-                 objectives: Sequence[str] | None = None) -> tuple[list[Path], list[str]]:
+                 objectives: Sequence[str] | None = None, space: Any = None) -> tuple[list[Path], list[str]]:
     """Export every model on the study's Pareto front into `out/trial_NNNNN/`.
 
     Returns the folders written and one line per front member that could not be exported (its
     weights were not kept). Raises when the study has fewer than two objectives.
     """
-    from .report.pareto import pareto_front, study_objectives
+    from .objectives import pareto_front, study_objectives
     from .report.snapshot import read_run
 
     snap = read_run(run_dir)
@@ -339,7 +357,7 @@ def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch", 
     written, skipped = [], []
     for trial in front:
         try:
-            written.append(export_trial(run_dir, Path(out) / f"trial_{trial.id:05d}", trial.id, format=format))
+            written.append(export_trial(run_dir, Path(out) / f"trial_{trial.id:05d}", trial.id, format=format, space=space))
         except StoreError as exc:
             skipped.append(f"trial {trial.id}: {exc}")
     if not written:
@@ -347,10 +365,15 @@ def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch", 
     return written, skipped
 
 
-def load(path: str | Path) -> nn.Module:
-    """A trained model from an export folder (or its genome.json), in eval mode. A folder whose files
-    cannot be read or do not match raises DamagedExport naming the file; nothing is allocated for a
-    network the weight file does not hold."""
+def load(path: str | Path, space: Any = None) -> nn.Module:
+    """A trained model from an export folder (or its genome.json), in eval mode. The network is rebuilt
+    by its search space; for your own space, nasforge imports its model function (or class) by the
+    module:qualname it recorded, or uses `space` (the function itself) where that module cannot be
+    imported here. The folder's model.torchscript.pt / model.onnx load without nasforge at all.
+
+    A folder whose files cannot be read or do not match raises DamagedExport naming the file; the
+    network is first built on the meta device and checked against the weight file, so nothing is
+    allocated for sizes the weight file does not hold."""
     path = Path(path)
     folder = path.parent if path.is_file() else path
     meta_path = folder / GENOME_FILE
@@ -374,14 +397,20 @@ def load(path: str | Path) -> nn.Module:
                             "truncated?); export the model again") from None
     try:
         with torch.device("meta"):  # shapes only: no memory, whatever sizes the genome states
-            skeleton = _build(meta)
+            skeleton = _build(meta, space)
     except (NasforgeError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise DamagedExport(f"{damaged} {GENOME_FILE} does not describe a network of the {meta.get('space')!r} space ({exc})") from None
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if expected != found:
-        raise DamagedExport(f"{damaged} {WEIGHTS_FILE} does not match {GENOME_FILE}: {_first_difference(expected, found)}")
-    model = _build(meta)  # now the real tensors, of the sizes the weight file holds
+    except Exception:  # a user's model function that cannot run on the meta device: built for real below
+        skeleton = None
+    if skeleton is not None:
+        # Lazy modules (a user's own model function) have no shapes yet: the weight file gives them theirs.
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if not isinstance(v, UninitializedTensorMixin)}
+        found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor) and k in expected}
+        unknown = set(state) - set(skeleton.state_dict())
+        if expected != found or unknown:
+            raise DamagedExport(f"{damaged} {WEIGHTS_FILE} does not match {GENOME_FILE}: "
+                                f"{_first_difference(expected, {k: tuple(v.shape) for k, v in state.items()})}")
+    model = _build(meta, space)  # now the real tensors, of the sizes the weight file holds
     model.load_state_dict(state)
     return model.eval()
 

@@ -77,6 +77,18 @@ def _inference(model: nn.Module):
         model.train(was_training)
 
 
+def materialize(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """Give lazy modules (nn.LazyLinear, ...: common in a user's own model function, which need not
+    know the flattened size) their shapes with one forward pass of one sample of `example`, so that
+    their parameters can be counted, inherited and handed to an optimizer. A no-op for other models."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    if any(isinstance(m, LazyModuleMixin) and m.has_uninitialized_params() for m in model.modules()):
+        with _inference(model):
+            model(example[:1])
+    return model
+
+
 def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     """FLOPs of one forward pass of `example` (pass one sample for per-sample FLOPs)."""
     with _inference(model):
@@ -140,11 +152,22 @@ class CostModel:
         if missing:
             # Counts (params, FLOPs, bytes) need shapes only: built on the meta device they cost no
             # memory and no arithmetic, whatever the candidate's size; latency needs the real network.
-            meta = not (missing & {"latency_ms"})
-            # Building draws initial weights: keep that off the RNG that seeds training.
-            with torch.random.fork_rng(devices=[]), torch.device("meta" if meta else "cpu"):
-                model = self.space.build(genome)
-            example = torch.zeros_like(self.example[:1], device="meta") if meta else self.example
-            known.update(measure_costs(model, example, self.options, missing))
+            measured = self._on_meta(genome, missing) if not missing & {"latency_ms"} else None
+            if measured is None:
+                # Building draws initial weights: keep that off the RNG that seeds training.
+                with torch.random.fork_rng(devices=[]):
+                    model = materialize(self.space.build(genome), self.example)
+                measured = measure_costs(model, self.example, self.options, missing)
+            known.update(measured)
         return {k: known[k] for k in which}
 
+    def _on_meta(self, genome: Genome, which: set[str]) -> dict[str, float | int] | None:
+        """The counts from the network built on the meta device; None where the space's build cannot
+        run there (a user's model function that makes CPU tensors): it is then built for real."""
+        example = torch.zeros_like(self.example[:1], device="meta")
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                model = materialize(self.space.build(genome), example)
+                return measure_costs(model, example, self.options, which)
+        except Exception:
+            return None

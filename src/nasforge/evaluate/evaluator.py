@@ -15,7 +15,7 @@ from ..data.datasets import Dataset
 from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
-from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, measure_costs
+from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, materialize, measure_costs
 from .crossval import summarize
 from .footprint import check as check_footprint
 from .inherit import inherit
@@ -84,15 +84,50 @@ def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class Evaluator(ABC):
+    """How a candidate is scored. `evaluate` is the one method to write; the rest is what the study
+    calls around it, with defaults that let an evaluator implementing `evaluate` alone run a whole
+    search (no final retrain, no validation / test scores of the returned model)."""
+
     # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
     # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
     inherits_weights = False
+
+    @property
+    def epochs(self) -> int | None:
+        """Epochs of a full evaluation (what median stopping compares curves over); None where
+        evaluation has no epochs (table look-ups, a user function that trains its own way)."""
+        return None
+
+    @property
+    def reward_name(self) -> str:
+        """What `Result.reward` measures, for leaderboards and summaries."""
+        return "reward"
 
     @abstractmethod
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None) -> Result:
         """Train and score one candidate. Never raises for a failing candidate: returns status
         'failed' or 'pruned'. Evaluators that do not train may ignore warmstart and prune_below."""
+
+    @property
+    def can_retrain(self) -> bool:
+        """Whether `retrain` is implemented (the study's final_epochs needs it)."""
+        return type(self).retrain is not Evaluator.retrain
+
+    def retrain(self, model: torch.nn.Module, seed: int, epochs: int, genome: Genome | None = None,
+                with_validation: bool = False) -> None:
+        """Train the returned network again from scratch for `epochs` (the study's final_epochs);
+        `with_validation`: on the training and validation data together (the search is over)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot retrain a network (it implements no retrain); "
+                                  "drop final_epochs to return the search trial's own weights")
+
+    def validate(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Scores of the returned model on the data the search selected on; none by default."""
+        return {}
+
+    def test(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Scores of the returned model on held-out test data, computed once at the end; none by default."""
+        return {}
 
     def stop_after(self) -> float | None:
         """Seconds after which an executor stops an evaluation outright (its worker process ended, the
@@ -126,6 +161,14 @@ class TrainingEvaluator(Evaluator):
         self.cost_measures = set(MEASURES) if costs is not None else needed & set(MEASURES)
         self.genome_measures = needed & set(GENOME_MEASURES)
 
+    @property
+    def epochs(self) -> int | None:
+        return self.training.epochs
+
+    @property
+    def reward_name(self) -> str:
+        return self.reward
+
     def stop_after(self) -> float | None:
         return hard_limit(self.training.time_limit, 1 + len(self.folds))
 
@@ -147,7 +190,7 @@ class TrainingEvaluator(Evaluator):
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
-            model = self.space.build(genome)
+            model = materialize(self.space.build(genome), self.data.x_train)
             params = count_params(model)
             metrics["params"] = params
             if self.cost_measures:
@@ -205,7 +248,7 @@ class TrainingEvaluator(Evaluator):
         """Scores (and training seconds) of a fresh copy of the candidate on one further fold."""
         x, y = self._pool()
         torch.manual_seed(seed)
-        model = self.space.build(genome).to(resolve_device(options.device))
+        model = materialize(self.space.build(genome), x).to(resolve_device(options.device))
         outcome = train(model, x[rows], y[rows], options, seed, epochs=epochs, augment=self.data.augment)
         return {**score(model, x[held], y[held], self.data.num_classes), "seconds": outcome.seconds}
 
@@ -234,7 +277,7 @@ class TrainingEvaluator(Evaluator):
         `with_validation`: on the training and validation splits together (the search is over)."""
         training = self._options(genome)[0] if genome is not None else self.training
         x, y = self._pool() if with_validation else (self.data.x_train, self.data.y_train)
-        model.to(resolve_device(training.device))
+        materialize(model, x).to(resolve_device(training.device))
         train(model, x, y, training, seed, epochs=epochs, augment=self.data.augment)
         model.cpu()
 

@@ -99,10 +99,15 @@ def free_memory(device: torch.device | str = "cpu") -> int | None:
 
 
 def check(space: SearchSpace, genome: Genome, example: torch.Tensor, batch_size: int, limit: float | None,
-          device: torch.device | str = "cpu") -> tuple[Footprint, str | None]:
+          device: torch.device | str = "cpu") -> tuple[Footprint | None, str | None]:
     """The footprint, and why the candidate must not be built (None when it may): over `limit` bytes,
-    or with no limit given over DEFAULT_SHARE of the memory free on `device` now."""
-    footprint = estimate(space, genome, example, batch_size)
+    or with no limit given over DEFAULT_SHARE of the memory free on `device` now. A space whose build
+    cannot run on the meta device (a user's model function creating CPU tensors) is not checked:
+    (None, None), and the real build that follows reports any error of its own."""
+    try:
+        footprint = estimate(space, genome, example, batch_size)
+    except Exception:
+        return None, None
     if limit is None:
         free = free_memory(device)
         if free is None:

@@ -43,7 +43,7 @@ class TrainingOptions:
 
 # Optimizer steps per epoch the automatic batch size gives at least (training.batch_size: auto): with
 # 128 on scikit-learn's digits (1,078 training rows) a 3-epoch candidate took 27 steps and searches
-# returned 55% test accuracy; at 32 (102 steps) 98%, in the same time (benchmarks/defaults_fit.py).
+# returned 55% test accuracy; at 32 (102 steps) 98%, in the same time (benchmarks/quality/defaults_fit.py).
 MIN_STEPS_PER_EPOCH = 20
 
 
