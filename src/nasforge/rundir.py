@@ -240,7 +240,9 @@ class RunDir:
                               "locks; put the run directory on a local disk") from exc
         previous = Holder.parse(_read(fd))
         self.taken_over = previous if previous is not None and previous.pid != os.getpid() else None
-        me = Holder(os.getpid(), socket.gethostname(), time.time(), " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])[:200])
+        program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+        program = "nasforge" if program in ("cli.py", "nasforge", "__main__.py") else program
+        me = Holder(os.getpid(), socket.gethostname(), time.time(), " ".join([program, *sys.argv[1:]])[:200])
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(me.__dict__).encode(), 0)
