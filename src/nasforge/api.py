@@ -250,7 +250,7 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     for i, genome in enumerate(given):
         if (why := search_space.refusal(genome)) is not None:
             cap = compute_cap(config, space)
-            limits = [*config.constraints] + ([f"the compute cap space.max_flops: {cap.limit:g}"] if cap else [])
+            limits = [*config.constraints] + ([f"the compute cap space.max_flops: {cap.limit:g}"] if cap and "flops" in why else [])
             raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(limits)}); "
                               "drop it or loosen the constraints")
     record = space_record(space)
