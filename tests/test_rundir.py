@@ -100,6 +100,7 @@ def test_resume_waits_for_no_one_but_refuses_a_held_run(run, tmp_path, capsys) -
     try:
         code, err = _cli(capsys, "search", "--resume", "--out", str(copy), "--trials", "4")
         assert code == 2 and "being written by another search" in err
+        assert _cli(capsys, "show", str(copy))[0] == 0  # readers never wait for the writer
     finally:
         holder.release()
     assert _digest(copy / STORE_FILE) == before
