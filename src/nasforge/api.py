@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
+from .callbacks import wants_epochs
 from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind, split_warnings
+from .data.objects import load_objects
+from .data.streamed import StreamedDataset
 from .data.text import CharCorpus, TextDataset, load_char_corpus
 from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
 from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
@@ -22,10 +25,11 @@ from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
-from .evaluate.trainer import TrainingOptions, auto_batch_size
+from .evaluate.metrics import CustomMetric
+from .evaluate.trainer import TrainingOptions, auto_batch_size, check_device
 from .example import example_of, save_example
 from .execute import Executor, make_executor
-from .registry import EXECUTORS, STRATEGIES
+from .registry import EVALUATORS, EXECUTORS, STRATEGIES
 from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
 from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
@@ -37,6 +41,7 @@ from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
 from .strategy.prescreen import ProxyScreenedSpace
 from .study import Study
+from .usercode import PYTHON_DATA, UserObjects, check_same_data, user_objects
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
@@ -54,18 +59,26 @@ SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "chan
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
 
 
-def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
-    """The dataset (or, for language-model sources, the character corpus) a config names."""
+def load_data_for(config: SearchConfig, objects: UserObjects | None = None) -> Dataset | StreamedDataset | CharCorpus:
+    """The dataset (or, for language-model sources, the character corpus) a config names, or the
+    user's data object read under the config's split and streaming rules."""
     d = config.dataset
+    if objects is not None and objects.data is not None:
+        return load_objects(objects.data, name=d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+                            seed=d.split_seed, layout=d.layout, task=d.task, stream=d.stream, memory_mb=d.memory_mb,
+                            workers=d.workers)
+    if d.name.startswith(PYTHON_DATA):
+        raise ConfigError(f"dataset: this study's data was given as a Python object ({d.name}); pass it again as data=")
     kind, path = source_kind(d.name)
     if kind in LANGUAGE_MODEL_SOURCES:
         # The corpus convention: the last 10% is held out (halved into validation and test).
         return load_char_corpus(path, held_out=0.1, name=d.name)
     return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
-                        label_column=d.label_column, layout=d.layout,
+                        label_column=d.label_column, layout=d.layout, task=d.task,
                         options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
                                               val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm,
-                                              test_views=d.test_views))
+                                              test_views=d.test_views, stream=d.stream, memory_mb=d.memory_mb,
+                                              workers=d.workers))
 
 
 def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
@@ -127,7 +140,10 @@ def make_scalarization(config: SearchConfig) -> Scalarization | None:
     return None
 
 
-def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus, training: TrainingOptions) -> Evaluator:
+def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus, training: TrainingOptions,
+                   objects: UserObjects | None = None, epoch_callbacks: tuple[Any, ...] = ()) -> Evaluator:
+    objects = objects or UserObjects()
+    name = "functional" if objects.evaluate is not None else config.evaluator
     if isinstance(data, CharCorpus):
         used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
         if used:
@@ -137,17 +153,45 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
             raise ConfigError("training.label_smoothing: language models train on plain next-character cross-entropy")
         if config.training.cv_folds is not None:
             raise ConfigError("training.cv_folds: language models are scored on their own validation text, not by folds")
-        return LanguageModelEvaluator(space, data, training, config.reward, seq_len=config.dataset.max_length or 128)
+        if name not in ("auto", "language_model"):
+            raise ConfigError(f"evaluator: a character corpus trains language models; {name!r} does not")
+        reward = "neg_loss" if config.reward == "auto" else config.reward
+        return LanguageModelEvaluator(space, data, training, reward, seq_len=config.dataset.max_length or 128)
     if training.cpu_seconds is not None:
         raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
                           "`epochs` (use trial_timeout to cap a candidate's time)")
+    streamed = isinstance(data, StreamedDataset)
+    if config.training.cv_folds and streamed:
+        raise ConfigError("training.cv_folds: cross-validation folds index into data held in memory; this data is streamed "
+                          "(set dataset.stream: false, or drop cv_folds)")
     try:
         folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if config.training.cv_folds else []
     except ValueError as exc:
         raise ConfigError(f"training.cv_folds: {exc}") from None
-    return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
-                             constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config),
-                             folds=folds)
+    reward: str | CustomMetric = config.reward
+    if config.reward == "custom":
+        if objects.metric is None:
+            raise ConfigError("reward: custom is the Python API's reward=callable(y_true, y_score); give it again")
+        reward = CustomMetric(objects.metric, config.reward_direction)
+    common = dict(proxies=config.training.proxies, costs=cost_options(config), constraints=parse_constraints(config.constraints),
+                  scalarization=make_scalarization(config), folds=folds, epoch_callbacks=epoch_callbacks)
+    try:
+        if name == "functional":
+            if objects.evaluate is None:
+                raise ConfigError("evaluator: functional runs the Python API's evaluate=fn(model, ctx); give it again")
+            if folds:
+                raise ConfigError("training.cv_folds: folds need the built-in trainer; evaluate= trains one network its own way")
+            from .evaluate.functional import FunctionalEvaluator
+
+            common.pop("folds")
+            return FunctionalEvaluator(space, data, objects.evaluate, training, reward, config.reward_direction, **common)
+        if name in ("auto", "training"):
+            return TrainingEvaluator(space, data, training, reward, **common)
+        factory = EVALUATORS.get_or_error(name, "evaluator")
+        return factory(space=space, data=data, training=training, reward=reward)
+    except ValueError as exc:  # a reward or loss that does not fit the task
+        field = "training.loss" if "loss" in str(exc) else "reward"
+        raise ConfigError(f"{field}: {exc}") from None
 
 
 def compute_cap(config: SearchConfig, space: SearchSpace) -> Constraint | None:
@@ -174,13 +218,13 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
     constraints = parse_constraints(config.constraints) + tuple(c for c in (compute_cap(config, space),) if c)
     if constraints and not isinstance(data, CharCorpus):
         options = cost_options(config)
-        space = FeasibleSpace(space, constraints, CostModel(space, data.x_train[: options.batch_size], options))
+        space = FeasibleSpace(space, constraints, CostModel(space, data.inputs(options.batch_size), options))
     p = config.prescreen
     if p.proxy == "none":
         return space
     if isinstance(data, CharCorpus):
         raise ConfigError("prescreen.proxy: zero-cost proxies score classifiers; not available for language models")
-    return ProxyScreenedSpace(space, data.x_train[:128], p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
+    return ProxyScreenedSpace(space, data.inputs(128), p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
@@ -192,13 +236,15 @@ def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_class
 
 
 def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
-                strategy: Strategy | None = None, executor: Executor | None = None, space: Any = None) -> Study:
-    """The study a config describes; `strategy` / `executor` instances replace the ones it names; `space`
-    is the user's own space as a Python object (search(space=...)) where the config names it by import
-    path in space.function (space/resolve.py).
-
-    It holds its run directory's lock (taken before any data is loaded, so a second writer, a bad
-    --out or a damaged store fails at once); Study.run releases it."""
+                strategy: Strategy | None = None, executor: Executor | None = None, space: Any = None,
+                objects: UserObjects | None = None) -> Study:
+    """The study a config describes (nothing runs yet); `strategy` / `executor` instances replace the ones
+    it names; `space` is the user's own space as a Python object (search(space=...)) where the config
+    names it by import path in space.function (space/resolve.py); `objects`: what else the Python API
+    was given beside the config (data, evaluate, callables: usercode.py)."""
+    objects = objects or UserObjects()
+    # The run's lock is taken before any data is loaded, so a second writer, a bad --out or a damaged
+    # store fails at once; Study.run releases it.
     rundir = RunDir(config.out)
     made = not rundir.path.exists()
     rundir.acquire()  # checks and makes the folder first
@@ -210,7 +256,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         if resume and not exists:
             raise StoreError(f"cannot resume: {rundir.path} holds no study ({rundir.store_path} is missing)")
         store = rundir.open_store() if exists else None  # checked: an empty or damaged store is refused here
-        study = _assemble(config, rundir, store, callbacks, strategy, executor, space)
+        return _assemble(config, rundir, store, callbacks, strategy, executor, space, objects)
     except BaseException:
         if store is not None:
             store.close()
@@ -220,16 +266,22 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
             with contextlib.suppress(OSError):
                 rundir.path.rmdir()
         raise
-    return study
 
 
 def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbacks: tuple[Callable[[Study, TrialRecord], None], ...],
-              strategy: Strategy | None, executor: Executor | None, space: Any) -> Study:
+              strategy: Strategy | None, executor: Executor | None, space: Any, objects: UserObjects) -> Study:
     run_dir, exists = rundir.path, store is not None
-    data = load_data_for(config)
+    check_device(config.training.device)
+    for field, given in (("loss", objects.loss), ("optimizer", objects.optimizer)):
+        if (getattr(config.training, field) == "custom") != (given is not None):
+            raise ConfigError(f"training.{field}: custom is the Python API's {field}=callable; give both or neither")
+    callbacks = tuple(callbacks) + logger_callbacks(config, run_dir)
+    data = load_data_for(config, objects)
+    if exists and objects.data is not None:
+        check_same_data(run_dir, data)
     if isinstance(data, Dataset):
         for problem in split_warnings(data):
-            warnings.warn(problem, NasforgeWarning, stacklevel=3)
+            warnings.warn(problem, NasforgeWarning, stacklevel=4)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
     space = space_for_run(config, data, space, run_dir if exists else None)
@@ -240,12 +292,14 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     given = initial_genomes(config, space)  # before the store exists: a bad entry leaves no half-made run
     t = config.training
     batch_size = t.batch_size if t.batch_size != "auto" else (
-        auto_batch_size(len(data.y_train)) if isinstance(data, Dataset) else TrainingOptions.batch_size)
+        auto_batch_size(_training_rows(data)) if _training_rows(data) else TrainingOptions.batch_size)
     training = TrainingOptions(epochs=t.epochs, batch_size=batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
-                               label_smoothing=t.label_smoothing,
+                               label_smoothing=t.label_smoothing, loss=objects.loss or t.loss,
+                               optimizer=objects.optimizer or t.optimizer, momentum=t.momentum, nesterov=t.nesterov,
                                memory_limit=t.max_memory_gb * 1e9 if t.max_memory_gb is not None else None)
-    evaluator = make_evaluator(config, space, data, training)  # its ConfigErrors, too, come before the store
+    # its ConfigErrors, too, come before the store
+    evaluator = make_evaluator(config, space, data, training, objects, tuple(c for c in callbacks if wants_epochs(c)))
     search_space = screened(config, space, data)
     for i, genome in enumerate(given):
         if (why := search_space.refusal(genome)) is not None:
@@ -266,9 +320,11 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
                 raise
             raise WriteFailed(f"cannot write {run_dir}: {describe_os_error(exc)}; nothing was recorded") from exc
         # Everything a study is, written in one transaction: a store never exists without it.
-        store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(), "space": record})
+        store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(), "space": record,
+                                     "reward_name": evaluator.reward_name})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
+        store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
     f = config.fidelity
     scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
     if strategy is None:
@@ -289,6 +345,26 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
         objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
+
+
+def _training_rows(data: Any) -> int | None:
+    """How many training samples the data has (for the automatic batch size), where it says."""
+    if isinstance(data, Dataset):
+        return len(data.y_train)
+    train = getattr(data, "train", None)
+    try:
+        return len(train) if isinstance(data, StreamedDataset) and train is not None else None
+    except TypeError:
+        return None
+
+
+def logger_callbacks(config: SearchConfig, run_dir: Path) -> tuple[Any, ...]:
+    """The TensorBoard / MLflow loggers the config names (imported only when named)."""
+    if not config.loggers:
+        return ()
+    from .loggers import make_logger
+
+    return tuple(make_logger(name, run_dir) for name in config.loggers)
 
 
 def initial_genomes(config: SearchConfig, space: SearchSpace) -> list[Any]:
@@ -365,8 +441,9 @@ def _adopt(options: dict[str, Any]) -> dict[str, Any]:
     return instances
 
 
-def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, resume: bool = False,
-           callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (), **options: Any) -> Study:
+def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, data: Any = None,
+           evaluate: Callable[..., Any] | None = None, resume: bool = False,
+           callbacks: tuple[Callable[[Study, TrialRecord], None], ...] | list[Any] = (), **options: Any) -> Study:
     """Run (or resume) a search and return the finished Study (`.best`, `.trials`, `.final`).
 
     `config` is a SearchConfig, a mapping or a YAML path; keyword options are the CLI's flags
@@ -376,7 +453,14 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
     own space as an object: a model function `f(c: nasforge.Choices) -> nn.Module`, a SearchSpace
     instance, class or factory (docs/how-to/own-model.md); to resume such a run in a new process,
     pass it again where its module cannot be imported.
+    `data`: a built-in name or path (as dataset=), or the data itself: (x, y) arrays or tensors, a dict
+    of splits, a torch Dataset or DataLoader (see docs/how-to/own-data.md).
+    `evaluate`: your own training, evaluate(model, ctx) -> score (docs/how-to/own-training.md).
+    `loss=`, `optimizer=` and `reward=` take callables as well as names (a callable reward is a
+    metric(y_true, y_score), maximised unless reward_direction="min").
+    `callbacks`: functions fn(study, record) called after each trial, or nasforge.Callback objects.
     """
+    objects, options = user_objects(data, evaluate, options, resume)
     instances = _adopt(options)
     space = options.get("space")
     if space is not None and not isinstance(space, str):
@@ -396,8 +480,8 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(read_yaml(config), **options)
     else:
         cfg = build_config(config, **options)
-    study = build_study(cfg, resume=resume, callbacks=callbacks, space=space, **instances)
+    study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), space=space, objects=objects, **instances)
     return study.run()
 
 
-__all__ = ["build_study", "parse_config", "resume_config", "search"]
+__all__ = ["UserObjects", "build_study", "parse_config", "resume_config", "search"]

@@ -33,7 +33,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="nasforge", description="Neural architecture search that returns trained PyTorch models.")
+    parser.add_argument("--version", action="version", version=f"nasforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("search", help="run or resume a search")
@@ -194,6 +197,8 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
     store = Store.in_dir(run)
     try:
         trials, final, config = store.trials(), store.get("final"), store.get("config")
+        if config and store.get("reward_name"):
+            config = {**config, "reward": store.get("reward_name")}  # "auto" as resolved for the study's task
     finally:
         store.close()
     rows = [t.to_dict() for t in trials]
@@ -267,8 +272,12 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(ranked if not final else [{**r, "final": r["id"] == final["trial"]} for r in ranked], indent=1))
         return 0
     reward = config.get("reward", "reward") if config else "reward"
-    head = (f"{'rank':>4} {'trial':>5} {'status':<8} {reward:>9} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'params':>9} "
-            f"{'secs':>6} {'parents':<9} operator")
+    # Regression trials have no accuracy: their columns are the errors (in the targets' units) and R².
+    regression = any("rmse" in (r["metrics"] or {}) for r in rows)
+    columns = (("rmse", "rmse"), ("mae", "mae"), ("r2", "r2"), ("loss", "loss")) if regression else \
+        (("accuracy", "acc"), ("precision", "prec"), ("recall", "rec"), ("f1", "f1"))
+    head = (f"{'rank':>4} {'trial':>5} {'status':<8} {reward:>9} " + " ".join(f"{label:>6}" for _, label in columns)
+            + f" {'params':>9} {'secs':>6} {'parents':<9} operator")
     print(head)
     print("-" * len(head))
     for r in ranked:
@@ -278,15 +287,16 @@ def _show(args: argparse.Namespace) -> int:
             return f"{m[key]:.4f}" if key in m else "-"
 
         rew = f"{r['reward']:.4f}" if r["reward"] is not None else "-"
-        line = (f"{r['rank'] or '-':>4} {r['id']:>5} {r['status']:<8} {rew:>9} {f('accuracy'):>6} {f('precision'):>6} "
-                f"{f('recall'):>6} {f('f1'):>6} {r['params'] or '-':>9} {r['train_seconds'] or 0:>6.1f} "
-                f"{','.join(map(str, r['parents'])) or '-':<9} {r['operator']}")
+        line = (f"{r['rank'] or '-':>4} {r['id']:>5} {r['status']:<8} {rew:>9} " + " ".join(f"{f(key):>6}" for key, _ in columns)
+                + f" {r['params'] or '-':>9} {r['train_seconds'] or 0:>6.1f} {','.join(map(str, r['parents'])) or '-':<9} {r['operator']}")
         if r["error"]:
             line += f"  [{r['error'][:60]}]"
         print(line)
     if final:
-        print(f"\nreturned model: trial {final['trial']} ({final['source']}); test accuracy {final['test']['accuracy']:.4f}, "
-              f"macro F1 {final['test']['f1']:.4f}")
+        test = final.get("test") or {}
+        names = {"accuracy": "accuracy", "f1": "macro F1", "auc": "AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "loss": "loss"}
+        shown = [f"{label} {test[key]:.4f}" for key, label in names.items() if isinstance(test.get(key), (int, float))][:3]
+        print(f"\nreturned model: trial {final['trial']} ({final['source']}); test " + (", ".join(shown) or "(not scored)"))
     return 0
 
 

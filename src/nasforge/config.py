@@ -32,8 +32,9 @@ class DatasetConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1, description="fraction of training data held out for validation")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="fraction held out for the final test (when the data has no test split)")
     label_column: str = Field("label", description="label column of a CSV dataset")
-    layout: Literal["auto", "nchw", "nhw", "ncl", "nl"] = Field("auto", description="axis layout of .npz x: auto, nchw, nhw, ncl, "
-                                                               "nl (fsdd: nhw 2-D, ncl 1-D over time)")
+    layout: Literal["auto", "nchw", "nhw", "ncl", "nl", "nf"] = Field(
+        "auto", description="axis layout of x: auto, nchw, nhw, ncl, nl (N x L signals: the default for a 2-D .npz x) or nf "
+        "(N x F features, each a channel: the default for CSV files and arrays given in Python); fsdd: nhw 2-D, ncl 1-D over time")
     split_seed: int = Field(0, description="seed of the random validation / test split")
     split: Literal["upstream", "speaker"] = Field("upstream", description="fsdd: test on takes 0-4 (upstream) or on one speaker")
     held_out_speaker: str = Field("theo", min_length=1, description="fsdd: the test speaker of split 'speaker'")
@@ -49,6 +50,14 @@ class DatasetConfig(_Strict):
                                    "language models: context length of training and scoring (default 128)")
     cache_dir: str | None = Field(None, min_length=1, description="fsdd: spectrogram cache (default $NASFORGE_CACHE or "
                                   "~/.cache/nasforge)")
+    task: Literal["auto", "classification", "multilabel", "regression"] = Field(
+        "auto", description="what the targets are: auto (inferred: labels, 0/1 label columns, or numbers), classification, "
+        "multilabel or regression; sets the head size, default loss, metrics and reward")
+    stream: bool | None = Field(None, description="image folders and torch Datasets: read a batch at a time from disk (true), "
+                                "all into memory (false), or streamed only when all of it would take more than memory_mb (unset)")
+    memory_mb: float = Field(1024, gt=0, description="data larger than this (as float32) is streamed instead of held in memory")
+    workers: int = Field(0, ge=0, le=256, json_schema_extra={"flag": "data_workers"},
+                         description="streamed data: DataLoader worker processes reading and decoding items (0: the training process)")
 
 
 # The spaces that read their options from the fields below (the rest take `function` / `options`).
@@ -170,9 +179,17 @@ class TrainingConfig(_Strict):
     early_stop: Literal["none", "median"] = Field("none", description="median stopping rule against earlier trials")
     early_stop_min_trials: int = Field(5, ge=1, description="trials needed at an epoch before the median rule applies")
     proxies: bool = Field(False, description="record zero-cost proxies (synflow, naswot) of every trial at initialisation")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the GPU a worker was given, else the CPU")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="training device: auto (the GPU a "
+                        "worker was given, else the CPU), cpu, cuda, cuda:N or mps; one this machine lacks is an error at the start")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="classifiers: the training loss spreads this share of each "
                                    "target over all classes (validation loss and scores stay plain cross-entropy)")
+    loss: Literal["auto", "cross_entropy", "bce_with_logits", "mse", "l1", "huber", "custom"] = Field(
+        "auto", description="training loss: auto (the task's: cross_entropy, bce_with_logits for multilabel, mse for "
+        "regression), a name, or custom (Python API: loss=callable(outputs, targets))")
+    optimizer: Literal["adamw", "sgd", "custom"] = Field("adamw", description="adamw, sgd (with momentum, nesterov) or custom "
+                                                         "(Python API: optimizer=factory(params, lr=, weight_decay=))")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
     cv_folds: int | None = Field(None, ge=3, le=100, description="classifiers: score every candidate by the mean over K "
                                  "folds (the validation split and K-1 of the training split; by group where the data has groups, "
                                  "e.g. fsdd speakers with a val_speaker); K times the training; the trial keeps fold 1's weights")
@@ -229,7 +246,8 @@ class BudgetConfig(_Strict):
 COST_MEASURES = ("params", "flops", "size_bytes", "latency_ms")
 # receptive_field: read off the genome (layers space), for constraints only.
 CONSTRAINT_MEASURES = (*COST_MEASURES, "receptive_field")
-METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_seconds", *COST_MEASURES)
+METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_seconds", "auc", "average_precision",
+           "label_accuracy", "rmse", "mae", "r2", *COST_MEASURES)
 
 
 class CostConfig(_Strict):
@@ -340,8 +358,27 @@ class SearchConfig(_Strict):
     budget: BudgetConfig = BudgetConfig()
     fidelity: FidelityConfig = FidelityConfig()
     prescreen: PrescreenConfig = PrescreenConfig()
-    reward: Literal["accuracy", "precision", "recall", "f1", "neg_loss"] = Field(
-        "accuracy", description="accuracy, precision, recall, f1 or neg_loss (validation split)")
+    reward: Literal["auto", "accuracy", "precision", "recall", "f1", "auc", "average_precision", "neg_loss", "neg_rmse",
+                    "neg_mae", "r2", "custom"] = Field(
+        "auto", description="what the search maximises on the validation split: auto (accuracy; f1 for multilabel; neg_rmse "
+        "for regression), accuracy, precision, recall, f1, auc, average_precision, neg_loss, neg_rmse, neg_mae, r2, or custom "
+        "(Python API: reward=callable(y_true, y_score))")
+    reward_direction: Literal["max", "min"] = Field("max", description="custom reward: whether the metric is maximised or minimised")
+    evaluator: str = Field("auto", min_length=1, description="what trains and scores a candidate: auto (the built-in trainer; "
+                           "language models for a corpus), training, functional (Python API: evaluate=fn(model, ctx)) or a "
+                           "registered evaluator's name")
+    loggers: tuple[Literal["tensorboard", "mlflow"], ...] = Field(
+        (), description="write every trial's curve, metrics and genome, and the returned model, for tensorboard (RUN/tensorboard) "
+        "and / or mlflow (its tracking URI, default a file store in RUN/mlruns); needs the extra of the same name")
+
+    @field_validator("evaluator")
+    @classmethod
+    def _evaluator(cls, v: str) -> str:
+        from .registry import EVALUATORS
+
+        if v != "auto" and v not in EVALUATORS:
+            raise ValueError(f"unknown evaluator {v!r}; known: auto, {', '.join(EVALUATORS.names())}")
+        return v
     seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed of the search")
     out: str = Field("runs/search", min_length=1, description="run directory (store, weights, exports)")
     keep_top: int = Field(5, ge=1, le=10000, description="trained weights kept for the best K trials")

@@ -55,6 +55,12 @@ def example_of(data: Any, seq_len: int | None = None) -> torch.Tensor:
         x = getattr(data, split, None)
         if isinstance(x, torch.Tensor) and len(x):
             return x[:EXAMPLE_SAMPLES]
+    if hasattr(data, "batches"):  # streamed (data/streamed.py): the first test items, standardised as in training
+        batches = data.batches("test", EXAMPLE_SAMPLES)
+        try:
+            return next(batches.epoch())[0]
+        finally:
+            batches.close()
     raise ValueError(f"{type(data).__name__} has no input tensor to keep as an example")
 
 

@@ -208,6 +208,10 @@ def _write_export(folder: Path, run_dir: Path, meta: dict[str, Any], weights: Pa
         header = f"nasforge trial {trial_id}, validation reward {reward:.4f}"
         if norm.get("mean"):
             header += f"\nInputs must be normalised per channel: mean={norm['mean']}, std={norm['std']}"
+        targets = (meta["dataset"] or {}).get("target_normalization") or {}
+        if targets.get("mean"):
+            header += (f"\nOutputs are standardised regression targets: prediction = output * {targets['std']} "
+                       f"+ {targets['mean']} (per target)")
         (folder / SOURCE_FILE).write_text(plan_to_source(model.plan, header=header), encoding="utf-8")
     if format != "pytorch":
         model.load_state_dict(load_weights(folder / WEIGHTS_FILE))
@@ -227,7 +231,8 @@ def _build(meta: dict[str, Any], given: Any = None) -> nn.Module:
     record = {"name": meta["space"], "config": meta["space_config"], "class": meta.get("space_class")}
     space = space_from_record(record, given)
     genomes = [m["genome"] for m in meta.get("members") or [meta]]
-    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")))
+    task = (meta.get("dataset") or {}).get("task", "classification")
+    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")), task)
 
 
 def example_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
@@ -262,8 +267,10 @@ def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int =
         data = load_data_for(parse_config(config))
         if isinstance(data, CharCorpus):
             x = windows(data.test, int(space_config.get("max_length") or config["dataset"].get("max_length") or 128))[0]
-        else:
+        elif hasattr(data, "x_test"):
             x = data.x_test
+        else:  # streamed: the first n test items, standardised as in training
+            x = next(data.batches("test", n).epoch())[0]
         x = x[:n]
         # Token ids must stay integers (an embedding looks them up); features are float32.
         return x if not x.is_floating_point() else x.float()

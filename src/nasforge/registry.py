@@ -199,10 +199,19 @@ EXECUTORS: Registry[Any] = Registry("executor", "nasforge.executors", {
     "ray": "nasforge.execute.ray:RayExecutor",
 })
 
-# Evaluators and data sources start with the built-ins their modules register; the branches that
-# open them to users (own training loop, own data) fill these in.
-EVALUATORS: Registry[Any] = Registry("evaluator", "nasforge.evaluators")
-DATA_SOURCES: Registry[Any] = Registry("data source", "nasforge.data_sources")
+# Evaluators: classes taking (space, data, training, ...); `training` is the built-in trainer,
+# `functional` runs the user's `evaluate(model, ctx)`, `language_model` trains causal models.
+EVALUATORS: Registry[Any] = Registry("evaluator", "nasforge.evaluators", {
+    "training": "nasforge.evaluate.evaluator:TrainingEvaluator",
+    "functional": "nasforge.evaluate.functional:FunctionalEvaluator",
+    "language_model": "nasforge.evaluate.language_model:LanguageModelEvaluator",
+})
+# `SOURCE:PATH` data: a loader (path, data.datasets.SourceOptions) -> arrays as a .npz gives them
+# ({"x", "y"} and optionally "x_val", "y_val", "x_test", "y_test", "groups").
+DATA_SOURCES: Registry[Any] = Registry("data source", "nasforge.data_sources", {
+    "fsdd": "nasforge.data.datasets:fsdd_arrays",
+    "images": "nasforge.data.datasets:image_arrays",
+})
 
 
 def register_space(name: str, factory: Any = None, *, replace: bool = False) -> Any:
@@ -228,7 +237,8 @@ def register_evaluator(name: str, factory: Any = None, *, replace: bool = False)
 
 
 def register_data_source(name: str, factory: Any = None, *, replace: bool = False) -> Any:
-    """Register a data source (a loader of `SOURCE:PATH` data) under `name`."""
+    """Register a data source under `name`: a loader `(path, options) -> {"x": ..., "y": ...}` (the
+    arrays of a .npz, optionally "x_val"/"y_val", "x_test"/"y_test") read as `dataset: NAME:PATH`."""
     return DATA_SOURCES.register(name, factory, replace=replace)
 
 

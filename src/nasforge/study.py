@@ -6,6 +6,7 @@ already evaluated is never trained again: the strategy is told the stored result
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 
 from .budget import Budget
+from .callbacks import Callback
 from .data.datasets import make_views
 from .ensemble import combine
 from .errors import RunDirError, WriteFailed
@@ -29,6 +31,10 @@ from .strategy.base import Candidate, Observation, Strategy
 # Consecutive already-seen genomes after which the space is taken as exhausted.
 MAX_DUPLICATES = 500
 
+# INFO for every finished trial, WARNING for every failure and retry; silent unless the user
+# configures logging (the CLI shows its progress bar instead).
+log = logging.getLogger("nasforge")
+
 
 def trial_seed(study_seed: int, trial_id: int) -> int:
     return (study_seed * 1_000_003 + trial_id) % (2**31)
@@ -37,7 +43,18 @@ def trial_seed(study_seed: int, trial_id: int) -> int:
 def _evaluator_options(job: dict[str, Any]) -> dict[str, Any]:
     """The part of a job the evaluator takes; only what is set, so evaluators that do not train
     (table look-ups) need not accept options they would ignore."""
-    return {k: job[k] for k in ("epochs", "warmstart", "prune_below") if k in job}
+    return {k: job[k] for k in ("epochs", "warmstart", "prune_below", "trial") if k in job}
+
+
+def log_trial(record: TrialRecord, reward_name: str) -> None:
+    if record.status == "failed":
+        log.warning("trial %d failed: %s", record.id, record.error)
+        return
+    # A pruned trial stopped by the median rule is the rule working; one that diverged has no score.
+    level = logging.WARNING if record.reward is None else logging.INFO
+    log.log(level, "trial %d %s: %s=%s params=%s %.1fs%s", record.id, record.status, reward_name,
+            f"{record.reward:.4f}" if record.reward is not None else "-", record.params, record.train_seconds or 0.0,
+            f" ({record.error})" if record.error else "")
 
 
 class Study:
@@ -139,7 +156,11 @@ class Study:
         return model.eval()
 
     def _build_final(self, members: list[TrialRecord], views: dict[str, Any] | None = None) -> torch.nn.Module:
-        return combine([self.space.build(self.space.from_json(t.genome)) for t in members], make_views(views))
+        return combine([self.space.build(self.space.from_json(t.genome)) for t in members], make_views(views), self._task())
+
+    def _task(self) -> str:
+        """classification, multilabel or regression: how an ensemble of the returned networks averages."""
+        return (self.store.get("dataset") or {}).get("task", "classification")
 
     def weights_path(self, trial_id: int) -> Path:
         return self.rundir.weights_path(trial_id)
@@ -178,6 +199,9 @@ class Study:
             self._search()
             self.finalize()
             self.store.checkpoint()
+            for callback in self.callbacks:
+                if isinstance(callback, Callback):
+                    callback.on_search_end(self)
         except WriteFailed as exc:
             raise WriteFailed(self._write_failure(exc)) from exc
         finally:
@@ -271,6 +295,7 @@ class Study:
                 in_flight.pop(trial_id)
                 in_flight_keys.pop(self.space.key(cand.genome), None)
                 record = self._finish(trial_id, cand, job, result, waiting.pop(trial_id, []))
+                log_trial(record, self.evaluator.reward_name)
                 progress.trial_done(record, self._best_reward(), self._elapsed())
                 for callback in self.callbacks:
                     callback(self, record)
@@ -313,6 +338,8 @@ class Study:
         if rec.attempts > self.max_retries:
             return False
         self.store.restart_trial(trial_id)
+        log.warning("trial %d: its worker was lost; running it again (attempt %d of %d)", trial_id, rec.attempts + 1,
+                    self.max_retries + 1)
         self.executor.submit(trial_id, cand.genome, rec.seed, **_evaluator_options(job))
         return True
 
@@ -322,6 +349,11 @@ class Study:
         in_flight_keys[self.space.key(cand.genome)] = trial_id
         note = f" (rung {job['promotion']} epochs)" if "promotion" in job else ""
         progress.started(trial_id, self.space.describe(cand.genome) + note)
+        if self.evaluator.takes_trial_id:
+            job["trial"] = trial_id  # EpochInfo.trial and ctx.trial, where the trial trains
+        for callback in self.callbacks:
+            if isinstance(callback, Callback):
+                callback.on_trial_start(self, trial_id, cand.genome)
         self.executor.submit(trial_id, cand.genome, seed, **_evaluator_options(job))
 
     def _tell(self, trial_id: int, cand: Candidate, reward: float | None, epochs: int | None,
@@ -463,7 +495,7 @@ class Study:
             source = f"ensemble of trial{'s' if len(best_trials) > 1 else ''} {trials} (mean probabilities), " + source
         if self.test_views is not None:
             source += f", predictions averaged over test-time views of each input {self.test_views}"
-        model = combine(models, make_views(self.test_views))
+        model = combine(models, make_views(self.test_views), self._task())
         model.eval()
         path = self.rundir.save_final(model.state_dict())
         final = {

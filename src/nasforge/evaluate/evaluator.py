@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from ..data.datasets import Dataset
+from ..callbacks import epoch_reporter
+from ..data.batches import Batches, TensorBatches
 from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
@@ -19,9 +20,10 @@ from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_p
 from .crossval import summarize
 from .footprint import check as check_footprint
 from .inherit import inherit
-from .metrics import REWARDS
+from .metrics import CustomMetric
 from .proxies import score_proxies
-from .trainer import TrainingOptions, resolve_device, score, train
+from .tasks import Task
+from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device, score_batches, train_batches
 
 
 @dataclass
@@ -58,19 +60,13 @@ def failed(exc: BaseException, params: int | None, start: float) -> Result:
         error = str(exc)
     elif isinstance(exc, MemoryError):
         error = "out of memory"
+    elif isinstance(exc, torch.OutOfMemoryError):
+        # The candidate is too big for the device: failed, and the search goes on with its memory freed.
+        release_device_memory()
+        error = "out of device memory: " + str(exc).strip().splitlines()[0][:300]
     else:  # shape mismatches, CUDA OOM and other per-candidate errors from inside torch
         error = traceback.format_exception_only(type(exc), exc)[-1].strip()[:2000]
     return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=error)
-
-
-def hard_limit(time_limit: float | None, runs: int = 1) -> float | None:
-    """The outright stop for `runs` trainings of `time_limit` seconds each (cross-validation trains once
-    per fold): their sum plus a grace for building, cost measurement and scoring, so that the limit
-    checked between batches, with its clearer message, normally comes first."""
-    if time_limit is None:
-        return None
-    soft = time_limit * runs
-    return soft + max(5.0, 0.25 * soft)
 
 
 def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -83,6 +79,12 @@ def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cat([a, b])
 
 
+def release_device_memory() -> None:
+    """Hand the CUDA cache back after a failed candidate, so that the next one starts with it free."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class Evaluator(ABC):
     """How a candidate is scored. `evaluate` is the one method to write; the rest is what the study
     calls around it, with defaults that let an evaluator implementing `evaluate` alone run a whole
@@ -91,6 +93,12 @@ class Evaluator(ABC):
     # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
     # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
     inherits_weights = False
+    # Called after every epoch of every trial, in the process that trains it (a pool or Ray worker
+    # under those executors), with an EpochInfo; evaluators that train set them (callbacks.py).
+    epoch_callbacks: tuple[Any, ...] = ()
+    # Whether evaluate() takes the trial's id as `trial` (for EpochInfo and ctx.trial); the study
+    # passes it only then, so evaluators written before it need not accept it.
+    takes_trial_id = False
 
     @property
     def epochs(self) -> int | None:
@@ -136,18 +144,43 @@ class Evaluator(ABC):
         return None
 
 
+def hard_limit(time_limit: float | None, runs: int = 1) -> float | None:
+    """The outright stop for `runs` trainings of `time_limit` seconds each (cross-validation trains once
+    per fold): their sum plus a grace for building, cost measurement and scoring, so that the limit
+    checked between batches, with its clearer message, normally comes first."""
+    if time_limit is None:
+        return None
+    soft = time_limit * runs
+    return soft + max(5.0, 0.25 * soft)
+
+
+
+
+# Samples per batch when an in-memory split is scored (streamed splits use the training batch size).
+SCORE_BATCH = 1024
+
+
 class TrainingEvaluator(Evaluator):
     """Builds the candidate, trains it on the training split, scores it on the validation split;
-    with `folds` (crossval.extra_folds), also trains it on each further fold and scores it by the mean."""
+    with `folds` (crossval.extra_folds), also trains it on each further fold and scores it by the mean.
+
+    `data` is an in-memory Dataset (tensor batches) or a StreamedDataset (DataLoader batches); the
+    task, loss and optimizer follow the data and `training`; `reward` is a name ("auto": the task's
+    default, see metrics.REWARDS) or the user's CustomMetric."""
 
     inherits_weights = True
+    takes_trial_id = True
 
-    def __init__(self, space: SearchSpace, data: Dataset, training: TrainingOptions, reward: str = "accuracy",
+    def __init__(self, space: SearchSpace, data: Any, training: TrainingOptions, reward: str | CustomMetric = "auto",
                  proxies: bool = False, costs: CostOptions | None = DEFAULT_COSTS, constraints: tuple[Constraint, ...] = (),
-                 scalarization: Scalarization | None = None, folds: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()):
-        if reward not in REWARDS:
-            raise ValueError(f"unknown reward {reward!r}; choose from {sorted(REWARDS)}")
-        self.space, self.data, self.training, self.reward = space, data, training, reward
+                 scalarization: Scalarization | None = None, folds: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+                 epoch_callbacks: Sequence[Any] = ()):
+        self.space, self.data, self.training = space, data, training
+        self.task = Task.of(data)
+        self.metric = reward if isinstance(reward, CustomMetric) else None
+        self.reward_spec = self.task.reward(reward)  # ValueError: unknown, or not for this task
+        self.reward = self.reward_spec.name
+        self.task.loss(training.loss, training.label_smoothing)  # ValueError: a loss for another task
         self.folds = list(folds)  # rows of the pool [x_train; x_val], see _pool()
         self._joined_splits: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.folds:
@@ -160,6 +193,7 @@ class TrainingEvaluator(Evaluator):
         needed = {c.measure for c in self.constraints} | set(scalarization.measures if scalarization else ())
         self.cost_measures = set(MEASURES) if costs is not None else needed & set(MEASURES)
         self.genome_measures = needed & set(GENOME_MEASURES)
+        self.epoch_callbacks = tuple(epoch_callbacks)
 
     @property
     def epochs(self) -> int | None:
@@ -173,29 +207,42 @@ class TrainingEvaluator(Evaluator):
         return hard_limit(self.training.time_limit, 1 + len(self.folds))
 
     def _reward(self, metrics: dict[str, Any]) -> float:
-        return float(scalarize(self.scalarization, float(REWARDS[self.reward](metrics)), metrics))
+        return float(scalarize(self.scalarization, self.reward_spec(metrics), metrics))
+
+    def _batches(self, split: str, options: TrainingOptions, device: torch.device, seed: int | None = None) -> Batches:
+        streamed = not hasattr(self.data, "x_train")
+        size = options.batch_size if split in ("train", "train+val") or streamed else SCORE_BATCH
+        if split == "train+val" and not streamed:
+            return TensorBatches(*self._pool(), size, device, seed)
+        return self.data.batches(split, size, device, seed)
+
+    def _score(self, model: torch.nn.Module, split: str, options: TrainingOptions | None = None) -> dict[str, Any]:
+        options = options or self.training
+        return score_batches(model, self._batches(split, options, model_device(model)), self.task, self.reward_spec,
+                             self.metric, options.loss)
 
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
-                 prune_below: dict[int, float] | None = None) -> Result:
+                 prune_below: dict[int, float] | None = None, trial: int | None = None) -> Result:
         start = time.perf_counter()
         params = None
         metrics: dict[str, Any] = {}
+        model = None
         try:
             options, hp_epochs = self._options(genome)
             # Before anything is allocated: a candidate too large for the memory is a failed trial.
-            footprint, too_large = check_footprint(self.space, genome, self.data.x_train[:1], options.batch_size,
+            footprint, too_large = check_footprint(self.space, genome, self.data.inputs(1), options.batch_size,
                                                    options.memory_limit, resolve_device(options.device))
             if too_large is not None:
                 return Result("failed", params=footprint.params, train_seconds=time.perf_counter() - start, error=too_large)
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
-            model = materialize(self.space.build(genome), self.data.x_train)
+            model = materialize(self.space.build(genome), self.data.inputs(1))
             params = count_params(model)
             metrics["params"] = params
             if self.cost_measures:
                 costs = self.costs or DEFAULT_COSTS
-                metrics.update(measure_costs(model, self.data.x_train[: costs.batch_size], costs, self.cost_measures))
+                metrics.update(measure_costs(model, self.data.inputs(costs.batch_size), costs, self.cost_measures))
             metrics.update(genome_measures(self.space, genome, self.genome_measures))
             # The last line of defence: strategies draw feasible candidates (strategy/feasible.py),
             # but one that gets through anyway (a policy's sample, a noisy latency) is never trained.
@@ -204,38 +251,41 @@ class TrainingEvaluator(Evaluator):
                 return Result("failed", metrics=metrics, params=params, train_seconds=time.perf_counter() - start,
                               error=f"infeasible, not trained: {reason}")
             if self.proxies:
-                metrics.update(score_proxies(model, self.data.x_train[:128]))
+                metrics.update(score_proxies(model, self.data.inputs(128)))
             if warmstart is not None:
                 if warmstart.parent is None:
                     model.load_state_dict(warmstart.state_dict)  # the same candidate, trained further
                 else:
                     metrics.update(inherit(self.space, model, genome, warmstart.parent, warmstart.state_dict).as_metrics())
-            model.to(resolve_device(options.device))
-            outcome = train(
-                model, self.data.x_train, self.data.y_train, options, seed,
-                epochs=epochs or hp_epochs, validation=(self.data.x_val, self.data.y_val), prune_below=prune_below,
-                augment=self.data.augment,
-            )
-            metrics.update(score(model, self.data.x_val, self.data.y_val, self.data.num_classes))
+            device = resolve_device(options.device)
+            model.to(device)
+            outcome = self._train(model, genome, options, seed, epochs or hp_epochs, device, prune_below, trial)
+            metrics.update(outcome.val_metrics or self._score(model, "val", options))
             if self.folds:
                 scores = [dict(metrics)]
                 for rows, held in self.folds:
                     scores.append(self._fold(genome, options, seed, epochs or hp_epochs, rows, held))
                     outcome.seconds += scores[-1].pop("seconds")
                 metrics.update(summarize(scores))
+            reward = self._reward(metrics)
         except TrialPruned as exc:
             seconds = time.perf_counter() - start
             if exc.diverged:
                 return Result("pruned", metrics=metrics, params=params, train_seconds=seconds, curve=exc.curve, error=str(exc))
             # Stopped by the median rule: the partial model still has an honest validation score.
-            metrics.update(score(model, self.data.x_val, self.data.y_val, self.data.num_classes))
-            return Result("pruned", reward=self._reward(metrics), metrics=metrics, params=params,
-                          train_seconds=seconds, curve=exc.curve, error=str(exc))
+            try:
+                metrics.update(self._partial_metrics(model, exc))
+                partial = self._reward(metrics)
+            except CANDIDATE_ERRORS as inner:
+                return failed(inner, params, start)
+            return Result("pruned", reward=partial, metrics=metrics, params=params, train_seconds=seconds, curve=exc.curve,
+                          error=str(exc))
         except CANDIDATE_ERRORS as exc:
+            del model
             return failed(exc, params, start)
         return Result(
             "complete",
-            reward=self._reward(metrics),
+            reward=reward,
             metrics=metrics,
             params=params,
             train_seconds=outcome.seconds,
@@ -243,14 +293,32 @@ class TrainingEvaluator(Evaluator):
             state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         )
 
+    def _train(self, model: torch.nn.Module, genome: Genome, options: TrainingOptions, seed: int, epochs: int | None,
+               device: torch.device, prune_below: dict[int, float] | None, trial: int | None) -> TrainingOutcome:
+        train, val = self._batches("train", options, device, seed), self._batches("val", options, device)
+        try:
+            return train_batches(model, train, options, seed, self.task, epochs=epochs, validation=val, prune_below=prune_below,
+                                 augment=self.data.augment, reward=self.reward_spec, metric=self.metric,
+                                 on_epoch=epoch_reporter(self.epoch_callbacks, trial, genome, seed))
+        finally:
+            train.close()
+            val.close()
+
+    def _partial_metrics(self, model: torch.nn.Module, pruned: TrialPruned) -> dict[str, Any]:
+        """Validation metrics of a candidate stopped early by the median rule."""
+        return self._score(model, "val")
+
     def _fold(self, genome: Genome, options: TrainingOptions, seed: int, epochs: int | None,
               rows: torch.Tensor, held: torch.Tensor) -> dict[str, Any]:
         """Scores (and training seconds) of a fresh copy of the candidate on one further fold."""
         x, y = self._pool()
         torch.manual_seed(seed)
-        model = materialize(self.space.build(genome), x).to(resolve_device(options.device))
-        outcome = train(model, x[rows], y[rows], options, seed, epochs=epochs, augment=self.data.augment)
-        return {**score(model, x[held], y[held], self.data.num_classes), "seconds": outcome.seconds}
+        device = resolve_device(options.device)
+        model = materialize(self.space.build(genome), x).to(device)
+        outcome = train_batches(model, TensorBatches(x[rows], y[rows], options.batch_size, device, seed), options, seed, self.task,
+                                epochs=epochs, augment=self.data.augment)
+        held_out = TensorBatches(x[held], y[held], SCORE_BATCH, device)
+        return {**score_batches(model, held_out, self.task, self.reward_spec, self.metric, options.loss), "seconds": outcome.seconds}
 
     def _pool(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training and validation splits as one, joined once: cross-validation folds index into it
@@ -276,15 +344,31 @@ class TrainingEvaluator(Evaluator):
         genome's own lr / weight decay / batch size when it carries them, as in the search;
         `with_validation`: on the training and validation splits together (the search is over)."""
         training = self._options(genome)[0] if genome is not None else self.training
-        x, y = self._pool() if with_validation else (self.data.x_train, self.data.y_train)
-        materialize(model, x).to(resolve_device(training.device))
-        train(model, x, y, training, seed, epochs=epochs, augment=self.data.augment)
+        device = resolve_device(training.device)
+        materialize(model, self.data.inputs(1)).to(device)
+        batches = self._batches("train+val" if with_validation else "train", training, device, seed)
+        try:
+            train_batches(model, batches, training, seed, self.task, epochs=epochs, augment=self.data.augment)
+        finally:
+            batches.close()
         model.cpu()
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
         """Score on the validation split (the split the search selected on)."""
-        return score(model, self.data.x_val, self.data.y_val, self.data.num_classes)
+        return self._final_score(model, "val")
 
     def test(self, model: torch.nn.Module) -> dict[str, Any]:
         """Score on the test split: called once, for the final model, never for selection."""
-        return score(model, self.data.x_test, self.data.y_test, self.data.num_classes)
+        return self._final_score(model, "test")
+
+    def _final_score(self, model: torch.nn.Module, split: str) -> dict[str, Any]:
+        # The returned model is scored where it was trained; the user's metric failing here is
+        # recorded with the final model instead of losing the finished search.
+        device = resolve_device(self.training.device)
+        model.to(device)
+        try:
+            return self._score(model, split)
+        except TrialFailure as exc:
+            return {"error": str(exc)}
+        finally:
+            model.cpu()

@@ -20,15 +20,17 @@ import torch
 from torch import nn
 
 from ..data.text import CharCorpus
-from ..errors import TrialFailure
+from ..errors import DataError, TrialFailure
 from ..space.base import Genome, SearchSpace
 from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed, hard_limit
 from .footprint import check as check_footprint
 from .metrics import REWARDS, classification_metrics
-from .trainer import TrainingOptions, TrainingOutcome
+from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device
 
 # Gradient-norm clip: recurrent and attention stacks on long windows blow up without one.
 CLIP = 1.0
+# What lm_metrics computes (next-token classification scores and the loss).
+LM_REWARDS = ("neg_loss", "accuracy", "precision", "recall", "f1")
 
 
 def windows(stream: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,12 +44,14 @@ def windows(stream: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Ten
 @torch.no_grad()
 def lm_metrics(model: nn.Module, stream: torch.Tensor, seq_len: int, vocab_size: int, batch_size: int = 64) -> dict[str, Any]:
     model.eval()
+    device = model_device(model)
     x, y = windows(stream, seq_len)
     total, preds = 0.0, []
     for i in range(0, len(x), batch_size):
-        logits = model(x[i : i + batch_size])
-        total += float(nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y[i : i + batch_size].reshape(-1), reduction="sum"))
-        preds.append(logits.argmax(-1).reshape(-1))
+        logits = model(x[i : i + batch_size].to(device))
+        total += float(nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y[i : i + batch_size].to(device).reshape(-1),
+                                                   reduction="sum"))
+        preds.append(logits.argmax(-1).reshape(-1).cpu())
     loss = total / y.numel()
     metrics = classification_metrics(y.reshape(-1).numpy(), torch.cat(preds).numpy(), vocab_size, loss)
     metrics.pop("confusion")  # vocabulary x vocabulary: too big to keep per trial, and unread
@@ -64,15 +68,17 @@ def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, s
         raise ValueError(f"training text of {len(stream)} tokens is shorter than one window of {seq_len + 1}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    device = model_device(model)
+    stream = stream.to(device)  # once per candidate: windows are gathered on the device
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     timed = cpu_seconds is not None
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if options.cosine and not timed else None
-    offsets = torch.arange(seq_len + 1)
+    offsets = torch.arange(seq_len + 1, device=device)
     outcome = TrainingOutcome()
     start, cpu_start = time.perf_counter(), time.process_time()
     deadline = start + options.time_limit if options.time_limit else math.inf
     model.train()
-    total, first = torch.zeros(()), None
+    total, first = torch.zeros((), device=device), None
     step, last = 0, False
     while not last:
         step += 1
@@ -84,7 +90,7 @@ def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, s
                     group["lr"] = 0.5 * options.lr * (1 + math.cos(math.pi * min(1.0, elapsed / cpu_seconds)))
         else:
             last = step == steps
-        starts = torch.randint(0, len(stream) - seq_len - 1, (options.batch_size,), generator=generator)
+        starts = torch.randint(0, len(stream) - seq_len - 1, (options.batch_size,), generator=generator).to(device)
         batch = stream[starts[:, None] + offsets]
         logits = model(batch[:, :-1])
         loss = nn.functional.cross_entropy(logits.reshape(-1, vocab_size), batch[:, 1:].reshape(-1))
@@ -100,7 +106,7 @@ def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, s
         if step % steps_per_epoch == 0 or last:
             n = step % steps_per_epoch or steps_per_epoch
             train_loss = float(total) / n
-            total = torch.zeros(())
+            total = torch.zeros((), device=device)
             if not math.isfinite(train_loss):
                 raise TrialFailure(f"training loss became {train_loss} at step {step}")
             first = first if first is not None else train_loss
@@ -118,12 +124,18 @@ class LanguageModelEvaluator(Evaluator):
 
     def __init__(self, space: SearchSpace, data: CharCorpus, training: TrainingOptions, reward: str = "neg_loss",
                  seq_len: int = 128, steps_per_epoch: int = 100):
-        if reward not in REWARDS:
-            raise ValueError(f"unknown reward {reward!r}; choose from {sorted(REWARDS)}")
+        if reward not in LM_REWARDS:
+            raise ValueError(f"reward {reward!r} does not apply to language models; choose from {', '.join(LM_REWARDS)}")
         if seq_len < 1 or steps_per_epoch < 1:
             raise ValueError("seq_len and steps_per_epoch must be positive")
         self.space, self.data, self.training, self.reward = space, data, training, reward
         self.seq_len, self.steps_per_epoch = seq_len, steps_per_epoch
+        # Every trial is scored on validation windows and the returned model on test windows: a
+        # held-out text shorter than one window would fail them all, so say so before the search.
+        for split, stream in (("validation", data.val), ("test", data.test)):
+            if len(stream) <= seq_len:
+                raise DataError(f"the {split} text has {len(stream)} characters, not enough for one window of {seq_len} "
+                                "(the last 10% of the corpus is held out): give a longer corpus or a smaller dataset.max_length")
 
     def stop_after(self) -> float | None:
         return hard_limit(self.training.time_limit)
@@ -158,6 +170,7 @@ class LanguageModelEvaluator(Evaluator):
             params = count_params(model)
             if warmstart is not None and warmstart.parent is None:
                 model.load_state_dict(warmstart.state_dict)
+            model.to(resolve_device(self.training.device))  # training.device, as for every evaluator
             outcome = self._train(model, seed, epochs)
             metrics = self.validate(model)
             metrics["train_cpu_seconds"] = outcome.curve[-1]["cpu_seconds"] if outcome.curve else 0.0
@@ -165,19 +178,25 @@ class LanguageModelEvaluator(Evaluator):
             return failed(exc, params, start)
         return Result("complete", reward=float(REWARDS[self.reward](metrics)), metrics=metrics, params=params,
                       train_seconds=outcome.seconds, curve=outcome.curve,
-                      state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
+                      state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
 
     def retrain(self, model: nn.Module, seed: int, epochs: int, genome: Genome | None = None,
                 with_validation: bool = False) -> None:
         """`with_validation`: on the training text followed by the validation text (they are contiguous)."""
+        model.to(resolve_device(self.training.device))
         self._train(model, seed, epochs, torch.cat([self.data.train, self.data.val]) if with_validation else None, timed=False)
+        model.cpu()
 
     def validate(self, model: nn.Module) -> dict[str, Any]:
         return lm_metrics(model, self.data.val, self.seq_len, self.data.vocab_size)
 
     def test(self, model: nn.Module) -> dict[str, Any]:
         """Loss on the test text: called once, for the final model, never for selection."""
-        return lm_metrics(model, self.data.test, self.seq_len, self.data.vocab_size)
+        model.to(resolve_device(self.training.device))
+        try:
+            return lm_metrics(model, self.data.test, self.seq_len, self.data.vocab_size)
+        finally:
+            model.cpu()
 
 
 def generate(model: nn.Module, prompt: list[int], length: int, seq_len: int, temperature: float = 1.0, seed: int = 0) -> list[int]:

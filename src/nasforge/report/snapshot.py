@@ -29,6 +29,9 @@ class RunSnapshot:
     final: dict[str, Any] | None
     elapsed_seconds: float | None
     trials: list[TrialRecord] = field(default_factory=list)
+    # What the reward measures (the evaluator's reward_name: "auto" resolved by the task, a custom
+    # metric's name); stored since rewards became per task. Older runs: the config's reward.
+    reward: str | None = None
 
     @property
     def complete(self) -> list[TrialRecord]:
@@ -36,7 +39,7 @@ class RunSnapshot:
 
     @property
     def reward_name(self) -> str:
-        return str(self.config.get("reward", "reward"))
+        return self.reward or str(self.config.get("reward", "reward"))
 
     def trial(self, trial_id: int) -> TrialRecord | None:
         return next((t for t in self.trials if t.id == trial_id), None)
@@ -76,6 +79,7 @@ def read_run(run_dir: str | Path) -> RunSnapshot:
         final=meta.get("final"),
         elapsed_seconds=meta.get("elapsed_seconds"),
         trials=[_record(row) for row in rows],
+        reward=meta.get("reward_name"),
     )
 
 

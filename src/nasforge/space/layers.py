@@ -148,8 +148,9 @@ class LayerGraphSpace(SearchSpace):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, options: LayerSpaceOptions | None = None):
         if len(input_shape) not in (2, 3) or any(int(d) < 1 for d in input_shape):
             raise InvalidGenome(f"input shape must be (C, L) or (C, H, W) with positive sizes, got {tuple(input_shape)}")
-        if num_classes < 2:
-            raise InvalidGenome(f"need at least 2 classes, got {num_classes}")
+        # The head's width: classes, multi-label labels, or regression targets (1 for one target).
+        if num_classes < 1:
+            raise InvalidGenome(f"need at least 1 output (classes, labels or targets), got {num_classes}")
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = int(num_classes)
         self.options = options or LayerSpaceOptions()
