@@ -31,7 +31,7 @@ def test_the_footprint_is_known_without_allocating_it() -> None:
 
 
 def test_an_oversized_candidate_fails_unbuilt_and_the_search_goes_on(tmp_path) -> None:
-    config = {"dataset": "digits", "strategy": "random", "space": {"channels": [8, 2048], "max_blocks": 2},
+    config = {"dataset": "digits", "strategy": "random", "space": {"channels": [8, 2048], "max_blocks": 2, "max_flops": None},
               "training": {"epochs": 1, "max_memory_gb": 0.05}, "budget": {"trials": 6}, "seed": 3,
               "out": str(tmp_path / "r"), "progress": False}
     study = nasforge.search(config)
@@ -43,7 +43,7 @@ def test_an_oversized_candidate_fails_unbuilt_and_the_search_goes_on(tmp_path) -
 def test_a_trial_timeout_stops_a_candidate_inside_one_long_batch(tmp_path) -> None:
     # One batch of this net takes minutes on a CPU core; the limit checked between batches never comes.
     config = {"dataset": "digits", "strategy": "random", "budget": {"trials": 1}, "seed": 0, "progress": False,
-              "space": {"channels": [512], "kernels": [7], "min_blocks": 4, "max_blocks": 4},
+              "space": {"channels": [512], "kernels": [7], "min_blocks": 4, "max_blocks": 4, "max_flops": None},
               "training": {"epochs": 1, "trial_timeout": 0.5, "max_memory_gb": 100}, "out": str(tmp_path / "batch")}
     study = nasforge.search(config)
     [trial] = study.trials
