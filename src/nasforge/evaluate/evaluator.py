@@ -18,6 +18,7 @@ from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
 from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, materialize, measure_costs
 from .crossval import summarize
+from .footprint import check as check_footprint
 from .inherit import inherit
 from .metrics import CustomMetric
 from .proxies import score_proxies
@@ -136,6 +137,22 @@ class Evaluator(ABC):
         """Scores of the returned model on held-out test data, computed once at the end; none by default."""
         return {}
 
+    def stop_after(self) -> float | None:
+        """Seconds after which an executor stops an evaluation outright (its worker process ended, the
+        trial recorded as failed), whatever it is doing then; None: never. The evaluator's own time
+        limit is checked between batches; this one also holds inside a long batch or cost measurement."""
+        return None
+
+
+def hard_limit(time_limit: float | None, runs: int = 1) -> float | None:
+    """The outright stop for `runs` trainings of `time_limit` seconds each (cross-validation trains once
+    per fold): their sum plus a grace for building, cost measurement and scoring, so that the limit
+    checked between batches, with its clearer message, normally comes first."""
+    if time_limit is None:
+        return None
+    soft = time_limit * runs
+    return soft + max(5.0, 0.25 * soft)
+
 
 
 
@@ -186,6 +203,9 @@ class TrainingEvaluator(Evaluator):
     def reward_name(self) -> str:
         return self.reward
 
+    def stop_after(self) -> float | None:
+        return hard_limit(self.training.time_limit, 1 + len(self.folds))
+
     def _reward(self, metrics: dict[str, Any]) -> float:
         return float(scalarize(self.scalarization, self.reward_spec(metrics), metrics))
 
@@ -208,6 +228,12 @@ class TrainingEvaluator(Evaluator):
         metrics: dict[str, Any] = {}
         model = None
         try:
+            options, hp_epochs = self._options(genome)
+            # Before anything is allocated: a candidate too large for the memory is a failed trial.
+            footprint, too_large = check_footprint(self.space, genome, self.data.inputs(1), options.batch_size,
+                                                   options.memory_limit, resolve_device(options.device))
+            if too_large is not None:
+                return Result("failed", params=footprint.params, train_seconds=time.perf_counter() - start, error=too_large)
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
@@ -215,8 +241,8 @@ class TrainingEvaluator(Evaluator):
             params = count_params(model)
             metrics["params"] = params
             if self.cost_measures:
-                options = self.costs or DEFAULT_COSTS
-                metrics.update(measure_costs(model, self.data.inputs(options.batch_size), options, self.cost_measures))
+                costs = self.costs or DEFAULT_COSTS
+                metrics.update(measure_costs(model, self.data.inputs(costs.batch_size), costs, self.cost_measures))
             metrics.update(genome_measures(self.space, genome, self.genome_measures))
             # The last line of defence: strategies draw feasible candidates (strategy/feasible.py),
             # but one that gets through anyway (a policy's sample, a noisy latency) is never trained.
@@ -231,7 +257,6 @@ class TrainingEvaluator(Evaluator):
                     model.load_state_dict(warmstart.state_dict)  # the same candidate, trained further
                 else:
                     metrics.update(inherit(self.space, model, genome, warmstart.parent, warmstart.state_dict).as_metrics())
-            options, hp_epochs = self._options(genome)
             device = resolve_device(options.device)
             model.to(device)
             outcome = self._train(model, genome, options, seed, epochs or hp_epochs, device, prune_below, trial)

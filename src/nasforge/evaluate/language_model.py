@@ -22,7 +22,8 @@ from torch import nn
 from ..data.text import CharCorpus
 from ..errors import DataError, TrialFailure
 from ..space.base import Genome, SearchSpace
-from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed
+from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed, hard_limit
+from .footprint import check as check_footprint
 from .metrics import REWARDS, classification_metrics
 from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device
 
@@ -136,6 +137,9 @@ class LanguageModelEvaluator(Evaluator):
                 raise DataError(f"the {split} text has {len(stream)} characters, not enough for one window of {seq_len} "
                                 "(the last 10% of the corpus is held out): give a longer corpus or a smaller dataset.max_length")
 
+    def stop_after(self) -> float | None:
+        return hard_limit(self.training.time_limit)
+
     def _train(self, model: nn.Module, seed: int, epochs: int | None, stream: torch.Tensor | None = None,
                timed: bool = True) -> TrainingOutcome:
         """On `stream` (default: the training text), for `epochs` (default: the options') of
@@ -156,6 +160,11 @@ class LanguageModelEvaluator(Evaluator):
         start = time.perf_counter()
         params = None
         try:
+            example = torch.zeros((1, self.seq_len), dtype=torch.long)
+            # Language models train on the CPU here (train_lm never moves them).
+            footprint, too_large = check_footprint(self.space, genome, example, self.training.batch_size, self.training.memory_limit)
+            if too_large is not None:
+                return Result("failed", params=footprint.params, train_seconds=time.perf_counter() - start, error=too_large)
             torch.manual_seed(seed)
             model = self.space.build(genome)
             params = count_params(model)
