@@ -397,6 +397,8 @@ def test_training_evaluators_want_a_gpu_unless_they_train_on_the_cpu(digits_data
     assert TrainingEvaluator(space, digits_data, TrainingOptions(device="auto")).wants_gpu
     assert not TrainingEvaluator(space, digits_data, TrainingOptions(device="cpu"), costs=None).wants_gpu
     assert TrainingEvaluator(space, digits_data, TrainingOptions(device="cpu"), costs=CostOptions(device="cuda")).wants_gpu
+    # One GPU named by index: workers must see the devices as they are, so none is pinned.
+    assert not TrainingEvaluator(space, digits_data, TrainingOptions(device="cuda:1")).wants_gpu
 
 
 def test_ray_slots_follow_the_gpu_share() -> None:

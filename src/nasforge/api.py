@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,22 +15,23 @@ from .budget import Budget
 from .callbacks import wants_epochs
 from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
-from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
+from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind, split_warnings
 from .data.objects import load_objects
 from .data.streamed import StreamedDataset
 from .data.text import CharCorpus, TextDataset, load_char_corpus
-from .errors import ConfigError, InvalidGenome, StoreError
+from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
 from .evaluate.accelerator import check_precision
-from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
+from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.metrics import CustomMetric
-from .evaluate.trainer import TrainingOptions, check_device
+from .evaluate.trainer import TrainingOptions, auto_batch_size, check_device
 from .example import example_of, save_example
 from .execute import Executor, make_executor
 from .registry import EVALUATORS, EXECUTORS, STRATEGIES
+from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
 from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .space.resolve import check_portable, make_user_space, space_from_record, space_record, space_reference
@@ -191,12 +195,31 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Str
         raise ConfigError(f"{field}: {exc}") from None
 
 
+def compute_cap(config: SearchConfig, space: SearchSpace) -> Constraint | None:
+    """The layers space's cap on forward FLOPs per sample (space.max_flops; auto: FLOPS_PER_INPUT per
+    input value, at least MIN_FLOPS_CAP). Without it, 28x28 images drew full-resolution 7x7
+    convolutions of 128 channels (median 53 MFLOPs, a tenth over 490M) and a 10-trial search of
+    5,000 images took over half an hour; digits and mnist1d candidates stay 80% and 98% under it."""
+    cap = config.space.max_flops
+    if space.name != "layers" or cap is None:
+        return None
+    if cap == "auto":
+        cap = max(MIN_FLOPS_CAP, FLOPS_PER_INPUT * math.prod(space.input_shape))
+    return Constraint("flops", "<=", float(cap))
+
+
+MIN_FLOPS_CAP = 20e6
+FLOPS_PER_INPUT = 10_000
+
+
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
-    """The space strategies draw from: only feasible candidates under constraints, and pre-screened by
-    a zero-cost proxy when configured (screening picks among feasible candidates, so it wraps outside)."""
-    if config.constraints and not isinstance(data, CharCorpus):
+    """The space strategies draw from: only feasible candidates under constraints (and the compute
+    cap), and pre-screened by a zero-cost proxy when configured (screening picks among feasible
+    candidates, so it wraps outside)."""
+    constraints = parse_constraints(config.constraints) + tuple(c for c in (compute_cap(config, space),) if c)
+    if constraints and not isinstance(data, CharCorpus):
         options = cost_options(config)
-        space = FeasibleSpace(space, parse_constraints(config.constraints), CostModel(space, data.inputs(options.batch_size), options))
+        space = FeasibleSpace(space, constraints, CostModel(space, data.inputs(options.batch_size), options))
     p = config.prescreen
     if p.proxy == "none":
         return space
@@ -206,7 +229,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", *SEQUENCE_ONLY})
+    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
@@ -221,12 +244,34 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     names it by import path in space.function (space/resolve.py); `objects`: what else the Python API
     was given beside the config (data, evaluate, callables: usercode.py)."""
     objects = objects or UserObjects()
-    run_dir = Path(config.out)
-    exists = (run_dir / STORE_FILE).exists()
-    if exists and not resume:
-        raise ConfigError(f"out: {run_dir} already holds a study; resume it with --resume or choose another --out")
-    if resume and not exists:
-        raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
+    # The run's lock is taken before any data is loaded, so a second writer, a bad --out or a damaged
+    # store fails at once; Study.run releases it.
+    rundir = RunDir(config.out)
+    made = not rundir.path.exists()
+    rundir.acquire()  # checks and makes the folder first
+    store = None
+    try:
+        exists = rundir.has_store()
+        if exists and not resume:
+            raise ConfigError(f"out: {rundir.path} already holds a study; resume it with --resume or choose another --out")
+        if resume and not exists:
+            raise StoreError(f"cannot resume: {rundir.path} holds no study ({rundir.store_path} is missing)")
+        store = rundir.open_store() if exists else None  # checked: an empty or damaged store is refused here
+        return _assemble(config, rundir, store, callbacks, strategy, executor, space, objects)
+    except BaseException:
+        if store is not None:
+            store.close()
+        rundir.release()
+        if made and not rundir.has_store():  # leave no empty run directory behind a refused config
+            rundir.lock_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                rundir.path.rmdir()
+        raise
+
+
+def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbacks: tuple[Callable[[Study, TrialRecord], None], ...],
+              strategy: Strategy | None, executor: Executor | None, space: Any, objects: UserObjects) -> Study:
+    run_dir, exists = rundir.path, store is not None
     check_precision(config.training.precision, check_device(config.training.device))
     if config.costs.device != "cpu":
         check_device(config.costs.device, "costs.device")
@@ -237,6 +282,9 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     data = load_data_for(config, objects)
     if exists and objects.data is not None:
         check_same_data(run_dir, data)
+    if isinstance(data, Dataset):
+        for problem in split_warnings(data):
+            warnings.warn(problem, NasforgeWarning, stacklevel=4)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
     space = space_for_run(config, data, space, run_dir if exists else None)
@@ -246,30 +294,41 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
             raise ConfigError(f"constraints: the {space.name!r} space has no {name} (the layers space has)")
     given = initial_genomes(config, space)  # before the store exists: a bad entry leaves no half-made run
     t = config.training
-    training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
+    batch_size = t.batch_size if t.batch_size != "auto" else (
+        auto_batch_size(_training_rows(data)) if _training_rows(data) else TrainingOptions.batch_size)
+    training = TrainingOptions(epochs=t.epochs, batch_size=batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
                                label_smoothing=t.label_smoothing, loss=objects.loss or t.loss,
                                optimizer=objects.optimizer or t.optimizer, momentum=t.momentum, nesterov=t.nesterov,
-                               precision=t.precision, channels_last=t.channels_last, final_compile=t.final_compile)
+                               precision=t.precision, channels_last=t.channels_last, final_compile=t.final_compile,
+                               memory_limit=t.max_memory_gb * 1e9 if t.max_memory_gb is not None else None)
     # its ConfigErrors, too, come before the store
     evaluator = make_evaluator(config, space, data, training, objects, tuple(c for c in callbacks if wants_epochs(c)))
     search_space = screened(config, space, data)
     for i, genome in enumerate(given):
         if (why := search_space.refusal(genome)) is not None:
-            raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(config.constraints)}); "
+            cap = compute_cap(config, space)
+            limits = [*config.constraints] + ([f"the compute cap space.max_flops: {cap.limit:g}"] if cap and "flops" in why else [])
+            raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(limits)}); "
                               "drop it or loosen the constraints")
     record = space_record(space)
     if executor is None and config.executor.name in ("pool", "ray"):  # their workers rebuild the space
         check_portable(space, config.executor.name)
-    store = Store.in_dir(run_dir, create=True)
-    if not exists:
-        store.set("config", to_dict(config))
-        store.set("dataset", data.summary())
-        store.set("space", record)
-        save_example(run_dir, example_of(data, config.dataset.max_length))
+    if t.batch_size == "auto":  # the store records the batch size the study trains with
+        config = config.model_copy(update={"training": t.model_copy(update={"batch_size": batch_size})})
+    if store is None:
+        try:  # before the store: a run whose store exists has its example
+            save_example(run_dir, example_of(data, config.dataset.max_length))
+        except Exception as exc:
+            if not is_write_failure(exc):
+                raise
+            raise WriteFailed(f"cannot write {run_dir}: {describe_os_error(exc)}; nothing was recorded") from exc
+        # Everything a study is, written in one transaction: a store never exists without it.
+        store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(), "space": record,
+                                     "reward_name": evaluator.reward_name})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
-    store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
+        store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
     f = config.fidelity
     scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
     if strategy is None:
@@ -281,7 +340,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     if given:
         strategy = GivenFirst(strategy, given)
     return Study(
-        space, strategy, evaluator, store, run_dir,
+        space, strategy, evaluator, store, rundir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
@@ -290,6 +349,17 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
+
+
+def _training_rows(data: Any) -> int | None:
+    """How many training samples the data has (for the automatic batch size), where it says."""
+    if isinstance(data, Dataset):
+        return len(data.y_train)
+    train = getattr(data, "train", None)
+    try:
+        return len(train) if isinstance(data, StreamedDataset) and train is not None else None
+    except TypeError:
+        return None
 
 
 def logger_callbacks(config: SearchConfig, run_dir: Path) -> tuple[Any, ...]:
@@ -342,10 +412,10 @@ def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:
 
 def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     """The stored config of a study, with budget / progress overrides."""
-    run_dir = Path(out)
+    run_dir = check_folder(out, "out")
     if not (run_dir / STORE_FILE).exists():
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
-    store = Store.in_dir(run_dir)
+    store = Store.in_dir(run_dir)  # read-only, checked: a store without its config is refused, never filled in
     try:
         stored = store.get("config")
     finally:

@@ -1,4 +1,5 @@
-"""The `nasforge` command. User errors print one line and exit 2; Ctrl-C exits 130, resumable."""
+"""The `nasforge` command. User errors (a NasforgeError, or the file system refusing something) print one
+line and exit 2; nasforge's warnings print as one line each; Ctrl-C exits 130, resumable."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .config import flags
-from .errors import NasforgeError
+from .errors import NasforgeError, NasforgeWarning
 
 
 def _bool(text: str) -> bool:
@@ -139,6 +141,9 @@ def _search(args: argparse.Namespace) -> int:
     else:
         config = build_config(read_yaml(args.config) if args.config else {}, **options)
     study = build_study(config, resume=args.resume)
+    if study.rundir.taken_over is not None:
+        print(f"note: the previous writer of {config.out} ({study.rundir.taken_over.describe()}) ended without closing the "
+              "run (killed or crashed); its lock is taken over", file=sys.stderr)
     print(f"study in {config.out}: {config.strategy.name} on {config.dataset.name}", file=sys.stderr)
     try:
         study.run()
@@ -333,16 +338,36 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    if issubclass(category, NasforgeWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return {"search": _search, "show": _show, "export": _export, "report": _report, "bench": _bench}[args.command](args)
     except NasforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system refused something nasforge did not foresee: still the user's to fix
+        from .rundir import describe_os_error
+
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {describe_os_error(exc)}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

@@ -89,6 +89,12 @@ class SpaceConfig(_Strict):
     activations: tuple[Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"], ...] = Field(
         ("relu", "gelu", "silu"), min_length=1, description="activations to choose from")
     max_skip_span: int = Field(6, ge=1, le=64, description="most components a skip connection may span")
+    stem: bool = Field(True, description="layers space: sampled genomes of images wider than 16 pixels start with stride-2 "
+                       "convolutions down to 16 (early downsampling); mutations may remove them")
+    max_flops: Annotated[float, Field(gt=0)] | Literal["auto"] | None = Field(
+        "auto", json_schema_extra={"flag_type": "str"},
+        description="layers space: forward FLOPs per sample a candidate may have (strategies draw only candidates under it); "
+        "auto: 10,000 per input value, at least 20M (28x28 images: 20M, 3x224x224: 1.5G); null: no cap")
     blocks: tuple[Literal["transformer", "rnn", "conv"], ...] = Field(("transformer", "rnn", "conv"), min_length=1,
                                                                       description="sequence space: block kinds mixed per layer")
     rnn_widths: tuple[Annotated[int, Field(ge=1, le=8192)], ...] = Field((64, 128, 256), min_length=1,
@@ -147,11 +153,16 @@ class SpaceConfig(_Strict):
 
 class TrainingConfig(_Strict):
     epochs: int = Field(5, ge=1, le=100000, description="training epochs per candidate")
-    batch_size: int = Field(128, ge=1, le=1 << 20, description="training batch size")
+    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] | Literal["auto"] = Field(
+        "auto", json_schema_extra={"flag_type": "str"}, description="training batch size; auto: the largest power of two "
+        "from 16 to 128 giving at least 20 optimizer steps per epoch (digits: 32, mnist1d: 128)")
     lr: float = Field(3e-3, gt=0, le=10, description="AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, le=10, description="AdamW weight decay")
     cosine: bool = Field(True, description="cosine learning-rate schedule")
-    trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
+    trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train; a candidate still running "
+                                        "past it (and a grace) is stopped outright, inside a batch or a cost measurement")
+    max_memory_gb: float | None = Field(None, gt=0, description="memory one candidate's training may need (estimated before "
+                                        "it is built); larger ones fail unbuilt. Unset: half the memory free at the time")
     cpu_seconds: float | None = Field(None, gt=0, description="language models: train each candidate for this many "
                                       "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine); "
                                       "under fidelity: halving a rung of k epochs is k such budgets")

@@ -18,9 +18,11 @@ from .budget import Budget
 from .callbacks import Callback
 from .data.datasets import make_views
 from .ensemble import combine
+from .errors import RunDirError, WriteFailed
 from .evaluate.evaluator import Evaluator, Result, Warmstart
 from .execute.base import LOST, Executor, SerialExecutor
 from .report.progress import Progress
+from .rundir import RunDir
 from .schedule import FIFO, Decided, Promotion, Scheduler
 from .space.base import SearchSpace
 from .store import Store, TrialRecord
@@ -62,7 +64,7 @@ class Study:
         strategy: Strategy,
         evaluator: Evaluator,
         store: Store,
-        run_dir: str | Path,
+        run_dir: str | Path | RunDir,
         budget: Budget,
         seed: int = 0,
         keep_top: int = 5,
@@ -81,7 +83,9 @@ class Study:
         test_views: dict[str, Any] | None = None,
     ):
         self.space, self.strategy, self.evaluator, self.store = space, strategy, evaluator, store
-        self.run_dir = Path(run_dir)
+        # The folder, its lock and its weights files (rundir.py); the study holds the lock while it runs.
+        self.rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.run_dir = self.rundir.path
         self.budget, self.seed, self.keep_top, self.final_epochs = budget, seed, keep_top, final_epochs
         if final_data not in ("train", "train+val"):
             raise ValueError(f"final_data must be 'train' or 'train+val', got {final_data!r}")
@@ -148,7 +152,7 @@ class Study:
         if final is None:
             raise RuntimeError("the study has not finished; run() it first")
         model = self._build_final([self.store.trial(i) for i in final.get("members", [final["trial"]])], final.get("views"))
-        model.load_state_dict(load_weights(self.run_dir / final["weights"]))
+        model.load_state_dict(load_weights(self.run_dir / final["weights"]))  # final.pt (RunDir.final_path)
         return model.eval()
 
     def _build_final(self, members: list[TrialRecord], views: dict[str, Any] | None = None) -> torch.nn.Module:
@@ -159,7 +163,7 @@ class Study:
         return (self.store.get("dataset") or {}).get("task", "classification")
 
     def weights_path(self, trial_id: int) -> Path:
-        return self.run_dir / "weights" / f"trial_{trial_id:05d}.pt"
+        return self.rundir.weights_path(trial_id)
 
     # -- the loop ------------------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -188,6 +192,33 @@ class Study:
             self.scheduler.requeue()
 
     def run(self) -> Study:
+        """Search until the budget is spent, then finalize. Holds the run's lock throughout; a write
+        that fails (a full disk) ends the run with a RunDirError saying what is safe and how to go on."""
+        self.rundir.acquire()
+        try:
+            self._search()
+            self.finalize()
+            self.store.checkpoint()
+            for callback in self.callbacks:
+                if isinstance(callback, Callback):
+                    callback.on_search_end(self)
+        except WriteFailed as exc:
+            raise WriteFailed(self._write_failure(exc)) from exc
+        finally:
+            self.rundir.release()
+        return self
+
+    def _write_failure(self, exc: WriteFailed) -> str:
+        try:
+            safe = sum(t.status != "running" for t in self.store.trials())
+        except Exception:  # the store itself may be what failed; its count is then unknown
+            return f"{exc}. Continue with: nasforge search --resume --out {self.run_dir}"
+        free = self.rundir.free_bytes()
+        room = f" ({free / 1e6:.0f} MB free there now)" if free is not None else ""
+        return (f"{exc}. {safe} finished trial(s) are safe in {self.store.path}{room}; make room and continue with: "
+                f"nasforge search --resume --out {self.run_dir}")
+
+    def _search(self) -> None:
         self._session_start = time.monotonic()
         self._elapsed_before = float(self.store.get("elapsed_seconds", 0.0))
         self._load_state()
@@ -277,11 +308,6 @@ class Study:
             # store and is run again on resume.
             self.executor.close()
         progress.close()
-        self.finalize()
-        for callback in self.callbacks:
-            if isinstance(callback, Callback):
-                callback.on_search_end(self)
-        return self
 
     # -- jobs: how long a candidate trains and from which weights -----------------------------------
     def _new_job(self, cand: Candidate) -> dict[str, Any]:
@@ -291,9 +317,7 @@ class Study:
                 path = self.weights_path(parent_id)
                 parent = self.store.trial(parent_id)
                 if path.exists() and parent is not None:
-                    from .export import load_weights
-
-                    job["warmstart"] = Warmstart(load_weights(path), self.space.from_json(parent.genome))
+                    job["warmstart"] = Warmstart(self.rundir.load_weights(path), self.space.from_json(parent.genome))
                     job["inherited_from"] = parent_id
                     if not self.scheduler.multi_fidelity:  # a rung's epochs stand; otherwise a short fine-tune
                         job["epochs"] = self.finetune_epochs
@@ -301,12 +325,10 @@ class Study:
         return job
 
     def _promote(self, promotion: Promotion, in_flight: dict, in_flight_keys: dict, progress: Progress) -> None:
-        from .export import load_weights
-
         rec = self.store.trial(promotion.trial)
         cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
         job = {"epochs": promotion.to_epochs - promotion.from_epochs, "promotion": promotion.to_epochs,
-               "warmstart": Warmstart(load_weights(self.weights_path(rec.id)))}
+               "warmstart": Warmstart(self.rundir.load_weights(self.weights_path(rec.id)))}
         self._submit(rec.id, cand, rec.seed, job, in_flight, in_flight_keys, progress)
 
     def _retry(self, trial_id: int, cand: Candidate, job: dict[str, Any]) -> bool:
@@ -417,25 +439,14 @@ class Study:
         return ids
 
     def _keep_weights(self, trial_id: int, result: Result) -> None:
-        complete = sorted((t.reward for t in self.store.trials("complete") if t.id != trial_id), reverse=True)
-        top = len(complete) < self.keep_top or result.reward > complete[self.keep_top - 1]
         # With objectives the trial may join the front: keep it now, _prune_weights decides after.
-        if not (top or self.inherit or len(self.objectives) >= 2 or trial_id in self._protected()):
-            return
-        path = self.weights_path(trial_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(result.state_dict, tmp)
-        tmp.replace(path)
+        always = self.inherit or len(self.objectives) >= 2 or trial_id in self._protected()
+        others = [t.reward for t in self.store.trials("complete") if t.id != trial_id]
+        self.rundir.keep_weights(trial_id, result.state_dict, result.reward, others, self.keep_top, always)
 
     def _prune_weights(self) -> None:
         top = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.keep_top]
-        keep = {self.weights_path(i).name for i in {t.id for t in top} | self._protected()}
-        folder = self.run_dir / "weights"
-        if folder.exists():
-            for path in folder.glob("trial_*.pt"):
-                if path.name not in keep:
-                    path.unlink(missing_ok=True)
+        self.rundir.prune_weights({t.id for t in top} | self._protected())
 
     # -- the result ----------------------------------------------------------------------------
     def finalize(self) -> dict[str, Any] | None:
@@ -452,8 +463,10 @@ class Study:
         ids = [record.id for record, _ in members]
         final = self.final
         if (final is not None and final["trial"] == best.id and final.get("members", [best.id]) == ids
-                and final.get("views") == self.test_views):
+                and final.get("views") == self.test_views and (self.run_dir / final["weights"]).exists()):
             return final
+        # (A recorded final model whose final.pt has gone is rebuilt here, as it was made: from the same
+        # trials and seeds, so the same model.)
         with_validation = bool(self.final_epochs) and self.final_data == "train+val"
         models = []
         for record, offset in members:
@@ -463,9 +476,13 @@ class Study:
             if self.final_epochs:
                 self.evaluator.retrain(model, record.seed + offset, self.final_epochs, genome, with_validation=with_validation)
             else:
-                from .export import load_weights
-
-                model.load_state_dict(load_weights(self.weights_path(record.id)))
+                path = self.weights_path(record.id)
+                if not path.exists():
+                    raise RunDirError(f"cannot make the final model: the weights of trial {record.id} are missing from "
+                                      f"{path.parent} (deleted?), and this study returns search weights rather than "
+                                      f"retraining (no final_epochs); export a trial whose weights remain: "
+                                      f"nasforge export {self.run_dir} --trial N --out FOLDER")
+                model.load_state_dict(self.rundir.load_weights(path))
             models.append(model)
         if self.final_epochs:
             source = f"retrained for {self.final_epochs} epochs" + (" on training + validation" if with_validation else "")
@@ -480,8 +497,7 @@ class Study:
             source += f", predictions averaged over test-time views of each input {self.test_views}"
         model = combine(models, make_views(self.test_views), self._task())
         model.eval()
-        path = self.run_dir / "final.pt"
-        torch.save(model.state_dict(), path)
+        path = self.rundir.save_final(model.state_dict())
         final = {
             "trial": best.id,
             **({"members": ids} if len(ids) > 1 else {}),

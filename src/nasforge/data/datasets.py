@@ -294,8 +294,13 @@ def _load_file(path: Path, label_column: str) -> dict[str, np.ndarray]:
     if path.suffix == ".csv":
         import csv
 
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.reader(f))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the CSV as UTF-8") from None
+        except (OSError, csv.Error) as exc:
+            raise DataError(f"{path}: cannot read it as CSV ({exc})") from None
         if len(rows) < 2:
             raise DataError(f"{path}: needs a header row and at least one data row")
         header, body = rows[0], rows[1:]
@@ -374,3 +379,22 @@ def load_dataset(
                                        label_column=label_column, layout=layout, normalize=normalize, options=options,
                                        task=task)
     return dataset
+
+
+def split_warnings(data: Dataset) -> list[str]:
+    """Why a classifier's scores on this data will mislead: validation or test classes that never occur
+    in training (a network cannot learn a class it never sees; with one sample per class, most cannot)."""
+    if data.task != "classification":
+        return []
+    seen = set(np.unique(data.y_train.cpu().numpy()).tolist())
+    found = []
+    for split, y in (("validation", data.y_val), ("test", data.y_test)):
+        classes = set(np.unique(y.cpu().numpy()).tolist())
+        missing = sorted(classes - seen)
+        if missing:
+            names = ", ".join(str(data.classes[i]) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+            share = float(np.isin(y.cpu().numpy(), missing).mean())
+            found.append(f"{data.name}: {len(missing)} of the {len(classes)} classes in the {split} split never occur in "
+                         f"training ({names}): {share:.0%} of its samples cannot be classified right, so its scores are "
+                         "capped accordingly; give more samples per class (or other split fractions)")
+    return found

@@ -185,9 +185,24 @@ class CostModel:
         known.update(genome_measures(self.space, genome, which - set(known)))
         missing = which - set(known)
         if missing:
-            # Building draws initial weights: keep that off the RNG that seeds training.
-            with torch.random.fork_rng(devices=[]):
-                model = materialize(self.space.build(genome), self.example)
-            known.update(measure_costs(model, self.example, self.options, missing))
+            # Counts (params, FLOPs, bytes) need shapes only: built on the meta device they cost no
+            # memory and no arithmetic, whatever the candidate's size; latency needs the real network.
+            measured = self._on_meta(genome, missing) if not missing & {"latency_ms"} else None
+            if measured is None:
+                # Building draws initial weights: keep that off the RNG that seeds training.
+                with torch.random.fork_rng(devices=[]):
+                    model = materialize(self.space.build(genome), self.example)
+                measured = measure_costs(model, self.example, self.options, missing)
+            known.update(measured)
         return {k: known[k] for k in which}
 
+    def _on_meta(self, genome: Genome, which: set[str]) -> dict[str, float | int] | None:
+        """The counts from the network built on the meta device; None where the space's build cannot
+        run there (a user's model function that makes CPU tensors): it is then built for real."""
+        example = torch.zeros_like(self.example[:1], device="meta")
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                model = materialize(self.space.build(genome), example)
+                return measure_costs(model, example, self.options, which)
+        except Exception:
+            return None

@@ -19,6 +19,7 @@ from .accelerator import DeviceRun, PeakMemory, has_conv2d, is_out_of_memory, pl
 from .constraints import Constraint, Scalarization, scalarize, violation
 from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, materialize, measure_costs
 from .crossval import summarize
+from .footprint import check as check_footprint
 from .inherit import inherit
 from .metrics import CustomMetric
 from .proxies import score_proxies
@@ -108,9 +109,9 @@ class Evaluator(ABC):
 
     @property
     def wants_gpu(self) -> bool:
-        """Whether trials should run on a GPU when there is one: the pool executor then pins each
-        worker to a GPU of its own. True by default (a user's evaluator may use one); False for
-        evaluators configured to train on the CPU."""
+        """Whether each executor worker should be given a GPU of its own, when there are GPUs (the pool
+        pins worker k to GPU k). True by default (a user's evaluator may use one); False for evaluators
+        that train on the CPU, or on one GPU named by its index (cuda:N must stay visible as it is)."""
         return True
 
     @property
@@ -149,6 +150,22 @@ class Evaluator(ABC):
     def test(self, model: torch.nn.Module) -> dict[str, Any]:
         """Scores of the returned model on held-out test data, computed once at the end; none by default."""
         return {}
+
+    def stop_after(self) -> float | None:
+        """Seconds after which an executor stops an evaluation outright (its worker process ended, the
+        trial recorded as failed), whatever it is doing then; None: never. The evaluator's own time
+        limit is checked between batches; this one also holds inside a long batch or cost measurement."""
+        return None
+
+
+def hard_limit(time_limit: float | None, runs: int = 1) -> float | None:
+    """The outright stop for `runs` trainings of `time_limit` seconds each (cross-validation trains once
+    per fold): their sum plus a grace for building, cost measurement and scoring, so that the limit
+    checked between batches, with its clearer message, normally comes first."""
+    if time_limit is None:
+        return None
+    soft = time_limit * runs
+    return soft + max(5.0, 0.25 * soft)
 
 
 
@@ -198,11 +215,16 @@ class TrainingEvaluator(Evaluator):
 
     @property
     def wants_gpu(self) -> bool:
+        if self.training.device.startswith("cuda:") or self.training.device == "mps":
+            return False
         return self.training.device != "cpu" or (self.costs is not None and self.costs.device == "cuda")
 
     @property
     def reward_name(self) -> str:
         return self.reward
+
+    def stop_after(self) -> float | None:
+        return hard_limit(self.training.time_limit, 1 + len(self.folds))
 
     def _reward(self, metrics: dict[str, Any]) -> float:
         return float(scalarize(self.scalarization, self.reward_spec(metrics), metrics))
@@ -239,6 +261,12 @@ class TrainingEvaluator(Evaluator):
             device = resolve_device(options.device)
             peak = PeakMemory(device)
             metrics.update(DeviceRun(device, options.precision).describe(), peak_memory_mb=None)
+            # Before anything is allocated: a candidate too large for the memory is a failed trial.
+            footprint, too_large = check_footprint(self.space, genome, self.data.inputs(1), options.batch_size,
+                                                   options.memory_limit, device)
+            if too_large is not None:
+                return Result("failed", metrics=metrics, params=footprint.params, train_seconds=time.perf_counter() - start,
+                              error=too_large)
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)

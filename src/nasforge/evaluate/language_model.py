@@ -23,7 +23,8 @@ from ..data.text import CharCorpus
 from ..errors import DataError, TrialFailure
 from ..space.base import Genome, SearchSpace
 from .accelerator import DeviceRun, PeakMemory, backward_step, run_compiled, scaled_steps
-from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed, released
+from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed, hard_limit, released
+from .footprint import check as check_footprint
 from .metrics import REWARDS, classification_metrics
 from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device
 
@@ -144,7 +145,10 @@ class LanguageModelEvaluator(Evaluator):
 
     @property
     def wants_gpu(self) -> bool:
-        return self.training.device != "cpu"
+        return self.training.device in ("auto", "cuda")
+
+    def stop_after(self) -> float | None:
+        return hard_limit(self.training.time_limit)
 
     def _train(self, model: nn.Module, seed: int, epochs: int | None, stream: torch.Tensor | None = None,
                timed: bool = True) -> TrainingOutcome:
@@ -172,6 +176,13 @@ class LanguageModelEvaluator(Evaluator):
         where: dict[str, Any] = DeviceRun(device, self.training.precision).describe()
         peak = PeakMemory(device)
         try:
+            example = torch.zeros((1, self.seq_len), dtype=torch.long)
+            # Checked against the memory of the device the model trains on (training.device).
+            footprint, too_large = check_footprint(self.space, genome, example, self.training.batch_size, self.training.memory_limit,
+                                                   device)
+            if too_large is not None:
+                return Result("failed", metrics=dict(where), params=footprint.params, train_seconds=time.perf_counter() - start,
+                              error=too_large)
             torch.manual_seed(seed)
             model = self.space.build(genome)
             params = count_params(model)
