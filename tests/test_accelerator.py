@@ -302,11 +302,23 @@ def test_splits_are_copied_to_a_device_once_per_process_and_never_pickled(digits
 
 def test_data_larger_than_its_share_of_the_gpu_stays_in_host_memory(digits_data, monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))  # 1000 bytes free
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert fits_on_device(250, "cuda") and not fits_on_device(251, "cuda")
     assert fits_on_device(10**12, "cpu")
     data = pickle.loads(pickle.dumps(digits_data))
     x, y = data.on_device("train", "cuda")  # no CUDA needed: too large, nothing is copied
     assert x is data.x_train and y is data.y_train
+
+
+def test_a_cuda_device_is_compared_with_its_index(monkeypatch) -> None:
+    # torch.device("cuda") != torch.device("cuda:0"), the device of every tensor on it: without the
+    # index, data already on the GPU would look foreign and be "copied" (pinned) batch by batch.
+    from nasforge.data.batches import indexed_device
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert indexed_device("cuda") == torch.device("cuda:0") and indexed_device("cuda:1") == torch.device("cuda:1")
+    assert indexed_device("cpu") == torch.device("cpu")
+    assert accelerator.DeviceRun(torch.device("cuda"), "bf16").describe() == {"device": "cuda:0", "training_precision": "bf16"}
 
 
 def test_the_cpu_path_slices_the_tensors_themselves(digits_data) -> None:

@@ -43,11 +43,20 @@ class Batches(ABC):
 DEVICE_DATA_SHARE = 0.25
 
 
+def indexed_device(device: torch.device | str) -> torch.device:
+    """`device` with its index (cuda -> cuda:N, the current GPU), so that it compares equal to the
+    device of the tensors on it: torch.device("cuda") != torch.device("cuda:0")."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def fits_on_device(nbytes: int, device: torch.device | str) -> bool:
     """Whether `nbytes` of data may live on `device` for the whole search: always on the CPU (it is
     there already) and on devices without their own memory figure; on CUDA up to DEVICE_DATA_SHARE
     of the memory free now, leaving the rest to the networks."""
-    device = torch.device(device)
+    device = indexed_device(device)
     if device.type != "cuda":
         return True
     free, _total = torch.cuda.mem_get_info(device)
@@ -61,7 +70,7 @@ class TensorBatches(Batches):
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device | str = "cpu",
                  seed: int | None = None, resident: bool = True):
-        device = torch.device(device)
+        device = indexed_device(device)
         if resident:
             x, y = x.to(device), y.to(device)  # once per candidate, not per batch; no-ops where they are already
         self.x, self.y = x, y

@@ -81,18 +81,19 @@ class Dataset:
         """One split ("train", "val", "test", or "train+val" for a final retrain) as index slices of its
         tensors, on `device` once per process when the data fits there (on_device), else copied there a
         batch at a time; shuffled by `seed` when given."""
-        from .batches import TensorBatches
+        from .batches import TensorBatches, indexed_device
 
+        device = indexed_device(device)
         x, y = self.on_device(split, device)
-        return TensorBatches(x, y, batch_size, device, seed, resident=x.device == torch.device(device))
+        return TensorBatches(x, y, batch_size, device, seed, resident=x.device == device)
 
     def on_device(self, split: str, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         """A split's (x, y) on `device`, copied there once and kept for this process's later trials,
         when all splits together fit (data/batches.py: fits_on_device); otherwise the host tensors.
         The copies are never pickled: each executor worker makes its own, on its own GPU."""
-        from .batches import fits_on_device
+        from .batches import fits_on_device, indexed_device
 
-        device = torch.device(device)
+        device = indexed_device(device)
         host = self.joined() if split == "train+val" else (getattr(self, f"x_{split}"), getattr(self, f"y_{split}"))
         if device.type == "cpu" or host[0].device == device:
             return host

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.batches import indexed_device
 from ..errors import ConfigError
 
 log = logging.getLogger("nasforge")
@@ -91,9 +92,9 @@ class DeviceRun:
         return torch.amp.GradScaler(self.device.type) if self.precision == "16-mixed" else None
 
     def describe(self) -> dict[str, Any]:
-        """What a trial records about where it ran: `device` and `training_precision` (not `precision`,
-        which is the classification metric)."""
-        return {"device": str(self.device), "training_precision": self.precision}
+        """What a trial records about where it ran: `device` (with its index: cuda:0) and
+        `training_precision` (not `precision`, which is the classification metric)."""
+        return {"device": str(indexed_device(self.device)), "training_precision": self.precision}
 
 
 def has_conv2d(model: nn.Module) -> bool:
