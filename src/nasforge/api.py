@@ -20,6 +20,7 @@ from .data.objects import load_objects
 from .data.streamed import StreamedDataset
 from .data.text import CharCorpus, TextDataset, load_char_corpus
 from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
+from .evaluate.accelerator import check_precision
 from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
@@ -128,7 +129,7 @@ def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any =
 
 def cost_options(config: SearchConfig) -> CostOptions:
     c = config.costs
-    return CostOptions(batch_size=c.batch_size, warmup=c.warmup, repeats=c.repeats)
+    return CostOptions(batch_size=c.batch_size, warmup=c.warmup, repeats=c.repeats, device=c.device)
 
 
 def make_scalarization(config: SearchConfig) -> Scalarization | None:
@@ -271,7 +272,9 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
 def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbacks: tuple[Callable[[Study, TrialRecord], None], ...],
               strategy: Strategy | None, executor: Executor | None, space: Any, objects: UserObjects) -> Study:
     run_dir, exists = rundir.path, store is not None
-    check_device(config.training.device)
+    check_precision(config.training.precision, check_device(config.training.device))
+    if config.costs.device != "cpu":
+        check_device(config.costs.device, "costs.device")
     for field, given in (("loss", objects.loss), ("optimizer", objects.optimizer)):
         if (getattr(config.training, field) == "custom") != (given is not None):
             raise ConfigError(f"training.{field}: custom is the Python API's {field}=callable; give both or neither")
@@ -297,6 +300,7 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
                                label_smoothing=t.label_smoothing, loss=objects.loss or t.loss,
                                optimizer=objects.optimizer or t.optimizer, momentum=t.momentum, nesterov=t.nesterov,
+                               precision=t.precision, channels_last=t.channels_last, final_compile=t.final_compile,
                                memory_limit=t.max_memory_gb * 1e9 if t.max_memory_gb is not None else None)
     # its ConfigErrors, too, come before the store
     evaluator = make_evaluator(config, space, data, training, objects, tuple(c for c in callbacks if wants_epochs(c)))

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML config file (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the study in --out after a crash or Ctrl-C")
     for name, flag in flags().items():  # derived from the config schema (config.flags)
-        text = f"{flag.help} [{flag.path}]"
+        text = f"{flag.help} [{flag.path}]".replace("%", "%%")  # argparse formats help with %: a literal one is %%
         if flag.kind == "repeat":  # each use adds one item (--constraint A --constraint B)
             p.add_argument(flag.option, dest=name, action="append", default=None, metavar="TEXT", help=text)
         elif flag.kind == "list":

@@ -190,12 +190,30 @@ class TrainingConfig(_Strict):
                                                          "(Python API: optimizer=factory(params, lr=, weight_decay=))")
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
     nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    precision: Literal["32", "bf16", "16-mixed"] = Field(
+        "32", description="arithmetic of training and scoring: 32 (float32), bf16 (bfloat16 autocast around the forward pass "
+        "and loss; CPU and CUDA) or 16-mixed (float16 autocast with gradient scaling; CUDA only). Weights stay float32")
+    channels_last: bool = Field(False, description="2-D convolution nets train in channels-last (NHWC) memory order, "
+                                "faster on GPUs with autocast; other networks are left as they are (noted once in the log)")
+    final_compile: bool = Field(False, description="the final retrain runs the network through torch.compile (never the "
+                                "search: a new graph per candidate costs more than it saves); falls back to eager with a "
+                                "warning when compiling fails; needs final_epochs")
     cv_folds: int | None = Field(None, ge=3, le=100, description="classifiers: score every candidate by the mean over K "
                                  "folds (the validation split and K-1 of the training split; by group where the data has groups, "
                                  "e.g. fsdd speakers with a val_speaker); K times the training; the trial keeps fold 1's weights")
 
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, v: Any) -> Any:
+        # YAML reads `precision: 32` as a number; Lightning's names (bf16-mixed, 32-true) are accepted too.
+        from .evaluate.accelerator import canonical_precision
+
+        return canonical_precision(v)
+
     @model_validator(mode="after")
     def _final(self) -> TrainingConfig:
+        if self.final_compile and self.final_epochs is None:
+            raise ValueError("final_compile: compiles the final retrain, so it needs final_epochs")
         if self.final_data != "train" and self.final_epochs is None:
             raise ValueError("final_data: train+val retrains the best genome, so it needs final_epochs")
         if self.final_seeds > 1 and self.final_epochs is None:
@@ -259,6 +277,8 @@ class CostConfig(_Strict):
                             json_schema_extra={"flag": "latency_batch"})
     warmup: int = Field(3, ge=0, le=1000, description="untimed forward passes before latency is timed")
     repeats: int = Field(10, ge=1, le=10000, description="timed forward passes; latency_ms is their median")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where latency_ms is timed: cpu, or cuda (the GPU the trial "
+                                           "runs on, synchronised around every timed pass); float32, eval mode")
 
 
 class ScalarizeConfig(_Strict):
@@ -313,7 +333,8 @@ class ExecutorConfig(_Strict):
     address: str | None = Field(None, min_length=1, description="ray: 'auto' or HOST:PORT of a running cluster; "
                                 "unset starts a local Ray for the search")
     cpus_per_trial: float = Field(1.0, gt=0, le=4096, description="ray: CPUs (and torch threads) one trial holds")
-    gpus_per_trial: float = Field(0.0, ge=0, le=64, description="ray: GPUs one trial holds; fractions share a device")
+    gpus_per_trial: float = Field(0.0, ge=0, le=64, description="ray: GPUs one trial holds: a fraction of one (0.5: two "
+                                  "trials share a device) or a whole number; 0: trials see no GPU (Ray hides them)")
     ray_temp_dir: str | None = Field(None, min_length=1, description="ray: temp dir of a local Ray (default: a fresh one, removed after)")
     max_retries: int = Field(2, ge=0, le=100,
                              description="times a trial is run again after its worker died (killed, out of memory, node lost)")
@@ -346,6 +367,9 @@ class ExecutorConfig(_Strict):
                 raise ValueError(f"{', '.join(given)}: only the ray executor uses this (executor is {self.name!r})")
         elif self.threads is not None:
             raise ValueError("threads: Ray tasks get cpus_per_trial threads each; set cpus_per_trial instead")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise ValueError(f"gpus_per_trial: {self.gpus_per_trial:g}; Ray shares a GPU by fractions of one, so more than one "
+                             "must be a whole number")
         return self
 
 
@@ -439,11 +463,24 @@ class SearchConfig(_Strict):
         if self.training.cv_folds is not None and self.fidelity.name != "none":
             raise ValueError("training.cv_folds: successive halving continues one network per rung, not K folds; "
                              "use fidelity: none with cv_folds")
+        self._devices_fit_executor()
         for field in ("final_ensemble", "final_seeds"):
             if getattr(self.training, field) > 1 and len(self.objectives) >= 2:
                 raise ValueError(f"training.{field}: a search with several objectives returns its Pareto front, "
                                  "not one model to ensemble; drop one of them")
         return self
+
+    def _devices_fit_executor(self) -> None:
+        device, executor = self.training.device, self.executor
+        if executor.name in ("pool", "ray") and device.startswith("cuda:"):
+            raise ValueError(f"training.device: {device} names one GPU, but the {executor.name} executor gives each trial a GPU "
+                             "of its own (seen there as cuda:0); use cuda or auto")
+        if executor.name == "ray" and device == "cuda" and executor.gpus_per_trial == 0:
+            raise ValueError("training.device: cuda under the ray executor needs executor.gpus_per_trial > 0 (a Ray task "
+                             "that asks for no GPU sees none)")
+        if executor.name == "ray" and self.costs.device == "cuda" and executor.gpus_per_trial == 0:
+            raise ValueError("costs.device: cuda under the ray executor needs executor.gpus_per_trial > 0 (a Ray task "
+                             "that asks for no GPU sees none)")
 
     @field_validator("scalarize", mode="before")
     @classmethod

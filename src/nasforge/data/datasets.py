@@ -79,14 +79,32 @@ class Dataset:
 
     def batches(self, split: str, batch_size: int, device: torch.device | str = "cpu", seed: int | None = None) -> Batches:
         """One split ("train", "val", "test", or "train+val" for a final retrain) as index slices of its
-        tensors on `device`; shuffled by `seed` when given."""
-        from .batches import TensorBatches
+        tensors, on `device` once per process when the data fits there (on_device), else copied there a
+        batch at a time; shuffled by `seed` when given."""
+        from .batches import TensorBatches, indexed_device
 
-        if split == "train+val":
-            x, y = self.joined()
-        else:
-            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-        return TensorBatches(x, y, batch_size, device, seed)
+        device = indexed_device(device)
+        x, y = self.on_device(split, device)
+        return TensorBatches(x, y, batch_size, device, seed, resident=x.device == device)
+
+    def on_device(self, split: str, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split's (x, y) on `device`, copied there once and kept for this process's later trials,
+        when all splits together fit (data/batches.py: fits_on_device); otherwise the host tensors.
+        The copies are never pickled: each executor worker makes its own, on its own GPU."""
+        from .batches import fits_on_device, indexed_device
+
+        device = indexed_device(device)
+        host = self.joined() if split == "train+val" else (getattr(self, f"x_{split}"), getattr(self, f"y_{split}"))
+        if device.type == "cpu" or host[0].device == device:
+            return host
+        copies = self.__dict__.setdefault("_device_copies", {})
+        fits = copies.setdefault(("fits", str(device)), fits_on_device(self.nbytes(), device))
+        if not fits:
+            return host
+        key = (split, str(device))
+        if key not in copies:
+            copies[key] = tuple(t.to(device) for t in host)
+        return copies[key]
 
     def joined(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training and validation splits as one (cross-validation folds index into it; a
@@ -108,7 +126,9 @@ class Dataset:
         # being copied through the driver; everything else travels whole, once per worker.
         if self.recipe is not None and self.nbytes() > RECIPE_BYTES:
             return {"__recipe__": self.recipe}
-        return dict(self.__dict__)
+        state = dict(self.__dict__)
+        state.pop("_device_copies", None)  # this process's GPU copies; a worker makes its own
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "__recipe__" in state:

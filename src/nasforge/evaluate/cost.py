@@ -5,11 +5,16 @@
   `torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts as 2; elementwise ops,
   activations and biases are not counted, as in that counter);
 - `size_bytes`: bytes of parameters and buffers, i.e. the size of the weights in memory;
-- `latency_ms`: CPU inference latency of one batch (`batch_size` samples) in eval mode: `warmup`
-  untimed runs, then the median of `repeats` timed ones, in milliseconds.
+- `latency_ms`: inference latency of one batch (`batch_size` samples) in eval mode and float32 on
+  the chosen device (`device`: cpu, or cuda, the GPU the trial runs on): `warmup` untimed runs, then
+  the median of `repeats` timed ones, in milliseconds. On a GPU every timed pass ends with
+  torch.cuda.synchronize (kernels run asynchronously: without it the clock stops when the launches
+  are queued, not when they finish), as torch.utils.benchmark.Timer does; the trial records how it
+  was timed under `latency_setup` (device, batch, warmup, repeats).
 
 Latency is a measurement, not a count: it depends on the machine, its load and torch's thread
 count, so the median of several runs is used and the value is recorded per trial, not assumed.
+benchmarks/performance/latency_timer.py compares this timer with torch's Timer.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,10 +52,13 @@ class CostOptions:
     batch_size: int = 1  # samples per timed forward pass
     warmup: int = 3
     repeats: int = 10
+    device: str = "cpu"  # where latency is timed: "cpu" or "cuda" (this process's current GPU)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.warmup < 0 or self.repeats < 1:
             raise ValueError("cost options need batch_size >= 1, warmup >= 0 and repeats >= 1")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"cost options: latency is timed on cpu or cuda, not {self.device!r}")
 
 
 DEFAULT_COSTS = CostOptions()
@@ -98,28 +107,52 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def measure_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10) -> float:
-    """Median wall time of a forward pass of `example`, in milliseconds, after `warmup` runs."""
+def forward_times(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10) -> list[float]:
+    """Seconds of each of `repeats` forward passes of `example` (on the model's device), after
+    `warmup` untimed ones. On CUDA the device is synchronised before the clock starts and before it
+    stops, so each time covers the kernels themselves, not only their launch."""
+    device = example.device
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     with _inference(model):
         for _ in range(warmup):
             model(example)
+        sync()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             model(example)
+            sync()
             times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return times
+
+
+def measure_latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 3, repeats: int = 10) -> float:
+    """Median time of a forward pass of `example` on the model's device, in milliseconds, after `warmup` runs."""
+    return 1000.0 * statistics.median(forward_times(model, example, warmup, repeats))
+
+
+def latency_on(model: nn.Module, batch: torch.Tensor, options: CostOptions) -> float:
+    """latency_ms of `model` on `options.device`; the model is moved there for the timing and back."""
+    if options.device == "cpu":
+        return measure_latency_ms(model, batch, options.warmup, options.repeats)
+    home = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = torch.device(options.device)
+    try:
+        return measure_latency_ms(model.to(device), batch.to(device), options.warmup, options.repeats)
+    finally:
+        model.to(home)
 
 
 def measure_costs(model: nn.Module, example: torch.Tensor, options: CostOptions = DEFAULT_COSTS,
-                  which: Iterable[str] = MEASURES) -> dict[str, float | int]:
+                  which: Iterable[str] = MEASURES) -> dict[str, Any]:
     """The requested measures of a built model. `example` is a batch of real inputs: its first sample
-    is used for FLOPs and its first `options.batch_size` samples (repeated if it has fewer) for latency."""
+    is used for FLOPs and its first `options.batch_size` samples (repeated if it has fewer) for latency,
+    which also gives `latency_setup`: how it was timed."""
     which = set(which)
     unknown = which - set(MEASURES)
     if unknown:
         raise ValueError(f"unknown cost measure(s) {sorted(unknown)}; known: {', '.join(MEASURES)}")
-    out: dict[str, float | int] = {}
+    out: dict[str, Any] = {}
     if "params" in which:
         out["params"] = count_params(model)
     if "size_bytes" in which:
@@ -131,7 +164,9 @@ def measure_costs(model: nn.Module, example: torch.Tensor, options: CostOptions 
         if len(batch) < options.batch_size:
             reps = -(-options.batch_size // len(batch))
             batch = batch.repeat(reps, *([1] * (batch.dim() - 1)))[: options.batch_size]
-        out["latency_ms"] = measure_latency_ms(model, batch, options.warmup, options.repeats)
+        out["latency_ms"] = latency_on(model, batch, options)
+        out["latency_setup"] = {"device": options.device, "batch": options.batch_size, "warmup": options.warmup,
+                                "repeats": options.repeats}
     return out
 
 

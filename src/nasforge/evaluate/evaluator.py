@@ -15,6 +15,7 @@ from ..callbacks import epoch_reporter
 from ..data.batches import Batches, TensorBatches
 from ..errors import InvalidGenome, TrialFailure, TrialPruned
 from ..space.base import Genome, SearchSpace
+from .accelerator import DeviceRun, PeakMemory, has_conv2d, is_out_of_memory, place, release_device_memory, run_compiled
 from .constraints import Constraint, Scalarization, scalarize, violation
 from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_params, genome_measures, materialize, measure_costs
 from .crossval import summarize
@@ -54,19 +55,31 @@ class Warmstart:
 CANDIDATE_ERRORS = (TrialFailure, InvalidGenome, MemoryError, RuntimeError, ValueError)
 
 
-def failed(exc: BaseException, params: int | None, start: float) -> Result:
-    """The 'failed' Result for an error in CANDIDATE_ERRORS raised `start` (perf_counter) ago."""
+def failed(exc: BaseException, params: int | None, start: float, metrics: dict[str, Any] | None = None) -> Result:
+    """The 'failed' Result for an error in CANDIDATE_ERRORS raised `start` (perf_counter) ago, with the
+    `metrics` known by then (cost measures, device, precision, peak memory). A caller that gets an
+    out-of-memory failure hands the memory back once the exception is gone (`released`)."""
     if isinstance(exc, (TrialFailure, InvalidGenome)):
         error = str(exc)
     elif isinstance(exc, MemoryError):
         error = "out of memory"
-    elif isinstance(exc, torch.OutOfMemoryError):
+    elif is_out_of_memory(exc):
         # The candidate is too big for the device: failed, and the search goes on with its memory freed.
-        release_device_memory()
-        error = "out of device memory: " + str(exc).strip().splitlines()[0][:300]
-    else:  # shape mismatches, CUDA OOM and other per-candidate errors from inside torch
+        error = OUT_OF_DEVICE_MEMORY + (str(exc).strip().splitlines() or [""])[0][:300]
+    else:  # shape mismatches and other per-candidate errors from inside torch
         error = traceback.format_exception_only(type(exc), exc)[-1].strip()[:2000]
-    return Result("failed", params=params, train_seconds=time.perf_counter() - start, error=error)
+    return Result("failed", metrics=dict(metrics or {}), params=params, train_seconds=time.perf_counter() - start, error=error)
+
+
+OUT_OF_DEVICE_MEMORY = "out of device memory: "
+
+
+def released(result: Result) -> Result:
+    """`result`, after handing back the memory of a candidate that ran out of it (host or device);
+    call it where the failed evaluation's frames are gone."""
+    if result.status == "failed" and result.error and result.error.startswith((OUT_OF_DEVICE_MEMORY, "out of memory")):
+        release_device_memory()
+    return result
 
 
 def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -77,12 +90,6 @@ def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         width = max(a.shape[1], b.shape[1])
         a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
     return torch.cat([a, b])
-
-
-def release_device_memory() -> None:
-    """Hand the CUDA cache back after a failed candidate, so that the next one starts with it free."""
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class Evaluator(ABC):
@@ -99,6 +106,13 @@ class Evaluator(ABC):
     # Whether evaluate() takes the trial's id as `trial` (for EpochInfo and ctx.trial); the study
     # passes it only then, so evaluators written before it need not accept it.
     takes_trial_id = False
+
+    @property
+    def wants_gpu(self) -> bool:
+        """Whether each executor worker should be given a GPU of its own, when there are GPUs (the pool
+        pins worker k to GPU k). True by default (a user's evaluator may use one); False for evaluators
+        that train on the CPU, or on one GPU named by its index (cuda:N must stay visible as it is)."""
+        return True
 
     @property
     def epochs(self) -> int | None:
@@ -200,6 +214,12 @@ class TrainingEvaluator(Evaluator):
         return self.training.epochs
 
     @property
+    def wants_gpu(self) -> bool:
+        if self.training.device.startswith("cuda:") or self.training.device == "mps":
+            return False
+        return self.training.device != "cpu" or (self.costs is not None and self.costs.device == "cuda")
+
+    @property
     def reward_name(self) -> str:
         return self.reward
 
@@ -216,24 +236,37 @@ class TrainingEvaluator(Evaluator):
             return TensorBatches(*self._pool(), size, device, seed)
         return self.data.batches(split, size, device, seed)
 
-    def _score(self, model: torch.nn.Module, split: str, options: TrainingOptions | None = None) -> dict[str, Any]:
+    def _score(self, model: torch.nn.Module, split: str, options: TrainingOptions | None = None,
+               run: DeviceRun | None = None) -> dict[str, Any]:
         options = options or self.training
-        return score_batches(model, self._batches(split, options, model_device(model)), self.task, self.reward_spec,
-                             self.metric, options.loss)
+        run = run or DeviceRun(model_device(model), options.precision, options.channels_last and has_conv2d(model))
+        return score_batches(model, self._batches(split, options, run.device), self.task, self.reward_spec,
+                             self.metric, options.loss, run)
 
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None, trial: int | None = None) -> Result:
+        # Out here, the failed candidate's frames (its network, activations, optimizer) are gone:
+        # only now can its memory be handed back.
+        return released(self._evaluate(genome, seed, epochs, warmstart, prune_below, trial))
+
+    def _evaluate(self, genome: Genome, seed: int, epochs: int | None, warmstart: Warmstart | None,
+                  prune_below: dict[int, float] | None, trial: int | None) -> Result:
         start = time.perf_counter()
         params = None
         metrics: dict[str, Any] = {}
         model = None
         try:
             options, hp_epochs = self._options(genome)
+            # Where the trial runs, in what precision, and (CUDA) its peak memory, whatever its outcome.
+            device = resolve_device(options.device)
+            peak = PeakMemory(device)
+            metrics.update(DeviceRun(device, options.precision).describe(), peak_memory_mb=None)
             # Before anything is allocated: a candidate too large for the memory is a failed trial.
             footprint, too_large = check_footprint(self.space, genome, self.data.inputs(1), options.batch_size,
-                                                   options.memory_limit, resolve_device(options.device))
+                                                   options.memory_limit, device)
             if too_large is not None:
-                return Result("failed", params=footprint.params, train_seconds=time.perf_counter() - start, error=too_large)
+                return Result("failed", metrics=metrics, params=footprint.params, train_seconds=time.perf_counter() - start,
+                              error=too_large)
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
@@ -257,19 +290,20 @@ class TrainingEvaluator(Evaluator):
                     model.load_state_dict(warmstart.state_dict)  # the same candidate, trained further
                 else:
                     metrics.update(inherit(self.space, model, genome, warmstart.parent, warmstart.state_dict).as_metrics())
-            device = resolve_device(options.device)
-            model.to(device)
-            outcome = self._train(model, genome, options, seed, epochs or hp_epochs, device, prune_below, trial)
-            metrics.update(outcome.val_metrics or self._score(model, "val", options))
+            run = place(model, device, options.precision, options.channels_last)
+            outcome = self._train(model, genome, options, seed, epochs or hp_epochs, run, prune_below, trial)
+            metrics.update(outcome.val_metrics or self._score(model, "val", options, run))
             if self.folds:
                 scores = [dict(metrics)]
                 for rows, held in self.folds:
                     scores.append(self._fold(genome, options, seed, epochs or hp_epochs, rows, held))
                     outcome.seconds += scores[-1].pop("seconds")
                 metrics.update(summarize(scores))
+            metrics["peak_memory_mb"] = peak.mb()
             reward = self._reward(metrics)
         except TrialPruned as exc:
             seconds = time.perf_counter() - start
+            metrics["peak_memory_mb"] = peak.mb()
             if exc.diverged:
                 return Result("pruned", metrics=metrics, params=params, train_seconds=seconds, curve=exc.curve, error=str(exc))
             # Stopped by the median rule: the partial model still has an honest validation score.
@@ -277,12 +311,14 @@ class TrainingEvaluator(Evaluator):
                 metrics.update(self._partial_metrics(model, exc))
                 partial = self._reward(metrics)
             except CANDIDATE_ERRORS as inner:
-                return failed(inner, params, start)
+                return failed(inner, params, start, metrics)
             return Result("pruned", reward=partial, metrics=metrics, params=params, train_seconds=seconds, curve=exc.curve,
                           error=str(exc))
         except CANDIDATE_ERRORS as exc:
             del model
-            return failed(exc, params, start)
+            if "device" in metrics:
+                metrics["peak_memory_mb"] = peak.mb()
+            return failed(exc, params, start, metrics)
         return Result(
             "complete",
             reward=reward,
@@ -294,12 +330,12 @@ class TrainingEvaluator(Evaluator):
         )
 
     def _train(self, model: torch.nn.Module, genome: Genome, options: TrainingOptions, seed: int, epochs: int | None,
-               device: torch.device, prune_below: dict[int, float] | None, trial: int | None) -> TrainingOutcome:
-        train, val = self._batches("train", options, device, seed), self._batches("val", options, device)
+               run: DeviceRun, prune_below: dict[int, float] | None, trial: int | None) -> TrainingOutcome:
+        train, val = self._batches("train", options, run.device, seed), self._batches("val", options, run.device)
         try:
             return train_batches(model, train, options, seed, self.task, epochs=epochs, validation=val, prune_below=prune_below,
                                  augment=self.data.augment, reward=self.reward_spec, metric=self.metric,
-                                 on_epoch=epoch_reporter(self.epoch_callbacks, trial, genome, seed))
+                                 on_epoch=epoch_reporter(self.epoch_callbacks, trial, genome, seed), run=run)
         finally:
             train.close()
             val.close()
@@ -313,12 +349,13 @@ class TrainingEvaluator(Evaluator):
         """Scores (and training seconds) of a fresh copy of the candidate on one further fold."""
         x, y = self._pool()
         torch.manual_seed(seed)
-        device = resolve_device(options.device)
-        model = materialize(self.space.build(genome), x).to(device)
-        outcome = train_batches(model, TensorBatches(x[rows], y[rows], options.batch_size, device, seed), options, seed, self.task,
-                                epochs=epochs, augment=self.data.augment)
-        held_out = TensorBatches(x[held], y[held], SCORE_BATCH, device)
-        return {**score_batches(model, held_out, self.task, self.reward_spec, self.metric, options.loss), "seconds": outcome.seconds}
+        model = materialize(self.space.build(genome), x)
+        run = place(model, resolve_device(options.device), options.precision, options.channels_last)
+        outcome = train_batches(model, TensorBatches(x[rows], y[rows], options.batch_size, run.device, seed), options, seed,
+                                self.task, epochs=epochs, augment=self.data.augment, run=run)
+        held_out = TensorBatches(x[held], y[held], SCORE_BATCH, run.device)
+        return {**score_batches(model, held_out, self.task, self.reward_spec, self.metric, options.loss, run),
+                "seconds": outcome.seconds}
 
     def _pool(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training and validation splits as one, joined once: cross-validation folds index into it
@@ -344,13 +381,21 @@ class TrainingEvaluator(Evaluator):
         genome's own lr / weight decay / batch size when it carries them, as in the search;
         `with_validation`: on the training and validation splits together (the search is over)."""
         training = self._options(genome)[0] if genome is not None else self.training
-        device = resolve_device(training.device)
-        materialize(model, self.data.inputs(1)).to(device)
-        batches = self._batches("train+val" if with_validation else "train", training, device, seed)
-        try:
-            train_batches(model, batches, training, seed, self.task, epochs=epochs, augment=self.data.augment)
-        finally:
-            batches.close()
+        run = place(materialize(model, self.data.inputs(1)), resolve_device(training.device), training.precision,
+                    training.channels_last)
+
+        def fit(net: torch.nn.Module) -> None:
+            # Batches of their own per run: an eager run after a failed compile draws the same order.
+            batches = self._batches("train+val" if with_validation else "train", training, run.device, seed)
+            try:
+                train_batches(net, batches, training, seed, self.task, epochs=epochs, augment=self.data.augment, run=run)
+            finally:
+                batches.close()
+
+        if training.final_compile:
+            run_compiled(model, fit)
+        else:
+            fit(model)
         model.cpu()
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
@@ -364,10 +409,10 @@ class TrainingEvaluator(Evaluator):
     def _final_score(self, model: torch.nn.Module, split: str) -> dict[str, Any]:
         # The returned model is scored where it was trained; the user's metric failing here is
         # recorded with the final model instead of losing the finished search.
-        device = resolve_device(self.training.device)
-        model.to(device)
+        options = self.training
+        run = place(model, resolve_device(options.device), options.precision, options.channels_last)
         try:
-            return self._score(model, split)
+            return self._score(model, split, options, run)
         except TrialFailure as exc:
             return {"error": str(exc)}
         finally:

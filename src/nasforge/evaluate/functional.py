@@ -33,6 +33,7 @@ The function must pickle (a module-level function) to run under the pool or Ray 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
@@ -46,6 +47,7 @@ from ..callbacks import epoch_reporter
 from ..data.batches import Batches
 from ..errors import TrialFailure, TrialPruned
 from ..space.base import Genome
+from .accelerator import DeviceRun, backward_step, place
 from .cost import materialize
 from .evaluator import TrainingEvaluator
 from .losses import make_optimizer
@@ -72,12 +74,15 @@ class Split:
 class Context:
     """What `evaluate(model, ctx)` is given; see the module docstring."""
 
-    def __init__(self, evaluator: FunctionalEvaluator, options: TrainingOptions, device: torch.device, seed: int, epochs: int,
+    def __init__(self, evaluator: FunctionalEvaluator, options: TrainingOptions, run: DeviceRun, seed: int, epochs: int,
                  genome: Genome, trial: int | None, prune_below: dict[int, float] | None, phase: str, train_split: str):
-        self._evaluator, self.options = evaluator, options
+        self._evaluator, self.options, self._run = evaluator, options, run
         self.data = evaluator.data  # Dataset (tensors) or StreamedDataset (batches only)
         self.task = evaluator.task
-        self.device, self.seed, self.epochs, self.genome, self.trial, self.phase = device, seed, epochs, genome, trial, phase
+        self.device, self.seed, self.epochs, self.genome, self.trial, self.phase = run.device, seed, epochs, genome, trial, phase
+        # "32", "bf16" or "16-mixed" (training.precision): ctx.autocast() and ctx.backward_step() apply it.
+        self.precision = run.precision
+        self._scaler = run.scaler()
         self.batch_size = options.batch_size
         self.curve: list[dict[str, float]] = []
         self._prune_below = prune_below or {}
@@ -115,6 +120,15 @@ class Context:
         o = self.options
         return make_optimizer(o.optimizer, model.parameters(), o.lr, o.weight_decay, o.momentum, o.nesterov)
 
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Wrap the forward pass and the loss in it: autocast to the configured precision (bf16 /
+        16-mixed), nothing for 32."""
+        return self._run.autocast()
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """`loss.backward(); optimizer.step()`, with gradient scaling under 16-mixed (which needs it)."""
+        backward_step(loss, optimizer, self._scaler)
+
     def score(self, model: torch.nn.Module, split: str = "val") -> dict[str, Any]:
         """The task's built-in metrics of `model` on "val" (or "train")."""
         if split not in ("train", "val"):
@@ -122,7 +136,7 @@ class Context:
         ev = self._evaluator
         batches = ev._batches(split if split == "train" else "val", self.options, self.device)
         try:
-            return score_batches(model, batches, ev.task, ev.builtin_reward, ev.metric, self.options.loss)
+            return score_batches(model, batches, ev.task, ev.builtin_reward, ev.metric, self.options.loss, self._run)
         finally:
             batches.close()
 
@@ -185,9 +199,9 @@ class FunctionalEvaluator(TrainingEvaluator):
             raise TrialFailure(f"{where}: expected a number or a dict of numbers, got {type(metrics).__name__}") from None
 
     def _train(self, model: torch.nn.Module, genome: Genome, options: TrainingOptions, seed: int, epochs: int | None,
-               device: torch.device, prune_below: dict[int, float] | None, trial: int | None) -> TrainingOutcome:
+               run: DeviceRun, prune_below: dict[int, float] | None, trial: int | None) -> TrainingOutcome:
         outcome = TrainingOutcome()
-        ctx = Context(self, options, device, seed, epochs or options.epochs, genome, trial, prune_below, "search", "train")
+        ctx = Context(self, options, run, seed, epochs or options.epochs, genome, trial, prune_below, "search", "train")
         start = time.perf_counter()
         try:
             returned = self._call(model, ctx)
@@ -226,9 +240,9 @@ class FunctionalEvaluator(TrainingEvaluator):
         """The function again, on a fresh network, for `epochs` (`ctx.phase` "retrain"; `ctx.train` is the
         training and validation splits together with `with_validation`). What it returns is not used."""
         options = self._options(genome)[0] if genome is not None else self.training
-        device = resolve_device(options.device)
-        materialize(model, self.data.inputs(1)).to(device)
-        ctx = Context(self, options, device, seed, epochs, genome, None, None, "retrain",
+        run = place(materialize(model, self.data.inputs(1)), resolve_device(options.device), options.precision,
+                    options.channels_last)
+        ctx = Context(self, options, run, seed, epochs, genome, None, None, "retrain",
                       "train+val" if with_validation else "train")
         try:
             self._call(model, ctx)

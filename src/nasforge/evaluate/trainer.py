@@ -19,6 +19,7 @@ from torch import nn
 
 from ..data.batches import Batches, TensorBatches
 from ..errors import ConfigError, TrialFailure, TrialPruned
+from .accelerator import DeviceRun, backward_step, place, scaled_steps
 from .losses import make_optimizer
 from .metrics import CustomMetric, Reward
 from .tasks import Task
@@ -50,6 +51,14 @@ class TrainingOptions:
     optimizer: str | Callable[..., torch.optim.Optimizer] = "adamw"
     momentum: float = 0.9
     nesterov: bool = False
+    # "32", "bf16" (autocast, CPU and CUDA) or "16-mixed" (float16 autocast + gradient scaling, CUDA);
+    # see accelerator.py.
+    precision: str = "32"
+    # 2-D convolution nets train in NHWC order (weights and batches); others are left as they are.
+    channels_last: bool = False
+    # The final retrain runs the network through torch.compile (searches never do: a new graph per
+    # candidate); it falls back to eager, with a warning, when compiling fails.
+    final_compile: bool = False
     # Bytes a candidate's training may plan to use (evaluate/footprint.py); a larger one fails unbuilt.
     # None: half the memory free when the candidate is evaluated.
     memory_limit: float | None = None
@@ -106,27 +115,31 @@ class TrainingOutcome:
 
 
 @torch.no_grad()
-def outputs_of(model: nn.Module, batches: Batches, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-               ) -> tuple[np.ndarray, np.ndarray, float]:
-    """The network's outputs and the targets over a split (in order), and the mean loss."""
+def outputs_of(model: nn.Module, batches: Batches, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               run: DeviceRun | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The network's outputs and the targets over a split (in order), and the mean loss; under `run`'s
+    precision and memory format. Everything stays on the device until the end: one copy, one sync."""
     model.eval()
-    outs, ys, total, n = [], [], 0.0, 0
+    run = run or DeviceRun(model_device(model))
+    outs, ys, losses = [], [], []
     for x, y in batches.epoch():
-        out = model(x)
-        total += float(loss(out, y)) * len(y)
-        n += len(y)
-        outs.append(out.float().cpu())
-        ys.append(y.cpu())
+        with run.autocast():
+            out = model(run.input(x))
+            losses.append(loss(out, y).detach().float() * len(y))
+        outs.append(out.detach().float())
+        ys.append(y)
     if not outs:
         raise TrialFailure("the split to score is empty")
-    return torch.cat(outs).numpy(), torch.cat(ys).numpy(), total / max(1, n)
+    y_all = torch.cat(ys)
+    return torch.cat(outs).cpu().numpy(), y_all.cpu().numpy(), float(torch.stack(losses).sum()) / max(1, len(y_all))
 
 
 def score_batches(model: nn.Module, batches: Batches, task: Task, reward: Reward | None = None,
-                  metric: CustomMetric | None = None, loss: str | Callable[..., torch.Tensor] = "auto") -> dict[str, Any]:
+                  metric: CustomMetric | None = None, loss: str | Callable[..., torch.Tensor] = "auto",
+                  run: DeviceRun | None = None) -> dict[str, Any]:
     """Every metric of the task on one split (validation or test). The loss is the training loss
     without label smoothing."""
-    outputs, y, mean_loss = outputs_of(model, batches, task.loss(loss))
+    outputs, y, mean_loss = outputs_of(model, batches, task.loss(loss), run)
     return task.metrics(y, outputs, mean_loss, reward, metric)
 
 
@@ -175,17 +188,23 @@ def train_batches(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     reward: Reward | None = None,
     metric: CustomMetric | None = None,
+    run: DeviceRun | None = None,
 ) -> TrainingOutcome:
     """Train in place with the options' optimizer (+ optional cosine schedule). Raises TrialFailure at
     the time limit and TrialPruned (with the partial curve) on NaN loss, divergence, or a validation
     score (`val_score`: the reward, accuracy by default) below `prune_below[epoch]`; `on_epoch(epoch,
     point)` sees every epoch's curve point. `augment(batch, generator)`, when given (a dataset's
     `augment`), transforms every training batch; it draws from its own seeded generator, so the
-    batch order is the same with or without it."""
+    batch order is the same with or without it. `run` says how the model runs on its device (see
+    accelerator.place, which the evaluator calls); by default the options' precision and memory
+    format on the device the model is on."""
     outcome = TrainingOutcome()
+    run = run or place(model, model_device(model), options.precision, options.channels_last)
+    scaler = run.scaler()
     try:
-        _train(model, batches, options, seed, task, epochs, on_epoch, validation, prune_below or {}, outcome, augment,
-               reward, metric)
+        with scaled_steps(scaler):
+            _train(model, batches, options, seed, task, epochs, on_epoch, validation, prune_below or {}, outcome, augment,
+                   reward, metric, run, scaler)
     except TrialPruned as exc:
         exc.curve = outcome.curve  # a pruned trial keeps the curve it had so far
         raise
@@ -196,7 +215,7 @@ def _train(model: nn.Module, batches: Batches, options: TrainingOptions, seed: i
            on_epoch: Callable[[int, dict[str, float]], None] | None, validation: Batches | None,
            prune_below: dict[int, float], outcome: TrainingOutcome,
            augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
-           reward: Reward | None, metric: CustomMetric | None) -> None:
+           reward: Reward | None, metric: CustomMetric | None, run: DeviceRun, scaler: torch.amp.GradScaler | None) -> None:
     epochs = epochs or options.epochs
     torch.manual_seed(seed)
     augment_generator = torch.Generator().manual_seed(seed + 1)
@@ -209,18 +228,17 @@ def _train(model: nn.Module, batches: Batches, options: TrainingOptions, seed: i
     start = time.perf_counter()
     deadline = start + options.time_limit if options.time_limit else math.inf
     first_loss = None
-    device = model_device(model)
     for epoch in range(1, epochs + 1):
         model.train()
-        total = torch.zeros((), device=device)
+        total = torch.zeros((), device=run.device)
         seen = 0
         for x, y in batches.epoch():
             if augment is not None:
                 x = augment(x, augment_generator)
-            loss = loss_fn(model(x), y)
+            with run.autocast():  # forward and loss only; backward runs outside it
+                loss = loss_fn(model(run.input(x)), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            backward_step(loss, optimizer, scaler)
             if scheduler is not None:
                 scheduler.step()
             total += loss.detach() * len(y)
@@ -238,7 +256,7 @@ def _train(model: nn.Module, batches: Batches, options: TrainingOptions, seed: i
                               diverged=True)
         point: dict[str, float] = {"epoch": epoch, "train_loss": train_loss}
         if validation is not None:
-            metrics = score_batches(model, validation, task, reward, metric, options.loss)
+            metrics = score_batches(model, validation, task, reward, metric, options.loss, run)
             point.update(curve_point(metrics, reward))
             outcome.val_metrics = metrics
         outcome.curve.append(point)

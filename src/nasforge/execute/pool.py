@@ -58,7 +58,8 @@ def available_cores() -> int:
 
 
 def visible_gpus() -> list[str]:
-    """CUDA device ids the workers may be pinned to; empty without CUDA."""
+    """CUDA device ids the workers may be pinned to (as CUDA_VISIBLE_DEVICES lists them: indices or
+    GPU-... UUIDs); empty without CUDA."""
     import torch
 
     if not torch.cuda.is_available():
@@ -67,6 +68,20 @@ def visible_gpus() -> list[str]:
     if listed:
         return [d.strip() for d in listed.split(",") if d.strip()]
     return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def assign_gpus(gpus: list[str], workers: int | None, cores: int) -> tuple[int, list[str]]:
+    """(capacity, the GPU of each worker slot): one GPU per worker and never one GPU for two, so that a
+    trial never lands on a GPU another trial holds. Without GPUs: `workers`, or one per core. With
+    GPUs: one worker per GPU by default; more workers than GPUs is an ExecutorError."""
+    if not gpus:
+        return workers or cores, []
+    if workers is not None and workers > len(gpus):
+        raise ExecutorError(f"executor.workers: {workers} pool workers, but {len(gpus)} GPU(s) visible ({', '.join(gpus)}); "
+                            "each worker trains on a GPU of its own, so use at most that many workers, training.device cpu "
+                            "to train on the CPU, or the ray executor with a fractional gpus_per_trial to share GPUs")
+    capacity = workers or len(gpus)
+    return capacity, list(gpus[:capacity])
 
 
 def death_reason(exitcode: int | None) -> str:
@@ -160,12 +175,16 @@ class PoolExecutor(Executor):
 
     def __init__(self, evaluator: Evaluator, workers: int | None = None, threads: int | None = None,
                  gpus: list[str] | None = None, time_limit: float | None = None):
+        """`gpus`: the device ids to pin workers to (default: the visible ones, when the evaluator
+        trains on a GPU, see Evaluator.wants_gpu); one worker per GPU. `time_limit`: seconds a worker
+        may spend on one trial before it is killed."""
         cores = available_cores()
-        self.capacity = workers or cores
-        if self.capacity < 1:
-            raise ExecutorError(f"executor.workers: need at least 1 worker, got {self.capacity}")
+        if workers is not None and workers < 1:
+            raise ExecutorError(f"executor.workers: need at least 1 worker, got {workers}")
+        if gpus is None:
+            gpus = visible_gpus() if evaluator is not None and evaluator.wants_gpu else []
+        self.capacity, self.gpus = assign_gpus(list(gpus), workers, cores)
         self.threads = threads or max(1, cores // self.capacity)
-        self.gpus = visible_gpus() if gpus is None else list(gpus)
         self.time_limit = time_limit  # seconds a worker may spend on one trial before it is killed
         try:
             self._payload = pickle.dumps(evaluator, protocol=pickle.HIGHEST_PROTOCOL)
@@ -181,8 +200,9 @@ class PoolExecutor(Executor):
         threads = str(self.threads)
         env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
         if self.gpus:
-            # One device per worker, round-robin: inside, the worker's torch sees it as cuda:0.
-            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+            # Slot k's worker, and whichever worker replaces it, has GPU k alone: inside, its torch sees
+            # it as cuda:0. A slot runs one trial at a time, so no two trials share a GPU.
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot]
         return env
 
     def _spawn(self, slot: int) -> _Worker:
