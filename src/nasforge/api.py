@@ -14,11 +14,11 @@ from typing import Any
 from .budget import Budget
 from .callbacks import wants_epochs
 from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
-from .data import load_dataset
-from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind, split_warnings
-from .data.objects import load_objects
+from .data.dataset import Dataset
+from .data.datasets import split_warnings
+from .data.load import load_data_for
 from .data.streamed import StreamedDataset
-from .data.text import CharCorpus, TextDataset, load_char_corpus
+from .data.text import CharCorpus, TextDataset
 from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
 from .evaluate.accelerator import check_precision
 from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
@@ -42,7 +42,7 @@ from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
 from .strategy.prescreen import ProxyScreenedSpace
 from .study import Study
-from .usercode import PYTHON_DATA, UserObjects, check_same_data, user_objects
+from .usercode import UserObjects, check_same_data, user_objects
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
@@ -58,28 +58,6 @@ SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "chan
 
 # Space fields the layers space has no option for (it is built from the rest of the space config).
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
-
-
-def load_data_for(config: SearchConfig, objects: UserObjects | None = None) -> Dataset | StreamedDataset | CharCorpus:
-    """The dataset (or, for language-model sources, the character corpus) a config names, or the
-    user's data object read under the config's split and streaming rules."""
-    d = config.dataset
-    if objects is not None and objects.data is not None:
-        return load_objects(objects.data, name=d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
-                            seed=d.split_seed, layout=d.layout, task=d.task, stream=d.stream, memory_mb=d.memory_mb,
-                            workers=d.workers)
-    if d.name.startswith(PYTHON_DATA):
-        raise ConfigError(f"dataset: this study's data was given as a Python object ({d.name}); pass it again as data=")
-    kind, path = source_kind(d.name)
-    if kind in LANGUAGE_MODEL_SOURCES:
-        # The corpus convention: the last 10% is held out (halved into validation and test).
-        return load_char_corpus(path, held_out=0.1, name=d.name)
-    return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
-                        label_column=d.label_column, layout=d.layout, task=d.task,
-                        options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
-                                              val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm,
-                                              test_views=d.test_views, stream=d.stream, memory_mb=d.memory_mb,
-                                              workers=d.workers))
 
 
 def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:

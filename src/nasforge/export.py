@@ -34,7 +34,7 @@ from torch.nn.parameter import UninitializedTensorMixin
 
 from .errors import NasforgeError, NasforgeWarning, StoreError, WriteFailed
 from .example import load_example
-from .rundir import check_folder, describe_os_error, is_write_failure, make_folder
+from .rundir import check_folder, describe_os_error, is_write_failure, load_weights, make_folder
 from .space.plan import PlanNet, plan_to_source
 from .space.resolve import space_from_record
 from .store import Store
@@ -55,10 +55,6 @@ class ExportError(NasforgeError):
 
 class DamagedExport(ExportError):
     """An export folder whose genome.json or weights.pt cannot be read, or do not match each other."""
-
-
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
 def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None, format: str = "pytorch",  # noqa: A002
@@ -251,8 +247,8 @@ def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int =
     (a user file that has moved), inputs of the right shape stand in: standard-normal features (the
     inputs the model sees are standardised, so that is the scale) or random token ids.
     """
-    from .api import load_data_for
     from .config import parse_config
+    from .data.load import load_data_for
     from .data.text import CharCorpus
     from .evaluate.language_model import windows
 

@@ -194,7 +194,7 @@ STRATEGIES: Registry[Any] = Registry("strategy", "nasforge.strategies", {
 })
 
 EXECUTORS: Registry[Any] = Registry("executor", "nasforge.executors", {
-    "serial": "nasforge.execute.base:SerialExecutor",
+    "serial": "nasforge.execute.serial:SerialExecutor",
     "pool": "nasforge.execute.pool:PoolExecutor",
     "ray": "nasforge.execute.ray:RayExecutor",
 })

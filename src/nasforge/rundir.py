@@ -307,8 +307,7 @@ class RunDir:
                     path.unlink(missing_ok=True)
 
     def load_weights(self, path: Path) -> dict[str, Any]:
-        from .export import load_weights
-
+        """A kept weights file of this run; a damaged one is a RunDirError saying how to go on."""
         try:
             return load_weights(path)
         except FileNotFoundError:
@@ -325,6 +324,14 @@ class RunDir:
             return shutil.disk_usage(self.path).free
         except OSError:
             return None
+
+
+def load_weights(path: str | Path) -> dict[str, Any]:
+    """A state dict saved by nasforge (a trial's weights, final.pt, an export's weights.pt), read
+    without unpickling arbitrary objects."""
+    import torch
+
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
 def _torch_save(obj: Any, path: Path) -> None:

@@ -20,7 +20,8 @@ from .data.datasets import make_views
 from .ensemble import combine
 from .errors import RunDirError, WriteFailed
 from .evaluate.evaluator import Evaluator, Result, Warmstart
-from .execute.base import LOST, Executor, SerialExecutor
+from .execute.base import LOST, Executor
+from .execute.serial import SerialExecutor
 from .report.progress import Progress
 from .rundir import RunDir
 from .schedule import FIFO, Decided, Promotion, Scheduler
@@ -146,13 +147,11 @@ class Study:
 
     def best_model(self) -> torch.nn.Module:
         """The returned model (an Ensemble of several trials' networks when final_ensemble > 1)."""
-        from .export import load_weights
-
         final = self.final
         if final is None:
             raise RuntimeError("the study has not finished; run() it first")
         model = self._build_final([self.store.trial(i) for i in final.get("members", [final["trial"]])], final.get("views"))
-        model.load_state_dict(load_weights(self.run_dir / final["weights"]))  # final.pt (RunDir.final_path)
+        model.load_state_dict(self.rundir.load_weights(self.run_dir / final["weights"]))  # final.pt (RunDir.final_path)
         return model.eval()
 
     def _build_final(self, members: list[TrialRecord], views: dict[str, Any] | None = None) -> torch.nn.Module:

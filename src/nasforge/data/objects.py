@@ -30,6 +30,7 @@ import torch
 
 from ..errors import DataError, TrialFailure
 from .arrays import MIN_SAMPLES, from_arrays, split_rows, to_layout
+from .dataset import Dataset
 from .streamed import Items, StreamedDataset, channel_statistics, read_item
 from .tasks import Targets, as_targets, infer_task, stratify_key
 
@@ -66,8 +67,6 @@ def load_objects(obj: Any, *, name: str | None = None, val_fraction: float = 0.2
                  layout: str = "auto", normalize: bool = True, task: str = "auto", stream: bool | None = None,
                  memory_mb: float = 1024, workers: int = 0) -> Any:
     """A Dataset (in memory) or StreamedDataset from any accepted object; see the module docstring."""
-    from .datasets import Dataset
-
     name = name or describe(obj)
     if isinstance(obj, (Dataset, StreamedDataset)):
         return obj
