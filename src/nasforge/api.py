@@ -30,6 +30,7 @@ from .evaluate.metrics import CustomMetric
 from .evaluate.trainer import TrainingOptions, auto_batch_size, check_device
 from .example import example_of, save_example
 from .execute import Executor, make_executor
+from .final import FinalOptions
 from .registry import EVALUATORS, EXECUTORS, STRATEGIES
 from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
 from .schedule import make_scheduler
@@ -320,12 +321,12 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     return Study(
         space, strategy, evaluator, store, rundir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
-        keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
-        final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
+        keep_top=config.keep_top, progress=config.progress, callbacks=callbacks,
+        final=FinalOptions(epochs=t.final_epochs, data=t.final_data, ensemble=t.final_ensemble, seeds=t.final_seeds,
+                           test_views=getattr(data, "test_views", None)),
         executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
         objectives=config.objectives,
-        test_views=getattr(data, "test_views", None),
     )
 
 

@@ -319,6 +319,18 @@ class RunDir:
     def save_final(self, state_dict: dict[str, Any]) -> Path:
         return write_atomically(self.final_path, lambda tmp: _torch_save(state_dict, tmp))
 
+    def write_failure(self, exc: Exception, store: Store) -> str:
+        """What to tell the user when a write of a running study fails (a full disk): what is safe
+        in its `store`, the room left here, and how to go on."""
+        try:
+            safe = sum(t.status != "running" for t in store.trials())
+        except Exception:  # the store itself may be what failed; its count is then unknown
+            return f"{exc}. Continue with: nasforge search --resume --out {self.path}"
+        free = self.free_bytes()
+        room = f" ({free / 1e6:.0f} MB free there now)" if free is not None else ""
+        return (f"{exc}. {safe} finished trial(s) are safe in {store.path}{room}; make room and continue with: "
+                f"nasforge search --resume --out {self.path}")
+
     def free_bytes(self) -> int | None:
         try:
             return shutil.disk_usage(self.path).free
