@@ -24,10 +24,11 @@ from .evaluate.accelerator import check_precision
 from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
-from .evaluate.evaluator import Evaluator, TrainingEvaluator
+from .evaluate.evaluator import Evaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.metrics import CustomMetric
 from .evaluate.trainer import TrainingOptions, auto_batch_size, check_device
+from .evaluate.training import TrainingEvaluator
 from .example import example_of, save_example
 from .execute import Executor, make_executor
 from .final import FinalOptions
