@@ -1,25 +1,17 @@
-"""The typed search configuration, read from YAML (safe_load) or built from flags / keyword arguments.
+"""The sections of a search config that say what is searched and how each candidate is trained:
+dataset, space, training, fidelity, prescreen, budget and executor (one pydantic model each).
 
-Every command-line flag is derived from a field of this schema (flags.py), so a YAML file can say
-everything the flags can and every field is described once. Unknown or ill-typed fields raise
-ConfigError naming the field.
+Every field is described once, here: the command-line flags (flags.py) and the docs' config
+reference are derived from these models.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import replace
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import ConfigError
-from .flags import Flag, derive, set_path
-from .registry import EXECUTORS, SPACES, STRATEGIES
-from .strategy.base import StrategyOptions
-from .strategy.factory import options_model, parse_options
+from ..registry import EXECUTORS, SPACES
 
 
 class _Strict(BaseModel):
@@ -206,7 +198,7 @@ class TrainingConfig(_Strict):
     @classmethod
     def _precision(cls, v: Any) -> Any:
         # YAML reads `precision: 32` as a number; Lightning's names (bf16-mixed, 32-true) are accepted too.
-        from .evaluate.accelerator import canonical_precision
+        from ..evaluate.accelerator import canonical_precision
 
         return canonical_precision(v)
 
@@ -259,69 +251,6 @@ class BudgetConfig(_Strict):
         return self
 
 
-# What a trained study can optimise, constrain or scalarize: the validation metrics and the cost
-# measures of evaluate/cost.py (measured before training, so the only ones constraints may use).
-COST_MEASURES = ("params", "flops", "size_bytes", "latency_ms")
-# receptive_field: read off the genome (layers space), for constraints only.
-CONSTRAINT_MEASURES = (*COST_MEASURES, "receptive_field")
-METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_seconds", "auc", "average_precision",
-           "label_accuracy", "rmse", "mae", "r2", *COST_MEASURES)
-
-
-class CostConfig(_Strict):
-    """How cost measures are taken; params, flops, size_bytes and latency_ms are recorded for every trial."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"flag_prefix": "latency_"})
-
-    batch_size: int = Field(1, ge=1, le=1 << 16, description="samples per timed forward pass of latency_ms",
-                            json_schema_extra={"flag": "latency_batch"})
-    warmup: int = Field(3, ge=0, le=1000, description="untimed forward passes before latency is timed")
-    repeats: int = Field(10, ge=1, le=10000, description="timed forward passes; latency_ms is their median")
-    device: Literal["cpu", "cuda"] = Field("cpu", description="where latency_ms is timed: cpu, or cuda (the GPU the trial "
-                                           "runs on, synchronised around every timed pass); float32, eval mode")
-
-
-class ScalarizeConfig(_Strict):
-    """The reward strategies see: the plain reward, MnasNet's reward x (LAT/T)^w, or a weighted sum."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"flag_prefix": "scalarize_"})
-
-    name: Literal["none", "mnasnet", "weighted"] = Field("none", description="reward strategies see: none, mnasnet "
-                                                         "(reward x (LAT/T)^w) or weighted (a weighted sum)")
-    measure: Literal["params", "flops", "size_bytes", "latency_ms"] = Field("latency_ms", description="mnasnet: the cost LAT")
-    target: float | None = Field(None, gt=0, description="mnasnet: the target T of the cost")
-    mode: Literal["soft", "hard"] = Field("soft", description="mnasnet: soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1)")
-    alpha: float | None = Field(None, description="mnasnet: exponent when LAT <= T (overrides mode)")
-    beta: float | None = Field(None, description="mnasnet: exponent when LAT > T (overrides mode)")
-    weights: dict[str, float] = Field(default_factory=dict, description="weighted: NAME=WEIGHT,... e.g. accuracy=1,params=-1e-6; "
-                                      "'reward' is the plain reward", json_schema_extra={"flag_type": "str"})
-
-    @field_validator("weights", mode="before")
-    @classmethod
-    def _weights_text(cls, v: Any) -> Any:
-        if not isinstance(v, str):
-            return v
-        out: dict[str, Any] = {}
-        for item in filter(None, (part.strip() for part in v.split(","))):
-            name, sep, weight = item.partition("=")
-            if not sep:
-                raise ValueError(f"{item!r}: expected NAME=WEIGHT")
-            out[name.strip()] = weight.strip()
-        return out
-
-    @model_validator(mode="after")
-    def _complete(self) -> ScalarizeConfig:
-        if self.name == "mnasnet" and self.target is None:
-            raise ValueError("target: the mnasnet reward needs a target for its measure (e.g. latency_ms 5)")
-        if self.name == "weighted" and not self.weights:
-            raise ValueError("weights: a weighted sum needs NAME=WEIGHT pairs, e.g. accuracy=1,params=-1e-6")
-        known = [m for m in METRICS if m != "train_seconds"]  # the reward is computed before that is known
-        unknown = sorted(set(self.weights) - set(known))
-        if unknown:
-            raise ValueError(f"weights: unknown name(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        return self
-
-
 class ExecutorConfig(_Strict):
     """Where trials run. The search itself (strategy, seeds, store) does not depend on it."""
 
@@ -371,238 +300,3 @@ class ExecutorConfig(_Strict):
             raise ValueError(f"gpus_per_trial: {self.gpus_per_trial:g}; Ray shares a GPU by fractions of one, so more than one "
                              "must be a whole number")
         return self
-
-
-class SearchConfig(_Strict):
-    dataset: DatasetConfig = DatasetConfig()
-    space: SpaceConfig = SpaceConfig()
-    strategy: SerializeAsAny[StrategyOptions] = Field(default_factory=lambda: parse_options("evolution"),
-                                                      description="search strategy: a registered name (or module:Class) and its options")
-    training: TrainingConfig = TrainingConfig()
-    budget: BudgetConfig = BudgetConfig()
-    fidelity: FidelityConfig = FidelityConfig()
-    prescreen: PrescreenConfig = PrescreenConfig()
-    reward: Literal["auto", "accuracy", "precision", "recall", "f1", "auc", "average_precision", "neg_loss", "neg_rmse",
-                    "neg_mae", "r2", "custom"] = Field(
-        "auto", description="what the search maximises on the validation split: auto (accuracy; f1 for multilabel; neg_rmse "
-        "for regression), accuracy, precision, recall, f1, auc, average_precision, neg_loss, neg_rmse, neg_mae, r2, or custom "
-        "(Python API: reward=callable(y_true, y_score))")
-    reward_direction: Literal["max", "min"] = Field("max", description="custom reward: whether the metric is maximised or minimised")
-    evaluator: str = Field("auto", min_length=1, description="what trains and scores a candidate: auto (the built-in trainer; "
-                           "language models for a corpus), training, functional (Python API: evaluate=fn(model, ctx)) or a "
-                           "registered evaluator's name")
-    loggers: tuple[Literal["tensorboard", "mlflow"], ...] = Field(
-        (), description="write every trial's curve, metrics and genome, and the returned model, for tensorboard (RUN/tensorboard) "
-        "and / or mlflow (its tracking URI, default a file store in RUN/mlruns); needs the extra of the same name")
-
-    @field_validator("evaluator")
-    @classmethod
-    def _evaluator(cls, v: str) -> str:
-        from .registry import EVALUATORS
-
-        if v != "auto" and v not in EVALUATORS:
-            raise ValueError(f"unknown evaluator {v!r}; known: auto, {', '.join(EVALUATORS.names())}")
-        return v
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed of the search")
-    out: str = Field("runs/search", min_length=1, description="run directory (store, weights, exports)")
-    keep_top: int = Field(5, ge=1, le=10000, description="trained weights kept for the best K trials")
-    progress: bool = Field(True, description="show a progress bar")
-    executor: ExecutorConfig = ExecutorConfig()
-    objectives: tuple[str, ...] = Field((), description="objectives of a Pareto search, comma-separated: accuracy,params "
-                                        "(name:min / name:max sets a direction; costs are minimised by default)",
-                                        json_schema_extra={"flag_type": "str"})
-    constraints: tuple[str, ...] = Field((), description="hard limit on a cost, checked before training: 'params<=20000', "
-                                         "'latency_ms<=5' (also flops, size_bytes; <, <=, >, >=; k/M/G suffixes); on the "
-                                         "command line, repeat --constraint for several",
-                                         json_schema_extra={"flag": "constraint", "repeat": True})
-    costs: CostConfig = CostConfig()
-    scalarize: ScalarizeConfig = ScalarizeConfig()
-    initial_genomes: tuple[str | list[Any] | dict[str, Any], ...] = Field(
-        (), json_schema_extra={"flag": None}, description="genomes evaluated first, in place of the strategy's first choices "
-        "(a design to improve on): each the path of a .json genome or the genome inline, as the store keeps it (layers space: "
-        "a list of components)")
-
-    @field_validator("objectives", mode="before")
-    @classmethod
-    def _objectives(cls, v: Any) -> Any:
-        from .errors import NasforgeError
-        from .objectives import Objective
-
-        items = [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
-        if not isinstance(items, (list, tuple)):
-            return items
-        for item in items:
-            try:
-                name = Objective.parse(str(item)).name
-            except NasforgeError as exc:
-                raise ValueError(str(exc)) from None
-            if name not in METRICS:
-                raise ValueError(f"unknown objective {name!r}; known: {', '.join(METRICS)}")
-        return tuple(items)
-
-    @field_validator("constraints", mode="before")
-    @classmethod
-    def _constraints(cls, v: Any) -> Any:
-        from .evaluate.constraints import Constraint
-
-        items = [v] if isinstance(v, str) else v
-        if not isinstance(items, (list, tuple)):
-            return items
-        for item in items:
-            try:
-                Constraint.parse(str(item), known=CONSTRAINT_MEASURES)
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return tuple(items)
-
-    @model_validator(mode="after")
-    def _pareto(self) -> SearchConfig:
-        if self.strategy.name == "nsga2" and len(self.objectives) < 2:
-            raise ValueError("objectives: strategy nsga2 searches a Pareto front and needs two or more objectives, "
-                             "e.g. --objectives accuracy,params")
-        if self.training.cv_folds is not None and self.fidelity.name != "none":
-            raise ValueError("training.cv_folds: successive halving continues one network per rung, not K folds; "
-                             "use fidelity: none with cv_folds")
-        self._devices_fit_executor()
-        for field in ("final_ensemble", "final_seeds"):
-            if getattr(self.training, field) > 1 and len(self.objectives) >= 2:
-                raise ValueError(f"training.{field}: a search with several objectives returns its Pareto front, "
-                                 "not one model to ensemble; drop one of them")
-        return self
-
-    def _devices_fit_executor(self) -> None:
-        device, executor = self.training.device, self.executor
-        if executor.name in ("pool", "ray") and device.startswith("cuda:"):
-            raise ValueError(f"training.device: {device} names one GPU, but the {executor.name} executor gives each trial a GPU "
-                             "of its own (seen there as cuda:0); use cuda or auto")
-        if executor.name == "ray" and device == "cuda" and executor.gpus_per_trial == 0:
-            raise ValueError("training.device: cuda under the ray executor needs executor.gpus_per_trial > 0 (a Ray task "
-                             "that asks for no GPU sees none)")
-        if executor.name == "ray" and self.costs.device == "cuda" and executor.gpus_per_trial == 0:
-            raise ValueError("costs.device: cuda under the ray executor needs executor.gpus_per_trial > 0 (a Ray task "
-                             "that asks for no GPU sees none)")
-
-    @field_validator("scalarize", mode="before")
-    @classmethod
-    def _scalarize_shorthand(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
-
-    @field_validator("dataset", mode="before")
-    @classmethod
-    def _dataset_shorthand(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
-
-    @field_validator("strategy", mode="before")
-    @classmethod
-    def _strategy(cls, v: Any) -> Any:
-        # The options model comes from the registered strategy (its `Options`), so the schema is
-        # open to user strategies; parse_config reports these errors with their field paths.
-        try:
-            return parse_options(v)
-        except ValidationError as exc:
-            raise ValueError("; ".join(_lines(exc, "strategy"))) from None
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("executor", mode="before")
-    @classmethod
-    def _executor_shorthand(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
-
-
-def _lines(exc: ValidationError, prefix: str = "") -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "") or "(top level)"
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{loc}: {msg}")
-    return lines
-
-
-def _format(lines: list[str]) -> str:
-    return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
-def parse_config(data: Any) -> SearchConfig:
-    """Validate a mapping into a SearchConfig; ConfigError names every bad field."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid configuration: expected a mapping of fields, got {type(data).__name__}")
-    data = dict(data)
-    lines: list[str] = []
-    if "strategy" in data:
-        # Validated on its own first, so that its errors carry their own field paths.
-        try:
-            data["strategy"] = parse_options(data["strategy"])
-        except ValidationError as exc:
-            lines += _lines(exc, "strategy")
-            data.pop("strategy")
-        except ConfigError as exc:
-            lines.append(str(exc))
-            data.pop("strategy")
-    try:
-        config = SearchConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format(lines + _lines(exc))) from None
-    except (TypeError, ValueError, RecursionError) as exc:  # defensive: never let a traceback through
-        raise ConfigError(f"invalid configuration: {exc}") from None
-    if lines:
-        raise ConfigError(_format(lines))
-    return config
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of fields, got {type(data).__name__}")
-    return data
-
-
-def flags() -> dict[str, Flag]:
-    """Every command-line flag / `search()` keyword option, derived from the schema and the
-    registered strategies' options (so a strategy registered now brings its flags with it)."""
-    sections = []
-    for name in STRATEGIES.names():
-        try:
-            sections.append((name, options_model(name)))
-        except ConfigError:  # a plug-in that fails to import has no flags; choosing it says why
-            continue
-    table = derive(SearchConfig, {"strategy": sections})
-    for flag, registry in (("strategy", STRATEGIES), ("executor", EXECUTORS), ("space", SPACES)):
-        table[flag] = replace(table[flag], help=f"{table[flag].help}; known: {', '.join(registry.names())}")
-    return table
-
-
-def build_config(base: dict[str, Any] | None = None, **options: Any) -> SearchConfig:
-    """A config from an optional mapping plus flag-style keyword options (None means 'not given')."""
-    data: dict[str, Any] = copy.deepcopy(base or {})
-    table = flags()
-    unknown = sorted(set(options) - set(table))
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(table))}")
-    # Section names first, so a flag that picks another strategy (executor) drops the options of the
-    # one the file named rather than mixing them.
-    for name in sorted(options, key=lambda n: not table[n].path.endswith(".name")):
-        value = options[name]
-        if value is None:
-            continue
-        flag = table[name]
-        section = flag.path.split(".")[0]
-        if flag.path.endswith(".name") and section in ("strategy", "executor", "space"):
-            current = data.get(section)
-            current_name = current.get("name") if isinstance(current, dict) else current
-            if current_name != value:
-                data[section] = {"name": value}
-        set_path(data, flag.path, flag.convert(value))
-    return parse_config(data)
-
-
-def to_dict(config: SearchConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json")
