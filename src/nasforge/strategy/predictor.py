@@ -247,16 +247,20 @@ class PredictorEvolution(Strategy):
         if reward is not None:
             self._add(Member(trial, candidate.genome, reward), info.get("choices") if ours else None)
 
-    def _add(self, member: Member, choices: np.ndarray | None = None) -> None:
-        """`choices`: the member's encoding when the caller has it already (its own proposals)."""
+    def _add(self, member: Member, proposed: np.ndarray | None = None) -> None:
+        """The member joins the surrogate as its genome's encoding, a function of the genome alone, so
+        that loading a state (which replays the members) rebuilds the same surrogate. `proposed`: the
+        choice vector this strategy decoded the genome from, used as it is when it is that encoding
+        (always, where decoding repairs nothing: the cell space)."""
         self.members.append(member)
-        if choices is None:
-            code = encode_or_none(self.space, member.genome)
-            # A decision that did not occur encodes as -1; any choice there decodes to the same genome,
-            # so it is stored as 0 (codes stay non-negative) and the space's features leave it at zero.
-            choices = None if code is None else np.maximum(np.asarray(code, dtype=np.int64), 0)
-        if choices is not None:
-            self._gp_add(choices, float(member.reward), int(member.trial))
+        code = encode_or_none(self.space, member.genome)
+        if code is None:
+            return
+        # A decision that did not occur encodes as -1; any choice there decodes to the same genome, so
+        # it is stored as 0 (codes stay non-negative) and the space's features leave it at zero.
+        same = proposed is not None and proposed.tolist() == code
+        choices = proposed if same else np.maximum(np.asarray(code, dtype=np.int64), 0)
+        self._gp_add(choices, float(member.reward), int(member.trial))
 
     def _state(self) -> dict[str, Any]:
         return {"members": self._dump_members(self.members), "seen": sorted(self.seen), "pending": sorted(self.pending)}
