@@ -113,6 +113,8 @@ def make_scalarization(config: SearchConfig) -> Scalarization | None:
 
 
 def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus, training: TrainingOptions) -> Evaluator:
+    if config.evaluation.name == "one-shot":
+        return make_one_shot_evaluator(config, space, data, training)
     if isinstance(data, CharCorpus):
         used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
         if used:
@@ -133,6 +135,26 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
     return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
                              constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config),
                              folds=folds)
+
+
+def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus,
+                            training: TrainingOptions) -> Evaluator:
+    """The supernet evaluator of `evaluation: one-shot` (evaluate/oneshot/); ENAS's when shared_steps > 0.
+    The supernet trains with the training section's batch size, learning rate, weight decay and schedule."""
+    from .evaluate.oneshot import OneShotEvaluator, ScoringOptions, SupernetOptions
+    from .evaluate.oneshot.enas import EnasEvaluator
+
+    if isinstance(data, CharCorpus):
+        raise ConfigError("evaluation: one-shot evaluation scores classifiers; language models are trained on their own")
+    e = config.evaluation
+    supernet = SupernetOptions(epochs=e.supernet_epochs, sampling=e.sampling, batch_size=training.batch_size, lr=training.lr,
+                               weight_decay=training.weight_decay, cosine=training.cosine,
+                               label_smoothing=training.label_smoothing)
+    scoring = ScoringOptions(bn_batches=e.bn_batches, batch_size=training.batch_size)
+    if e.shared_steps:
+        return EnasEvaluator(space, data, training, supernet, scoring, config.reward, config.seed,
+                             shared_steps=e.shared_steps, shared_every=e.shared_every)
+    return OneShotEvaluator(space, data, training, supernet, scoring, config.reward, config.seed)
 
 
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
@@ -190,6 +212,10 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         store.set("space", {"name": space.name, "config": space.config()})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
+    # One-shot scores only rank: the best top_k paths are retrained from scratch (final_epochs, else epochs).
+    one_shot = config.evaluation.name == "one-shot"
+    final_epochs = t.final_epochs or (t.epochs if one_shot else None)
+    final_candidates = config.evaluation.top_k if one_shot else 1
     f = config.fidelity
     halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
     strategy = make_strategy(config, search_space)
@@ -198,8 +224,8 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     return Study(
         space, strategy, evaluator, store, run_dir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
-        keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
-        final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
+        keep_top=config.keep_top, final_epochs=final_epochs, final_data=t.final_data,
+        final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, final_candidates=final_candidates, progress=config.progress, callbacks=callbacks,
         executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
         early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,

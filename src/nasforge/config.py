@@ -134,6 +134,25 @@ class FidelityConfig(_Strict):
     rungs: int = Field(3, ge=2, le=10, description="number of rungs; the top rung trains min_epochs * eta^(rungs-1)")
 
 
+class EvaluationConfig(_Strict):
+    """How a candidate is scored: trained on its own, or as a path of one weight-sharing supernet."""
+
+    name: Literal["train", "one-shot"] = Field("train", description="train: each candidate trained on its own; one-shot: "
+                                               "a supernet of the space is trained once and every candidate is scored as "
+                                               "one of its paths (cell space; any strategy; SPOS with evolution, ENAS with "
+                                               "reinforce and shared_steps)")
+    supernet_epochs: int = Field(50, ge=0, le=100000, description="one-shot: epochs of supernet training before the search")
+    sampling: Literal["uniform", "fair"] = Field("uniform", description="one-shot: paths per training step: uniform "
+                                                 "(SPOS, one random path) or fair (FairNAS, every op of every edge once)")
+    bn_batches: int = Field(4, ge=1, le=100000, description="one-shot: training batches a path's batch-norm statistics "
+                            "are recomputed on before it is scored")
+    top_k: int = Field(3, ge=1, le=1000, description="one-shot: the best K paths are retrained from scratch (final_epochs, "
+                       "else epochs) and the best by validation is returned")
+    shared_steps: int = Field(0, ge=0, le=1_000_000, description="one-shot (ENAS): the supernet is also trained this many "
+                              "steps on the paths asked for, after every shared_every queries (0: frozen after supernet_epochs)")
+    shared_every: int = Field(10, ge=1, le=1_000_000, description="one-shot (ENAS): queries between shared-weight training phases")
+
+
 class PrescreenConfig(_Strict):
     proxy: Literal["none", "synflow", "naswot"] = "none"
     pool: int = Field(5, ge=2, le=10000, description="candidates scored per candidate trained")
@@ -322,6 +341,7 @@ class SearchConfig(_Strict):
     budget: BudgetConfig = BudgetConfig()
     fidelity: FidelityConfig = FidelityConfig()
     prescreen: PrescreenConfig = PrescreenConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     reward: Literal["accuracy", "precision", "recall", "f1", "neg_loss"] = "accuracy"
     seed: int = Field(0, ge=0, le=2**31 - 1)
     out: str = Field("runs/search", min_length=1)
@@ -378,11 +398,37 @@ class SearchConfig(_Strict):
         if self.training.cv_folds is not None and self.fidelity.name != "none":
             raise ValueError("training.cv_folds: successive halving continues one network per rung, not K folds; "
                              "use fidelity: none with cv_folds")
+        if self.evaluation.name == "one-shot":
+            self._one_shot_fits()
         for field in ("final_ensemble", "final_seeds"):
             if getattr(self.training, field) > 1 and len(self.objectives) >= 2:
                 raise ValueError(f"training.{field}: a search with several objectives returns its Pareto front, "
                                  "not one model to ensemble; drop one of them")
         return self
+
+    def _one_shot_fits(self) -> None:
+        e = self.evaluation
+        if e.supernet_epochs == 0 and e.shared_steps == 0:
+            raise ValueError("evaluation.supernet_epochs: an untrained supernet scores nothing; train it first "
+                             "(supernet_epochs) or while searching (shared_steps, ENAS)")
+        clashes = {
+            "executor": (self.executor.name != "serial", "the shared weights live in the search's process; use executor serial"),
+            "fidelity": (self.fidelity.name != "none", "a supernet path is scored, not trained for epochs; use fidelity none"),
+            "training.cv_folds": (self.training.cv_folds is not None, "paths are scored on the validation split, not by folds"),
+            "training.early_stop": (self.training.early_stop != "none", "nothing is trained per candidate to stop early"),
+            "training.inherit": (bool(self.training.inherit), "candidates share all weights already"),
+            "objectives": (len(self.objectives) >= 2, "Pareto searches over a supernet are not available yet"),
+            "constraints": (bool(self.constraints), "cost constraints over a supernet are not available yet"),
+            "scalarize": (self.scalarize.name != "none", "scalarized rewards over a supernet are not available yet"),
+        }
+        for field, (clash, why) in clashes.items():
+            if clash:
+                raise ValueError(f"{field}: with evaluation one-shot {why}")
+
+    @field_validator("evaluation", mode="before")
+    @classmethod
+    def _evaluation_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
 
     @field_validator("scalarize", mode="before")
     @classmethod
@@ -456,6 +502,14 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "min_epochs": ("fidelity.min_epochs", int, "epochs of the lowest successive-halving rung"),
     "eta": ("fidelity.eta", int, "successive halving keeps the top 1/eta of each rung"),
     "rungs": ("fidelity.rungs", int, "number of successive-halving rungs"),
+    "evaluation": ("evaluation.name", str, "how candidates are scored: train (each on its own) or one-shot (as paths of "
+                   "one trained supernet; cell space)"),
+    "supernet_epochs": ("evaluation.supernet_epochs", int, "one-shot: epochs of supernet training before the search"),
+    "sampling": ("evaluation.sampling", str, "one-shot: supernet training paths per step: uniform (SPOS) or fair (FairNAS)"),
+    "bn_batches": ("evaluation.bn_batches", int, "one-shot: batches a path's batch-norm statistics are recomputed on"),
+    "top_k": ("evaluation.top_k", int, "one-shot: best paths retrained from scratch; the best by validation is returned"),
+    "shared_steps": ("evaluation.shared_steps", int, "one-shot (ENAS): supernet steps on the asked paths every shared_every queries"),
+    "shared_every": ("evaluation.shared_every", int, "one-shot (ENAS): queries between shared-weight training phases"),
     "prescreen": ("prescreen.proxy", str, "zero-cost proxy that pre-screens candidates: none, synflow, naswot"),
     "prescreen_pool": ("prescreen.pool", int, "candidates scored by the proxy per candidate trained"),
     "prescreen_sample_pool": ("prescreen.sample_pool", int, "candidates scored per random sample; 1: samples unscreened"),
@@ -496,7 +550,7 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node = data
     for key in parents:
         child = node.get(key)
-        if isinstance(child, str) and key in ("dataset", "strategy", "executor", "scalarize"):
+        if isinstance(child, str) and key in ("dataset", "strategy", "executor", "scalarize", "evaluation"):
             child = {"name": child}
         if not isinstance(child, dict):
             child = {}

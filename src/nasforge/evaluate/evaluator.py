@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -76,6 +77,17 @@ class Evaluator(ABC):
     # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
     # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
     inherits_weights = False
+    # Whether evaluate() needs state of this process (a supernet's shared weights), so that trials
+    # cannot run in worker processes.
+    serial_only = False
+
+    def prepare(self, run_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> None:  # noqa: B027
+        """Set up before the first evaluation (one-shot: train the supernet, or resume its training
+        from the checkpoint in `run_dir`); called by the study at the start of every run."""
+
+    def reward_of(self, metrics: dict[str, Any]) -> float:
+        """The reward of a validation score (finalize picks among retrained candidates by it)."""
+        return float(REWARDS["accuracy"](metrics))
 
     @abstractmethod
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
@@ -111,6 +123,9 @@ class TrainingEvaluator(Evaluator):
 
     def _reward(self, metrics: dict[str, Any]) -> float:
         return float(scalarize(self.scalarization, float(REWARDS[self.reward](metrics)), metrics))
+
+    def reward_of(self, metrics: dict[str, Any]) -> float:
+        return self._reward(metrics)
 
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None) -> Result:

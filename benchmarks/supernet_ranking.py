@@ -1,0 +1,187 @@
+"""How well a trained supernet ranks architectures: Kendall's tau between supernet scores and the
+validation accuracy of the same architectures trained stand-alone, per supernet option.
+
+N architectures are drawn uniformly from the NB201 cell space (seeded) and each is trained from
+scratch on the task (AdamW, cosine, the project's defaults; `--standalone-epochs`), with one or more
+seeds: tau between two stand-alone seeds is the ceiling any cheaper estimate can reach. Then, per
+setting, a supernet is trained (SPOS uniform or FairNAS fair sampling, learning rate, epochs) and
+every architecture is scored with its shared weights (batch norm recalibrated / batch statistics /
+stale). Printed: tau and Spearman's rho over all N and over the better half (by stand-alone accuracy,
+where a search decides), the supernet's training CPU seconds and the CPU milliseconds per query.
+Stand-alone results are cached in --cache (a JSON file), so settings can be added without retraining.
+
+    python benchmarks/supernet_ranking.py --dataset mnist1d --archs 64 --seeds 0 1
+    python benchmarks/supernet_ranking.py --settings uniform fair bn-batch bn-stale --supernet-seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nasforge.data import load_dataset  # noqa: E402
+from nasforge.data.datasets import SourceOptions  # noqa: E402
+from nasforge.evaluate.oneshot import PathSampler, PathScorer, ScoringOptions, SupernetOptions, train_supernet  # noqa: E402
+from nasforge.evaluate.oneshot.scoring import spearman_kendall  # noqa: E402
+from nasforge.evaluate.trainer import TrainingOptions, score, train  # noqa: E402
+from nasforge.space import CellSpace  # noqa: E402
+
+# name -> (supernet options changed from the base, scoring options changed from the base)
+SETTINGS = {
+    "uniform": ({}, {}),  # SPOS: one uniform path per step, batch norm recalibrated on 4 batches
+    "fair": ({"sampling": "fair"}, {}),  # FairNAS: all 5 ops of every edge per step; 5x the compute per epoch
+    "fair-equal": ({"sampling": "fair", "epochs": "/5"}, {}),  # fair at the uniform setting's forward/backward passes
+    "bn-batch": ({}, {"bn": "batch"}),  # no recalibration: each validation batch normalised by its own statistics
+    "bn-stale": ({}, {"bn": "stale"}),  # the running statistics training left
+    "bn-1": ({}, {"bn_batches": 1}),
+    "bn-16": ({}, {"bn_batches": 16}),
+    "lr-1e-3": ({"lr": 1e-3}, {}),
+    "lr-1e-2": ({"lr": 1e-2}, {}),
+    "short": ({"epochs": "/2"}, {}),
+    "long": ({"epochs": "*2"}, {}),
+    "no-wd": ({"weight_decay": 0.0}, {}),
+}
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def load(args: argparse.Namespace):
+    if args.dataset.startswith("fsdd:"):
+        options = SourceOptions("speaker", "theo", band_norm="mean")
+        return load_dataset(args.dataset, val_fraction=0.1, layout=args.layout, options=options)
+    return load_dataset(args.dataset)
+
+
+def standalone(space: CellSpace, data, genomes: list, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """arch string -> {seed: validation accuracy}, trained stand-alone (cached)."""
+    cache = Path(args.cache)
+    table: dict[str, dict[str, float]] = json.loads(cache.read_text()) if cache.exists() else {}
+    meta = f"{args.dataset}|{args.layout}|{args.standalone_epochs}|{args.lr}|{args.batch_size}"
+    table = table if table.get("__meta__") == {"key": meta} else {"__meta__": {"key": meta}}
+    options = TrainingOptions(epochs=args.standalone_epochs, batch_size=args.batch_size, lr=args.lr,
+                              label_smoothing=args.label_smoothing)
+    spent = 0.0
+    for i, genome in enumerate(genomes):
+        arch = space.to_json(genome)
+        for seed in args.seeds:
+            if str(seed) in table.get(arch, {}):
+                continue
+            start = cpu()
+            torch.manual_seed(seed)
+            model = space.build(genome)
+            train(model, data.x_train, data.y_train, options, seed, augment=data.augment)
+            acc = score(model, data.x_val, data.y_val, data.num_classes)["accuracy"]
+            spent += cpu() - start
+            table.setdefault(arch, {})[str(seed)] = acc
+            cache.write_text(json.dumps(table))
+            print(f"  stand-alone {i + 1}/{len(genomes)} seed {seed}: {acc:.4f}  {arch}  ({cpu() - start:.0f} CPU-s)", flush=True)
+    if spent:
+        print(f"stand-alone training: {spent:.0f} CPU-s this run", flush=True)
+    return table
+
+
+def taus(truth: np.ndarray, est: np.ndarray) -> tuple[float, float, float, float]:
+    rho, tau = spearman_kendall(truth, est)
+    top = truth >= np.median(truth)
+    rho_top, tau_top = spearman_kendall(truth[top], est[top])
+    return tau, rho, tau_top, rho_top
+
+
+def resolve(options: SupernetOptions, changes: dict) -> SupernetOptions:
+    out = {}
+    for key, value in changes.items():
+        if isinstance(value, str) and value[0] in "/*":
+            base = getattr(options, key)
+            value = max(1, base // int(value[1:])) if value[0] == "/" else base * int(value[1:])
+        out[key] = value
+    return replace(options, **out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist1d", help="mnist1d or fsdd:PATH (held-out speaker theo, validated on yweweler)")
+    parser.add_argument("--layout", default="nhw", help="fsdd: nhw (2-D) or ncl (1-D)")
+    parser.add_argument("--archs", type=int, default=64)
+    parser.add_argument("--arch-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="stand-alone training seeds (two give the ceiling)")
+    parser.add_argument("--standalone-epochs", type=int, default=20)
+    parser.add_argument("--supernet-epochs", type=int, default=50)
+    parser.add_argument("--supernet-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--settings", nargs="+", default=["uniform", "fair-equal", "bn-batch", "bn-stale"], choices=sorted(SETTINGS))
+    parser.add_argument("--cache", default="supernet_ranking_standalone.json")
+    parser.add_argument("--standalone-only", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} at start", flush=True)
+    data = load(args)
+    space = CellSpace(data.input_shape, data.num_classes)
+    rng = np.random.default_rng(args.arch_seed)
+    genomes = []
+    while len(genomes) < args.archs:  # distinct architectures
+        g = space.sample(rng)
+        if g not in genomes:
+            genomes.append(g)
+    print(f"{args.dataset}: {len(data.y_train)} train / {len(data.y_val)} val rows, input {list(data.input_shape)}; "
+          f"{len(genomes)} cells drawn uniformly (seed {args.arch_seed}); stand-alone {args.standalone_epochs} epochs", flush=True)
+    table = standalone(space, data, genomes, args)
+    truth = np.array([np.mean([table[space.to_json(g)][str(s)] for s in args.seeds]) for g in genomes])
+    print(f"stand-alone validation accuracy: mean {truth.mean():.4f}, min {truth.min():.4f}, max {truth.max():.4f}")
+    if len(args.seeds) >= 2:
+        a = np.array([table[space.to_json(g)][str(args.seeds[0])] for g in genomes])
+        b = np.array([table[space.to_json(g)][str(args.seeds[1])] for g in genomes])
+        tau, rho, tau_top, rho_top = taus(a, b)
+        print(f"ceiling (stand-alone seed {args.seeds[0]} vs seed {args.seeds[1]}): tau {tau:.3f} rho {rho:.3f}; "
+              f"better half tau {tau_top:.3f} rho {rho_top:.3f}", flush=True)
+    if args.standalone_only:
+        return
+    base = SupernetOptions(epochs=args.supernet_epochs, batch_size=args.batch_size, lr=args.lr,
+                           label_smoothing=args.label_smoothing)
+    print(f"{'setting':<11} {'seed':>4} {'tau':>6} {'rho':>6} {'tau½':>6} {'rho½':>6} {'train CPU-s':>11} {'ms/query':>8}", flush=True)
+    summary = {}
+    for name in args.settings:
+        net_changes, score_changes = SETTINGS[name]
+        options = resolve(base, net_changes)
+        scoring = replace(ScoringOptions(batch_size=args.batch_size), **score_changes)
+        rows = []
+        for seed in args.supernet_seeds:
+            torch.manual_seed(seed)
+            net = space.supernet()
+            start = cpu()
+            train_supernet(net, PathSampler(space, options.sampling), data.x_train, data.y_train, options, seed,
+                           augment=data.augment)
+            trained = cpu() - start
+            scorer = PathScorer(net, data.x_train, data.x_val, data.y_val, data.num_classes, scoring, seed)
+            start = cpu()
+            est = np.array([scorer.score(g)["accuracy"] for g in genomes])
+            per_query = (cpu() - start) / len(genomes) * 1000
+            row = taus(truth, est)
+            rows.append(row)
+            print(f"{name:<11} {seed:>4} {row[0]:6.3f} {row[1]:6.3f} {row[2]:6.3f} {row[3]:6.3f} {trained:11.0f} {per_query:8.0f}"
+                  f"   ({options.sampling}, {options.epochs} epochs, lr {options.lr:g}, bn {scoring.bn}"
+                  f"{f' x{scoring.bn_batches}' if scoring.bn == 'recalibrate' else ''})", flush=True)
+        summary[name] = np.array(rows)
+    print("\nmean (std) over supernet seeds " + " ".join(map(str, args.supernet_seeds)) + ":")
+    for name, rows in summary.items():
+        m, s = rows.mean(0), rows.std(0)
+        print(f"  {name:<11} tau {m[0]:.3f} ({s[0]:.3f})  rho {m[1]:.3f}  better half: tau {m[2]:.3f} ({s[2]:.3f}) rho {m[3]:.3f}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"process CPU {usage.ru_utime + usage.ru_stime:.0f} s; load {os.getloadavg()[0]:.2f} at end")
+
+
+if __name__ == "__main__":
+    main()
