@@ -91,6 +91,7 @@ class EnasEvaluator(OneShotEvaluator):
         self.net.eval()
         self.recent = []
         if self.checkpoint is not None:
+            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.checkpoint.with_suffix(".tmp")
             torch.save({"signature": self.signature(), "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                         "queries": self.queries, "phases": self.phases}, tmp)
