@@ -93,3 +93,62 @@ def test_mixed_op_paths_share_labels_and_collapse_keys() -> None:
 def test_only_spaces_with_a_supernet_offer_one() -> None:
     with pytest.raises(NotImplementedError, match="no supernet"):
         LayerGraphSpace((1, 8), 2).supernet()
+
+
+class _Recorder:
+    """An ordinary-mode recorder as a define-by-run space has one: each module choice returns the chosen candidate."""
+
+    def __init__(self, genome: dict[str, str]):
+        self.genome = genome
+
+    def module(self, label: str, candidates: dict) -> nn.Module:
+        from nasforge.space.supernet.mixed import build_candidate
+
+        return build_candidate(candidates[self.genome[label]])
+
+    def int(self, name: str, low: int, high: int) -> int:
+        return 2
+
+
+def _model(c) -> nn.Module:
+    layers = []
+    for i in range(c.int("depth", 1, 3)):
+        layers.append(c.module(f"op{i}", {"conv3": lambda: nn.Conv1d(4, 4, 3, padding=1), "conv5": lambda: nn.Conv1d(4, 4, 5, padding=2),
+                                          "skip": nn.Identity}))
+        layers += [nn.BatchNorm1d(4), nn.ReLU()]
+    layers.append(c.module("pool", {"avg": lambda: nn.AdaptiveAvgPool1d(1), "max": lambda: nn.AdaptiveMaxPool1d(1)}))
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(4, 3))
+
+
+class _FunctionSpace(CellSpace):
+    """A stand-in define-by-run space over `_model` (genome: label -> candidate, as a sorted tuple)."""
+
+    name = "toy-function"
+
+    def build(self, genome) -> nn.Module:
+        return _model(_Recorder(dict(genome)))
+
+    def supernet(self) -> nn.Module:
+        from nasforge.space.supernet.function import FunctionSupernet
+
+        return FunctionSupernet(self, _model, path_of=dict, fixed={"depth": 2})
+
+
+def test_a_define_by_run_model_function_builds_its_supernet_and_extracts_paths_exactly() -> None:
+    torch.manual_seed(0)
+    space = _FunctionSpace((1, 8), 3)
+    net = space.supernet()
+    assert net.choices() == {"op0": ("conv3", "conv5", "skip"), "op1": ("conv3", "conv5", "skip"), "pool": ("avg", "max")}
+    x = torch.randn(5, 4, 6)
+    for ops in [("conv3", "skip", "avg"), ("conv5", "conv3", "max"), ("skip", "skip", "avg")]:
+        genome = tuple(sorted(zip(("op0", "op1", "pool"), ops)))
+        net.activate(genome)
+        net.train()
+        net(x).sum().backward()
+        recalibrate(net, [torch.randn(6, 4, 6)])
+        with torch.no_grad():
+            assert torch.equal(net(x), net.extract(genome).eval()(x))
+    from nasforge.space.supernet.function import SupernetRecorder
+
+    with pytest.raises(InvalidGenome, match="'depth' is not a choice among modules"):
+        _model(SupernetRecorder())

@@ -5,11 +5,14 @@ mixed.py      MixedOp (a choice among named modules, one active per forward) and
 batchnorm.py  per-path recalibration of batch-norm statistics
 base.py       the Supernet contract (path, activate, extract)
 cell.py       the NB201 cell space's supernet
+function.py   a define-by-run space's supernet: its model function run with a recorder whose
+              `module(label, candidates)` returns a MixedOp
 """
 
 from .base import Supernet
+from .function import FunctionSupernet, SupernetRecorder
 from .batchnorm import recalibrate
 from .mixed import MixedOp, activate, choices_of, path_keys, path_parameters, path_state_dict
 
-__all__ = ["MixedOp", "Supernet", "activate", "choices_of", "path_keys", "path_parameters", "path_state_dict",
+__all__ = ["FunctionSupernet", "MixedOp", "Supernet", "SupernetRecorder", "activate", "choices_of", "path_keys", "path_parameters", "path_state_dict",
            "recalibrate"]
