@@ -10,9 +10,9 @@ function.py   a define-by-run space's supernet: its model function run with a re
 """
 
 from .base import Supernet
-from .function import FunctionSupernet, SupernetRecorder
 from .batchnorm import recalibrate
+from .function import FunctionSupernet, SupernetRecorder
 from .mixed import MixedOp, activate, choices_of, path_keys, path_parameters, path_state_dict
 
-__all__ = ["FunctionSupernet", "MixedOp", "Supernet", "SupernetRecorder", "activate", "choices_of", "path_keys", "path_parameters", "path_state_dict",
-           "recalibrate"]
+__all__ = ["FunctionSupernet", "MixedOp", "Supernet", "SupernetRecorder", "activate", "choices_of", "path_keys",
+           "path_parameters", "path_state_dict", "recalibrate"]
