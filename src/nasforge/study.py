@@ -122,8 +122,8 @@ class Study:
 
     @property
     def best(self) -> TrialRecord | None:
-        complete = self.store.trials("complete")
-        return max(complete, key=lambda t: (t.reward, -t.id)) if complete else None
+        top = self.store.top(1)
+        return top[0] if top else None
 
     @property
     def front(self) -> list[TrialRecord]:
@@ -430,7 +430,7 @@ class Study:
         return ids
 
     def _keep_weights(self, trial_id: int, result: Result) -> None:
-        complete = sorted((t.reward for t in self.store.trials("complete") if t.id != trial_id), reverse=True)
+        complete = [t.reward for t in self.store.top(self.keep_top, exclude=trial_id)]
         top = len(complete) < self.keep_top or result.reward > complete[self.keep_top - 1]
         # With objectives the trial may join the front: keep it now, _prune_weights decides after.
         if not (top or self.inherit or len(self.objectives) >= 2 or trial_id in self._protected()):
@@ -442,7 +442,7 @@ class Study:
         tmp.replace(path)
 
     def _prune_weights(self) -> None:
-        top = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.keep_top]
+        top = self.store.top(self.keep_top)
         keep = {self.weights_path(i).name for i in {t.id for t in top} | self._protected()}
         folder = self.run_dir / "weights"
         if folder.exists():
