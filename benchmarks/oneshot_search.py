@@ -43,6 +43,10 @@ TASKS = {
         "evolution": {"fidelity": {"name": "halving", "min_epochs": 1, "eta": 3, "rungs": 3},
                       "training": {"inherit": True, "finetune_epochs": 2}, "budget": {"trials": 100000},
                       "strategy": {"name": "evolution", "population": 10, "sample_size": 3}},
+        # ENAS: an LSTM controller, the shared weights trained from their initialisation between its queries
+        # (one epoch of 25 steps every 10 queries: 100 epochs over 1000 queries).
+        "enas": {"evaluation": {"name": "one-shot", "supernet_epochs": 0, "shared_steps": 25, "shared_every": 10, "top_k": 3},
+                 "budget": {"trials": 1000}, "strategy": {"name": "reinforce", "controller": "lstm"}},
     },
     "fsdd": {
         "training": {"epochs": 9, "batch_size": 64, "lr": 3e-3, "label_smoothing": 0.1, "final_epochs": 15},
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace, seed: int) -> dict:
     start = time.process_time()
 
     def stop_at_budget(study, record) -> None:
-        if args.method != "one-shot" and time.process_time() - start >= args.cpu_budget - args.reserve:
+        if args.method == "evolution" and time.process_time() - start >= args.cpu_budget - args.reserve:
             study.budget = Budget(trials=study.store.count())  # finish what is out, ask for nothing more
 
     study = nasforge.search(config, callbacks=(stop_at_budget,))
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist1d")
-    parser.add_argument("--method", choices=["one-shot", "evolution"], default="one-shot")
+    parser.add_argument("--method", choices=["one-shot", "evolution", "enas"], default="one-shot")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--cpu-budget", type=float, default=1800.0, help="evolution: CPU seconds of the whole search")
     parser.add_argument("--reserve", type=float, default=150.0, help="evolution: CPU seconds kept for the final retrain")
