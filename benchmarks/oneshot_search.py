@@ -85,14 +85,18 @@ def config_for(args: argparse.Namespace, seed: int) -> dict:
 
 def run(args: argparse.Namespace, seed: int) -> dict:
     config = config_for(args, seed)
-    shutil.rmtree(config["out"], ignore_errors=True)
-    start = time.process_time()
+    if not args.resume:
+        shutil.rmtree(config["out"], ignore_errors=True)
+    start = time.process_time() - args.cpu_before  # a resumed run counts what its killed process had spent
 
     def stop_at_budget(study, record) -> None:
         if args.method == "evolution" and time.process_time() - start >= args.cpu_budget - args.reserve:
             study.budget = Budget(trials=study.store.count())  # finish what is out, ask for nothing more
 
-    study = nasforge.search(config, callbacks=(stop_at_budget,))
+    if args.resume:
+        study = nasforge.search(resume=True, out=config["out"], progress=False, callbacks=(stop_at_budget,))
+    else:
+        study = nasforge.search(config, callbacks=(stop_at_budget,))
     cpu = time.process_time() - start
     final, best = study.final, study.store.trial(study.final["trial"])
     row = {"method": args.method, "seed": seed, "cpu": cpu, "trials": len(study.trials), "genome": best.genome,
@@ -112,6 +116,8 @@ def main() -> None:
     parser.add_argument("--cpu-budget", type=float, default=1800.0, help="evolution: CPU seconds of the whole search")
     parser.add_argument("--reserve", type=float, default=150.0, help="evolution: CPU seconds kept for the final retrain")
     parser.add_argument("--out", default="runs/oneshot-bench")
+    parser.add_argument("--resume", action="store_true", help="resume the runs in --out (after a kill) instead of starting afresh")
+    parser.add_argument("--cpu-before", type=float, default=0.0, help="with --resume: CPU seconds the killed process had spent")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides PATH=JSON, e.g. evaluation.supernet_epochs=30")
     args = parser.parse_args()
     torch.set_num_threads(1)
