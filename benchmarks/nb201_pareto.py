@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nasforge.budget import Budget
 from nasforge.evaluate.constraints import MnasNetReward, parse_constraints
-from nasforge.evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator, load_benchmark
-from nasforge.report.pareto import hypervolume, pareto_mask
+from nasforge.evaluate.tabular import TabularBenchmark, TabularEvaluator, load_benchmark
+from nasforge.objectives import hypervolume, pareto_mask
 from nasforge.space.cell import CellSpace
-from nasforge.strategy.base import Strategy
+from nasforge.strategy.base import Observation, Strategy
 from nasforge.strategy.evolution import RegularizedEvolution
 from nasforge.strategy.feasible import FeasibleSpace
 from nasforge.strategy.nsga2 import NSGA2
@@ -42,8 +43,8 @@ MAX_REPEATS = 2000  # consecutive free repeats after which a run stops (a search
 
 
 def run_strategy(strategy: Strategy, evaluator: TabularEvaluator) -> list[int]:
-    """An ask/tell loop until the query budget is spent; the rows queried, in order. The study's
-    contract: each candidate's metrics (objectives) are in candidate.info before tell."""
+    """An ask/tell loop until the query budget is spent; the rows queried, in order. Each tell carries
+    the candidate's metrics (its objectives) in the Observation, as the study's does."""
     rows, repeats, trial_of = [], 0, {}
     while not evaluator.exhausted and repeats < MAX_REPEATS:
         cand = strategy.ask()
@@ -54,8 +55,8 @@ def run_strategy(strategy: Strategy, evaluator: TabularEvaluator) -> list[int]:
         repeats = 0 if new else repeats + 1
         if new:
             rows.append(evaluator.bench.row(arch))
-        cand.info["metrics"] = result.metrics
-        strategy.tell(trial_of.setdefault(arch, len(trial_of) + 1), cand, result.reward if result.status == "complete" else None)
+        reward = result.reward if result.status == "complete" else None
+        strategy.tell(trial_of.setdefault(arch, len(trial_of) + 1), cand, Observation(reward, result.metrics))
     return rows
 
 
@@ -64,7 +65,7 @@ def run_optuna_nsga2(bench: TabularBenchmark, space: CellSpace, queries: int, se
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.NSGAIISampler(seed=seed))
-    evaluator = TabularEvaluator(bench, space, Budget(queries=queries))
+    evaluator = TabularEvaluator(bench, space, Budget(trials=queries))
     rows, repeats = [], 0
     while not evaluator.exhausted and repeats < MAX_REPEATS:
         trial = study.ask()
@@ -93,8 +94,8 @@ def pareto_part(bench: TabularBenchmark, space: CellSpace, args: argparse.Namesp
 
     makers: dict[str, Callable[[int], list[int]]] = {
         "nsga2 (ours)": lambda s: run_strategy(NSGA2(space, s, objectives=(SIGNAL, LATENCY)),
-                                               TabularEvaluator(bench, space, Budget(queries=args.queries))),
-        "random": lambda s: run_strategy(RandomSearch(space, s), TabularEvaluator(bench, space, Budget(queries=args.queries))),
+                                               TabularEvaluator(bench, space, Budget(trials=args.queries))),
+        "random": lambda s: run_strategy(RandomSearch(space, s), TabularEvaluator(bench, space, Budget(trials=args.queries))),
     }
     try:
         import optuna  # noqa: F401
@@ -156,7 +157,7 @@ def constrained_part(bench: TabularBenchmark, space: CellSpace, args: argparse.N
     hard = MnasNetReward.of(LATENCY, T, "hard")
 
     def evaluator(scalarized: bool) -> TabularEvaluator:
-        return TabularEvaluator(bench, space, Budget(queries=args.queries), scalarization=hard if scalarized else None)
+        return TabularEvaluator(bench, space, Budget(trials=args.queries), scalarization=hard if scalarized else None)
 
     def feasible_space(ev: TabularEvaluator) -> FeasibleSpace:
         return FeasibleSpace(space, parse_constraints([f"{LATENCY}<={T}"]), lambda g, which: ev.columns(g, list(which)) or {})

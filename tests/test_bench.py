@@ -14,6 +14,7 @@ from nasforge.bench import harness as harness_module
 from nasforge.cli import main
 from nasforge.space import CellSpace, LayerGraphSpace, LayerSpaceOptions
 from nasforge.strategy import LocalSearch, PredictorEvolution
+from nasforge.strategy.base import Observation
 
 NB201 = Path(os.environ.get("NASFORGE_DATA", Path(__file__).parents[1].parent / "shared/data")) / "nb201/nb201.csv"
 
@@ -99,14 +100,14 @@ def test_local_and_predictor_find_the_toy_optimum_and_resume_exactly(factory) ->
     for trial in range(1, 61):
         cand = a.ask()
         best = max(best, _toy(space, cand.genome))
-        a.tell(trial, cand, _toy(space, cand.genome))
+        a.tell(trial, cand, Observation(_toy(space, cand.genome)))
         if trial == 40:
             b = factory(space, seed=0)
             b.load_state_dict(json.loads(json.dumps(a.state_dict())))
         if trial > 40:
             cb = b.ask()
             assert cb.genome == cand.genome
-            b.tell(trial, cb, _toy(space, cb.genome))
+            b.tell(trial, cb, Observation(_toy(space, cb.genome)))
     assert best == 6.0  # 15,625 cells, 60 queries: random search would find it 0.4% of the time
 
 
@@ -118,5 +119,5 @@ def test_predictor_and_local_search_on_the_layer_graph_space() -> None:
             cand = strategy.ask()
             assert space.problems(cand.genome) == []
             seen.add(space.key(cand.genome))
-            strategy.tell(trial, cand, float(len(cand.genome)))
+            strategy.tell(trial, cand, Observation(float(len(cand.genome))))
         assert len(seen) >= 12  # they explore, not repeat

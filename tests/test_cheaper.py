@@ -12,7 +12,7 @@ from nasforge.evaluate import TrainingEvaluator, TrainingOptions
 from nasforge.evaluate.evaluator import Warmstart
 from nasforge.evaluate.inherit import inherit
 from nasforge.evaluate.proxies import naswot, synflow
-from nasforge.fidelity import SuccessiveHalving
+from nasforge.schedule import SuccessiveHalving
 from nasforge.space import Layer, LayerGenome, LayerGraphSpace, LayerSpaceOptions
 from nasforge.strategy.prescreen import ProxyScreenedSpace
 
@@ -82,7 +82,7 @@ def test_successive_halving_promotes_exactly_the_fraction() -> None:
     sh = SuccessiveHalving(min_epochs=1, eta=3, rungs=3)
     assert sh.rung_epochs == [1, 3, 9] and sh.bracket_size == 9
     for t in range(1, 10):
-        sh.add(t)
+        sh.start(t)
     decided = []
     for t in range(1, 10):
         decided += sh.record(t, reward=t / 10)
@@ -102,7 +102,7 @@ def test_successive_halving_promotes_exactly_the_fraction() -> None:
 def test_successive_halving_resumes_mid_rung() -> None:
     a = SuccessiveHalving(min_epochs=2, eta=2, rungs=3)
     for t in range(1, 5):
-        a.add(t)
+        a.start(t)
         a.record(t, reward=float(t))
     first = a.next_promotion()  # handed out, then the process dies
     b = SuccessiveHalving(min_epochs=2, eta=2, rungs=3)
@@ -114,8 +114,8 @@ def test_successive_halving_resumes_mid_rung() -> None:
 
 def test_failed_members_are_never_promoted() -> None:
     sh = SuccessiveHalving(min_epochs=1, eta=2, rungs=2)
-    sh.add(1)
-    sh.add(2)
+    sh.start(1)
+    sh.start(2)
     decided = sh.record(1, None) + sh.record(2, 0.3)
     assert [d.trial for d in decided] == [1] and sh.next_promotion().trial == 2
 

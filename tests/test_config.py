@@ -128,7 +128,7 @@ def test_yaml_is_read_safely(tmp_path) -> None:
 
 @pytest.mark.parametrize("text, field", [
     ("training:\n  epochs: many\n", "training.epochs"),
-    ("strategy: {name: evolution, pop: 3}\n", "strategy.evolution.pop"),
+    ("strategy: {name: evolution, pop: 3}\n", "strategy.pop"),
     ("colour: blue\n", "colour"),
 ])
 def test_cli_bad_config_exits_2_naming_the_field(tmp_path, text: str, field: str) -> None:

@@ -32,7 +32,7 @@ from nasforge.export import (
     load,
     real_batch,
 )
-from nasforge.report.pareto import pareto_front
+from nasforge.objectives import pareto_front
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,9 @@ from nasforge.evaluate.cost import CostModel, CostOptions, count_flops, measure_
 from nasforge.evaluate.evaluator import TrainingEvaluator
 from nasforge.evaluate.tabular import TabularBenchmark, TabularEvaluator, TabularSpec
 from nasforge.evaluate.trainer import TrainingOptions
-from nasforge.report.pareto import crowding_distance, dominates, hypervolume, non_dominated_sort, pareto_mask
+from nasforge.objectives import crowding_distance, dominates, hypervolume, non_dominated_sort, pareto_mask
 from nasforge.space import CellSpace, LayerGraphSpace
+from nasforge.strategy.base import Observation
 from nasforge.strategy.feasible import FeasibleSpace
 from nasforge.strategy.nsga2 import NSGA2
 
@@ -199,8 +200,7 @@ def _run(strategy, space, n: int, start: int = 0) -> list[tuple]:
     for trial in range(start + 1, start + n + 1):
         cand = strategy.ask()
         metrics = _toy_metrics(space, cand.genome)
-        cand.info["metrics"] = metrics
-        strategy.tell(trial, cand, metrics["accuracy"])
+        strategy.tell(trial, cand, Observation(metrics["accuracy"], metrics))
         out.append((space.to_json(cand.genome), metrics["accuracy"], metrics["params"]))
     return out
 
@@ -237,9 +237,8 @@ def test_failed_or_incomplete_candidates_take_no_part() -> None:
     s = NSGA2(space, seed=0, population=2)
     c1, c2 = s.ask(), s.ask()
     assert s.ask() is None  # the generation is out
-    s.tell(1, c1, None)
-    c2.info["metrics"] = {"accuracy": 0.5}  # no params
-    s.tell(2, c2, 0.5)
+    s.tell(1, c1, Observation(None))
+    s.tell(2, c2, Observation(0.5, {"accuracy": 0.5}))  # no params
     assert s.population == [] and s.generation_index == 1
     assert s.ask() is not None  # an empty population samples again
 

@@ -19,7 +19,7 @@ from nasforge.export import load_weights
 from nasforge.space import CellSpace
 from nasforge.store import Store
 from nasforge.strategy import Reinforce
-from nasforge.strategy.base import Candidate
+from nasforge.strategy.base import Candidate, Observation
 
 
 def _tiny(rows: int = 48, length: int = 8) -> Dataset:
@@ -110,8 +110,8 @@ def test_the_controller_raises_the_probability_of_an_always_rewarded_path(contro
     before = probability()
     for trial in range(0, 60, 2):
         asked = strategy.ask()
-        strategy.tell(trial, asked, 0.0 if asked.genome != target else 1.0)
-        strategy.tell(trial + 1, Candidate(target, info={"choices": choices}), 1.0)
+        strategy.tell(trial, asked, Observation(0.0 if asked.genome != target else 1.0))
+        strategy.tell(trial + 1, Candidate(target, info={"choices": choices}), Observation(1.0))
     assert probability() > 20 * before
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nasforge.space.cell import CellSpace
+from nasforge.strategy.base import Observation
 from nasforge.strategy.predictor import PredictorEvolution
 
 
@@ -20,7 +21,7 @@ def _run(strategy, space, trials, start=1):
     for trial in range(start, start + trials):
         cand = strategy.ask()
         proposals.append(space.to_json(cand.genome))
-        strategy.tell(trial, cand, _toy(space, cand.genome))
+        strategy.tell(trial, cand, Observation(_toy(space, cand.genome)))
     return proposals
 
 
@@ -67,7 +68,7 @@ def test_never_proposes_a_seen_cell_and_handles_failures() -> None:
         key = space.key(cand.genome)
         assert key not in seen
         seen.add(key)
-        s.tell(trial, cand, None if trial % 7 == 0 else _toy(space, cand.genome))
+        s.tell(trial, cand, Observation(None if trial % 7 == 0 else _toy(space, cand.genome)))
 
 
 def test_cell_features_are_one_hot_plus_paths() -> None:

@@ -10,6 +10,7 @@ import pytest
 from nasforge.errors import ConfigError
 from nasforge.space import CellSpace, LayerGraphSpace, LayerSpaceOptions
 from nasforge.strategy import STRATEGIES, Reinforce
+from nasforge.strategy.base import Observation
 from nasforge.strategy.random import RandomSearch
 
 
@@ -26,7 +27,7 @@ def test_raises_the_probability_of_the_best_decision(controller: str) -> None:
     for trial in range(1, 151):
         cand = strategy.ask()
         picks.append(space.encode(cand.genome)[0] == 3)
-        strategy.tell(trial, cand, _toy_reward(space, cand.genome, noise))
+        strategy.tell(trial, cand, Observation(_toy_reward(space, cand.genome, noise)))
     # Uniform start: 1 in 5. After 150 updates the best choice dominates.
     assert np.mean(picks[:20]) < 0.5
     assert np.mean(picks[-30:]) > 0.7
@@ -40,15 +41,15 @@ def test_state_is_json_and_resumes_exactly(controller: str) -> None:
     a = Reinforce(space, seed=5, controller=controller)
     for trial in range(1, 21):
         cand = a.ask()
-        a.tell(trial, cand, _toy_reward(space, cand.genome, noise))
+        a.tell(trial, cand, Observation(_toy_reward(space, cand.genome, noise)))
     b = Reinforce(space, seed=99, controller=controller)
     b.load_state_dict(json.loads(json.dumps(a.state_dict())))
     for trial in range(21, 31):
         ca, cb = a.ask(), b.ask()
         assert ca.genome == cb.genome
         reward = _toy_reward(space, ca.genome, noise)
-        a.tell(trial, ca, reward)
-        b.tell(trial, cb, reward)
+        a.tell(trial, ca, Observation(reward))
+        b.tell(trial, cb, Observation(reward))
     assert json.dumps(a.state_dict()) == json.dumps(b.state_dict())
 
 
@@ -60,7 +61,7 @@ def test_works_on_the_layer_graph_space() -> None:
         cand = strategy.ask()
         assert space.problems(cand.genome) == []
         # Reward deeper networks: the update must accept the layer space's choice vectors.
-        strategy.tell(trial, cand, float(len(cand.genome)))
+        strategy.tell(trial, cand, Observation(float(len(cand.genome))))
     assert strategy.updates == 10
 
 

@@ -22,10 +22,10 @@ import pytest
 import nasforge
 from nasforge.cli import main
 from nasforge.errors import NasforgeError
+from nasforge.objectives import Objective, pareto_front, study_objectives
 from nasforge.report.architecture import plan_nodes
 from nasforge.report.html import render_html
 from nasforge.report.lineage import lineage
-from nasforge.report.pareto import Objective, pareto_front, study_objectives
 from nasforge.report.plots import PLOTS, render_plots
 from nasforge.report.snapshot import read_run
 from nasforge.space import LayerGraphSpace

@@ -9,6 +9,7 @@ import pytest
 
 from nasforge.space import LayerGraphSpace
 from nasforge.strategy import GeneticAlgorithm, RandomSearch, RegularizedEvolution
+from nasforge.strategy.base import Observation
 from nasforge.strategy.operators import Rank, RouletteWheel, Tournament
 
 N = 40_000
@@ -60,7 +61,7 @@ def _drive(strategy, n: int, start: int = 1) -> list:
     while len(out) < n:
         cand = strategy.ask()
         assert cand is not None
-        strategy.tell(trial, cand, float(len(cand.genome)) + (trial % 3) * 0.1)
+        strategy.tell(trial, cand, Observation(float(len(cand.genome)) + (trial % 3) * 0.1))
         out.append(cand.genome)
         trial += 1
     return out
@@ -89,7 +90,7 @@ def test_evolution_mutates_tournament_winner_and_ages_out(space) -> None:
     best = max(evo.population, key=lambda m: m.reward)
     cand = evo.ask()
     assert cand.parents == (best.trial,) and cand.operator != "random"
-    evo.tell(5, cand, 0.0)
+    evo.tell(5, cand, Observation(0.0))
     assert [m.trial for m in evo.population] == [2, 3, 4, 5]  # the oldest died, not the worst
 
 
@@ -98,12 +99,12 @@ def test_genetic_keeps_elites_and_waits_for_its_generation(space) -> None:
     first = [ga.ask() for _ in range(4)]
     assert ga.ask() is None  # the generation is out; nothing more until results come in
     for i, cand in enumerate(first, 1):
-        ga.tell(i, cand, float(i))
+        ga.tell(i, cand, Observation(float(i)))
     assert ga.generation_index == 1 and [m.trial for m in ga.generation] == [1, 2, 3, 4]
     children = [ga.ask() for _ in range(3)]
     assert ga.ask() is None and all(c.parents for c in children)
     for i, cand in enumerate(children, 5):
-        ga.tell(i, cand, None if i == 5 else 0.5)  # one child fails
+        ga.tell(i, cand, Observation(None if i == 5 else 0.5))  # one child fails
     assert ga.generation_index == 2
     trials = [m.trial for m in ga.generation]
     assert trials[0] == 4  # the elite survives unchanged

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from nasforge.bench import BenchSettings, run_bench
+from nasforge.budget import Budget
 from nasforge.errors import ConfigError, DataError
-from nasforge.evaluate.tabular import Budget, CostExpression, TabularEvaluator, load_benchmark
+from nasforge.evaluate.tabular import CostExpression, TabularEvaluator, load_benchmark
 from nasforge.space import CellSpace
 
 NB201 = Path(os.environ.get("NASFORGE_DATA", Path(__file__).parents[1].parent / "shared/data")) / "nb201/nb201.csv"

@@ -10,14 +10,28 @@ from .config import SearchConfig, parse_config
 from .ensemble import Ensemble
 from .errors import ConfigError, DataError, InvalidGenome, NasforgeError, StoreError  # noqa: F401 (public)
 from .export import export_trial, load
+from .registry import (
+    DATA_SOURCES,
+    EVALUATORS,
+    EXECUTORS,
+    register_data_source,
+    register_evaluator,
+    register_executor,
+    register_space,
+    register_strategy,
+)
 from .space import SPACES, LayerGraphSpace, SearchSpace
 from .store import Store
-from .strategy import STRATEGIES, Strategy
+from .strategy import STRATEGIES, Candidate, Observation, Strategy
 from .study import Study
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Candidate",
+    "DATA_SOURCES",
+    "EVALUATORS",
+    "EXECUTORS",
     "SPACES",
     "STRATEGIES",
     "ConfigError",
@@ -26,6 +40,7 @@ __all__ = [
     "InvalidGenome",
     "LayerGraphSpace",
     "NasforgeError",
+    "Observation",
     "SearchConfig",
     "SearchSpace",
     "Store",
@@ -35,5 +50,10 @@ __all__ = [
     "export_trial",
     "load",
     "parse_config",
+    "register_data_source",
+    "register_evaluator",
+    "register_executor",
+    "register_space",
+    "register_strategy",
     "search",
 ]

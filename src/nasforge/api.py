@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .budget import Budget
 from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
 from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
@@ -19,37 +20,22 @@ from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.trainer import TrainingOptions
-from .execute import make_executor
-from .fidelity import SuccessiveHalving
+from .execute import Executor, SerialExecutor, make_executor
+from .registry import EXECUTORS, STRATEGIES
+from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
 from .store import STORE_FILE, Store, TrialRecord
-from .strategy import STRATEGIES, GeneticAlgorithm, RegularizedEvolution, Strategy
+from .strategy.base import Strategy
+from .strategy.factory import create_strategy
 from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
-from .strategy.nsga2 import NSGA2
-from .strategy.operators import SELECTIONS, Tournament
 from .strategy.prescreen import ProxyScreenedSpace
-from .study import Budget, Study
+from .study import Study
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
 RESUMABLE = {"trials", "seconds", "target", "progress",
              "executor", "workers", "threads", "address", "cpus_per_trial", "gpus_per_trial", "ray_temp_dir", "max_retries"}
-
-
-def make_strategy(config: SearchConfig, space: SearchSpace) -> Strategy:
-    s = config.strategy
-    if s.name == "evolution":
-        return RegularizedEvolution(space, config.seed, population=s.population, sample_size=s.sample_size)
-    if s.name == "genetic":
-        selection = Tournament(s.tournament_size) if s.selection == "tournament" else SELECTIONS[s.selection]()
-        return GeneticAlgorithm(space, config.seed, population=s.population, selection=selection, elitism=s.elitism,
-                                crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
-    if s.name == "nsga2":
-        return NSGA2(space, config.seed, objectives=config.objectives, population=s.population,
-                     crossover_rate=s.crossover_rate, mutation_rate=s.mutation_rate)
-    # The rest take their options as keyword arguments under the same names.
-    return STRATEGIES[s.name](space, config.seed, **s.model_dump(exclude={"name"}, exclude_none=True))
 
 
 # Space fields the sequence space reads, under its own names; only fields the user set are passed,
@@ -179,7 +165,9 @@ def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_class
     return LayerGraphSpace(input_shape, num_classes, LayerSpaceOptions(**options, hparams=hparams))
 
 
-def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = ()) -> Study:
+def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
+                strategy: Strategy | None = None, executor: Executor | None = None) -> Study:
+    """The study a config describes; `strategy` / `executor` instances replace the ones it names."""
     run_dir = Path(config.out)
     exists = (run_dir / STORE_FILE).exists()
     if exists and not resume:
@@ -217,19 +205,27 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
     final_epochs = t.final_epochs or (t.epochs if one_shot else None)
     final_candidates = config.evaluation.top_k if one_shot else 1
     f = config.fidelity
-    halving = SuccessiveHalving(f.min_epochs, f.eta, f.rungs) if f.name == "halving" else None
-    strategy = make_strategy(config, search_space)
+    scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
+    if strategy is None:
+        strategy = create_strategy(config.strategy, search_space, config.seed, config.objectives)
+    elif getattr(strategy, "space", None) not in (space, search_space):
+        raise ConfigError("strategy: this instance searches another space object than the study's; pass its class "
+                          "(strategy=MyStrategy) or a factory (lambda space, seed: MyStrategy(space, seed)) and it is built "
+                          "on the study's space")
     if given:
         strategy = GivenFirst(strategy, given)
+    if executor is not None and evaluator.serial_only and not isinstance(executor, SerialExecutor):
+        raise ConfigError(f"executor: {type(evaluator).__name__} holds its shared weights in this process; trials cannot "
+                          "go to another executor")
     return Study(
         space, strategy, evaluator, store, run_dir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, final_candidates=final_candidates,
         progress=config.progress, callbacks=callbacks,
-        executor=make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
-        halving=halving, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs, early_stop=t.early_stop,
-        early_stop_min_trials=t.early_stop_min_trials, objectives=config.objectives,
+        executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
+        scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
+        objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
 
@@ -292,17 +288,38 @@ def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     return build_config(stored, **overrides, out=str(run_dir))
 
 
+def _adopt(options: dict[str, Any]) -> dict[str, Any]:
+    """Turn `strategy=` / `executor=` given as Python objects into the names a config records (a
+    class or factory: its registered name or import path, see Registry.adopt); an instance is
+    returned apart, to be used as it is."""
+    instances: dict[str, Any] = {}
+    for key, registry, base in (("strategy", STRATEGIES, Strategy), ("executor", EXECUTORS, Executor)):
+        value = options.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, base):
+            instances[key] = value
+            value = type(value)
+        options[key] = registry.adopt(value)
+    return instances
+
+
 def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, resume: bool = False,
            callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (), **options: Any) -> Study:
     """Run (or resume) a search and return the finished Study (`.best`, `.trials`, `.final`).
 
     `config` is a SearchConfig, a mapping or a YAML path; keyword options are the CLI's flags
-    (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it.
+    (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it. `strategy` and
+    `executor` may also be objects: a registered name, a class or factory (`Strategy` subclass,
+    `(space, seed, **options) -> Strategy`), or an instance used as it is.
     """
+    instances = _adopt(options)
     if resume:
         out = options.pop("out", None) or (config.out if isinstance(config, SearchConfig) else None)
         if out is None:
             raise ConfigError("out: give the run directory of the study to resume")
+        for key in instances.keys() | {k for k in ("strategy", "executor") if k in options and ":" in str(options[k])}:
+            options.pop(key, None)  # handed over again only to be found: the stored config names it
         cfg = resume_config(out, **options)
     elif isinstance(config, SearchConfig):
         cfg = build_config(to_dict(config), **options)
@@ -310,8 +327,8 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(read_yaml(config), **options)
     else:
         cfg = build_config(config, **options)
-    study = build_study(cfg, resume=resume, callbacks=callbacks)
+    study = build_study(cfg, resume=resume, callbacks=callbacks, **instances)
     return study.run()
 
 
-__all__ = ["build_study", "make_strategy", "parse_config", "resume_config", "search"]
+__all__ = ["build_study", "parse_config", "resume_config", "search"]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import FLAGS
+from .config import flags
 from .errors import NasforgeError
 
 
@@ -36,13 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run or resume a search")
     p.add_argument("config", nargs="?", help="YAML config file (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the study in --out after a crash or Ctrl-C")
-    for name, (path, kind, text) in FLAGS.items():
-        flag = "--" + name.replace("_", "-")
-        if kind is list:  # repeatable: each use adds one item (--constraint A --constraint B)
-            p.add_argument(flag, dest=name, action="append", default=None, metavar="TEXT", help=f"{text} [{path}]")
-            continue
-        p.add_argument(flag, dest=name, type=_bool if kind is bool else kind, default=None, metavar=kind.__name__.upper(),
-                       help=f"{text} [{path}]")
+    for name, flag in flags().items():  # derived from the config schema (config.flags)
+        text = f"{flag.help} [{flag.path}]"
+        if flag.kind == "repeat":  # each use adds one item (--constraint A --constraint B)
+            p.add_argument(flag.option, dest=name, action="append", default=None, metavar="TEXT", help=text)
+        elif flag.kind == "list":
+            p.add_argument(flag.option, dest=name, default=None, metavar="A,B,...", help=text)
+        else:
+            kinds = {"bool": _bool, "int": int, "float": float, "str": str}
+            p.add_argument(flag.option, dest=name, type=kinds[flag.kind], default=None, metavar=flag.kind.upper(), help=text)
 
     p = sub.add_parser("show", help="leaderboard of a study")
     p.add_argument("run", help="run directory")
@@ -120,7 +122,7 @@ def _search(args: argparse.Namespace) -> int:
     from .api import build_study, resume_config
     from .config import build_config, read_yaml
 
-    options = {name: getattr(args, name) for name in FLAGS}
+    options = {name: getattr(args, name) for name in flags()}
     if args.resume:
         if args.config:
             raise NasforgeError("give either a config file or --resume --out RUN, not both")
@@ -142,8 +144,10 @@ def _search(args: argparse.Namespace) -> int:
         best = study.store.trial(final["trial"])
         folds = len(best.metrics.get("cv_accuracy", ()))
         where = f"val ({folds}-fold mean)" if folds else "val"
-        print(f"best: trial {best.id}  {where} {study.evaluator.reward}={best.reward:.4f}  "
-              f"test accuracy={final['test']['accuracy']:.4f}  params={best.params}")
+        test = final.get("test") or {}
+        score = next(((k, test[k]) for k in ("accuracy", study.evaluator.reward_name, "loss") if k in test), None)
+        print(f"best: trial {best.id}  {where} {study.evaluator.reward_name}={best.reward:.4f}  "
+              + (f"test {score[0]}={score[1]:.4f}  " if score else "") + f"params={best.params}")
         print(f"  {study.space.describe(study.space.from_json(best.genome))}")
     return 0
 
@@ -162,7 +166,7 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
 
 def _show_front(args: argparse.Namespace) -> int:
     from .evaluate.constraints import parse_constraints
-    from .report.pareto import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
+    from .objectives import front_hypervolume, objective_matrix, objective_value, pareto_front, study_objectives
     from .report.snapshot import read_run
 
     snap = read_run(args.run)

@@ -1,19 +1,25 @@
 """The typed search configuration, read from YAML (safe_load) or built from flags / keyword arguments.
 
-Every command-line flag is a path into this model (FLAGS), so a YAML file can say everything the
-flags can. Unknown or ill-typed fields raise ConfigError naming the field.
+Every command-line flag is derived from a field of this schema (flags.py), so a YAML file can say
+everything the flags can and every field is described once. Unknown or ill-typed fields raise
+ConfigError naming the field.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .flags import Flag, derive, set_path
+from .registry import EXECUTORS, STRATEGIES
+from .strategy.base import StrategyOptions
+from .strategy.factory import options_model, parse_options
 
 
 class _Strict(BaseModel):
@@ -23,11 +29,12 @@ class _Strict(BaseModel):
 class DatasetConfig(_Strict):
     name: str = Field("mnist1d", min_length=1, description="built-in name (digits, mnist1d), a .npz / .csv path, a folder of "
                       "class sub-folders of images, or SOURCE:PATH with SOURCE fsdd, images, rt-polarity, tinyshakespeare, charlm")
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    label_column: str = "label"
-    layout: Literal["auto", "nchw", "nhw", "ncl", "nl"] = "auto"
-    split_seed: int = 0
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="fraction of training data held out for validation")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="fraction held out for the final test (when the data has no test split)")
+    label_column: str = Field("label", description="label column of a CSV dataset")
+    layout: Literal["auto", "nchw", "nhw", "ncl", "nl"] = Field("auto", description="axis layout of .npz x: auto, nchw, nhw, ncl, "
+                                                               "nl (fsdd: nhw 2-D, ncl 1-D over time)")
+    split_seed: int = Field(0, description="seed of the random validation / test split")
     split: Literal["upstream", "speaker"] = Field("upstream", description="fsdd: test on takes 0-4 (upstream) or on one speaker")
     held_out_speaker: str = Field("theo", min_length=1, description="fsdd: the test speaker of split 'speaker'")
     val_speaker: str | None = Field("auto", min_length=1, description="fsdd, split 'speaker': the validation speaker ('auto': the "
@@ -47,15 +54,19 @@ class DatasetConfig(_Strict):
 class SpaceConfig(_Strict):
     name: Literal["layers", "cell", "sequence"] = Field("layers", description="layers: layer graphs (1-D/2-D CNNs); cell: "
                                                         "NAS-Bench-201 cells; sequence: token models (text, language models)")
-    min_blocks: int = Field(2, ge=1, le=64)
-    max_blocks: int = Field(6, ge=1, le=64)
-    max_layers: int = Field(40, ge=1, le=256)
-    channels: tuple[Annotated[int, Field(ge=1, le=4096)], ...] = Field((8, 16, 32, 64, 128), min_length=1)
-    kernels: tuple[Annotated[int, Field(ge=1, le=31)], ...] = Field((3, 5, 7), min_length=1)
-    dense_units: tuple[Annotated[int, Field(ge=1, le=65536)], ...] = Field((32, 64, 128, 256), min_length=1)
-    dropout_rates: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = Field((0.1, 0.2, 0.3, 0.5), min_length=1)
-    activations: tuple[Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"], ...] = Field(("relu", "gelu", "silu"), min_length=1)
-    max_skip_span: int = Field(6, ge=1, le=64)
+    min_blocks: int = Field(2, ge=1, le=64, description="fewest blocks in a sampled network")
+    max_blocks: int = Field(6, ge=1, le=64, description="most blocks in a sampled network")
+    max_layers: int = Field(40, ge=1, le=256, description="most components a genome may have")
+    channels: tuple[Annotated[int, Field(ge=1, le=4096)], ...] = Field((8, 16, 32, 64, 128), min_length=1,
+                                                                       description="convolution widths to choose from")
+    kernels: tuple[Annotated[int, Field(ge=1, le=31)], ...] = Field((3, 5, 7), min_length=1, description="kernel sizes to choose from")
+    dense_units: tuple[Annotated[int, Field(ge=1, le=65536)], ...] = Field((32, 64, 128, 256), min_length=1,
+                                                                           description="dense layer widths to choose from")
+    dropout_rates: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = Field((0.1, 0.2, 0.3, 0.5), min_length=1,
+                                                                           description="dropout rates to choose from")
+    activations: tuple[Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"], ...] = Field(
+        ("relu", "gelu", "silu"), min_length=1, description="activations to choose from")
+    max_skip_span: int = Field(6, ge=1, le=64, description="most components a skip connection may span")
     blocks: tuple[Literal["transformer", "rnn", "conv"], ...] = Field(("transformer", "rnn", "conv"), min_length=1,
                                                                       description="sequence space: block kinds mixed per layer")
     rnn_widths: tuple[Annotated[int, Field(ge=1, le=8192)], ...] = Field((64, 128, 256), min_length=1,
@@ -67,7 +78,8 @@ class SpaceConfig(_Strict):
     bag_dims: tuple[Annotated[int, Field(ge=1, le=8192)], ...] = Field((32, 64, 128), min_length=1,
                                                                        description="sequence space: n-gram bag widths")
     hparams: dict[Literal["lr", "weight_decay", "batch_size", "epochs"], tuple[float, ...]] = Field(
-        default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values")
+        default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values",
+        json_schema_extra={"flag": None})
 
     @model_validator(mode="after")
     def _blocks(self) -> SpaceConfig:
@@ -82,11 +94,11 @@ class SpaceConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(5, ge=1, le=100000)
-    batch_size: int = Field(128, ge=1, le=1 << 20)
-    lr: float = Field(3e-3, gt=0, le=10)
-    weight_decay: float = Field(1e-4, ge=0, le=10)
-    cosine: bool = True
+    epochs: int = Field(5, ge=1, le=100000, description="training epochs per candidate")
+    batch_size: int = Field(128, ge=1, le=1 << 20, description="training batch size")
+    lr: float = Field(3e-3, gt=0, le=10, description="AdamW learning rate")
+    weight_decay: float = Field(1e-4, ge=0, le=10, description="AdamW weight decay")
+    cosine: bool = Field(True, description="cosine learning-rate schedule")
     trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
     cpu_seconds: float | None = Field(None, gt=0, description="language models: train each candidate for this many "
                                       "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine); "
@@ -128,7 +140,7 @@ class TrainingConfig(_Strict):
 
 
 class FidelityConfig(_Strict):
-    name: Literal["none", "halving"] = "none"
+    name: Literal["none", "halving"] = Field("none", description="multi-fidelity scheduling: none or halving (successive halving)")
     min_epochs: int = Field(1, ge=1, le=100000, description="epochs of the lowest rung")
     eta: int = Field(3, ge=2, le=100, description="keep the top 1/eta of each rung")
     rungs: int = Field(3, ge=2, le=10, description="number of rungs; the top rung trains min_epochs * eta^(rungs-1)")
@@ -137,24 +149,27 @@ class FidelityConfig(_Strict):
 class EvaluationConfig(_Strict):
     """How a candidate is scored: trained on its own, or as a path of one weight-sharing supernet."""
 
-    name: Literal["train", "one-shot"] = Field("train", description="train: each candidate trained on its own; one-shot: "
-                                               "a supernet of the space is trained once and every candidate is scored as "
-                                               "one of its paths (cell space; any strategy; SPOS with evolution, ENAS with "
-                                               "reinforce and shared_steps)")
+    name: Literal["train", "one-shot"] = Field("train", description="how candidates are scored: train (each on its own) or "
+                                               "one-shot (a supernet of the space is trained once and every candidate is "
+                                               "scored as one of its paths; cell space; any strategy: SPOS with evolution, "
+                                               "ENAS with reinforce and shared_steps)")
     supernet_epochs: int = Field(50, ge=0, le=100000, description="one-shot: epochs of supernet training before the search")
-    sampling: Literal["uniform", "fair"] = Field("uniform", description="one-shot: paths per training step: uniform "
+    sampling: Literal["uniform", "fair"] = Field("uniform", description="one-shot: paths per supernet training step: uniform "
                                                  "(SPOS, one random path) or fair (FairNAS, every op of every edge once)")
     bn_batches: int = Field(4, ge=1, le=100000, description="one-shot: training batches a path's batch-norm statistics "
                             "are recomputed on before it is scored")
     top_k: int = Field(3, ge=1, le=1000, description="one-shot: the best K paths are retrained from scratch (final_epochs, "
                        "else epochs) and the best by validation is returned")
     shared_steps: int = Field(0, ge=0, le=1_000_000, description="one-shot (ENAS): the supernet is also trained this many "
-                              "steps on the paths asked for, after every shared_every queries (0: frozen after supernet_epochs)")
+                              "steps on the paths asked for, every shared_every queries (0: frozen after supernet_epochs)")
     shared_every: int = Field(10, ge=1, le=1_000_000, description="one-shot (ENAS): queries between shared-weight training phases")
 
 
 class PrescreenConfig(_Strict):
-    proxy: Literal["none", "synflow", "naswot"] = "none"
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"flag_prefix": "prescreen_"})
+
+    proxy: Literal["none", "synflow", "naswot"] = Field("none", description="zero-cost proxy that pre-screens candidates: none, "
+                                                        "synflow, naswot", json_schema_extra={"flag": "prescreen"})
     pool: int = Field(5, ge=2, le=10000, description="candidates scored per candidate trained")
     sample_pool: int | None = Field(None, ge=1, le=10000, description="candidates scored per random sample "
                                     "(initial populations, random search); unset: pool; 1: samples are not screened")
@@ -163,7 +178,7 @@ class PrescreenConfig(_Strict):
 
 
 class BudgetConfig(_Strict):
-    trials: int | None = Field(40, ge=1, le=10_000_000)
+    trials: int | None = Field(40, ge=1, le=10_000_000, description="number of trials")
     seconds: float | None = Field(None, gt=0, description="wall-clock budget of the whole search")
     target: float | None = Field(None, description="stop once the best reward reaches this")
 
@@ -173,73 +188,6 @@ class BudgetConfig(_Strict):
             raise ValueError("give at least one of trials, seconds or target, or the search never stops")
         return self
 
-
-class RandomConfig(_Strict):
-    name: Literal["random"]
-
-
-class EvolutionConfig(_Strict):
-    name: Literal["evolution"]
-    population: int = Field(10, ge=1, le=100000)
-    sample_size: int = Field(3, ge=1, le=100000)
-
-    @model_validator(mode="after")
-    def _sizes(self) -> EvolutionConfig:
-        if self.sample_size > self.population:
-            raise ValueError(f"sample_size ({self.sample_size}) must not exceed population ({self.population})")
-        return self
-
-
-class GeneticConfig(_Strict):
-    name: Literal["genetic"]
-    population: int = Field(10, ge=2, le=100000)
-    selection: Literal["tournament", "roulette", "rank"] = "tournament"
-    tournament_size: int = Field(3, ge=1, le=100000)
-    elitism: int = Field(1, ge=0)
-    crossover_rate: float = Field(0.5, ge=0, le=1)
-    mutation_rate: float = Field(1.0, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _sizes(self) -> GeneticConfig:
-        if self.elitism >= self.population:
-            raise ValueError(f"elitism ({self.elitism}) must be smaller than population ({self.population})")
-        return self
-
-
-class NSGA2Config(_Strict):
-    name: Literal["nsga2"]
-    population: int = Field(20, ge=2, le=100000)
-    crossover_rate: float = Field(0.5, ge=0, le=1)
-    mutation_rate: float = Field(1.0, ge=0, le=1)
-
-
-class ReinforceConfig(_Strict):
-    name: Literal["reinforce"]
-    controller: Literal["independent", "lstm"] = "independent"
-    lr: float | None = Field(None, gt=0, le=10, description="Adam learning rate of the policy (controller-specific default)")
-    momentum: float = Field(0.9, ge=0, lt=1, description="moving-average baseline momentum")
-    entropy: float = Field(1e-3, ge=0, le=10, description="entropy bonus weight")
-    hidden: int = Field(32, ge=1, le=4096, description="LSTM controller width")
-
-
-class LocalConfig(_Strict):
-    name: Literal["local"]
-    init: int = Field(10, ge=1, le=100000, description="random samples before climbing")
-    neighbours: int = Field(30, ge=1, le=100000, description="neighbours tried around the incumbent before restarting")
-
-
-class PredictorConfig(_Strict):
-    name: Literal["predictor"]
-    init: int = Field(20, ge=2, le=100000, description="random samples before the surrogate is trusted")
-    parents: int = Field(10, ge=1, le=100000)
-    pool: int = Field(0, ge=0, le=1_000_000, description="extra random mutants ranked by the surrogate per query (0: neighbours only)")
-    kappa: float = Field(2.0, ge=0, le=100, description="exploration weight of the surrogate's uncertainty")
-
-
-StrategyConfig = Annotated[
-    RandomConfig | EvolutionConfig | GeneticConfig | NSGA2Config | ReinforceConfig | LocalConfig | PredictorConfig,
-    Field(discriminator="name"),
-]
 
 # What a trained study can optimise, constrain or scalarize: the validation metrics and the cost
 # measures of evaluate/cost.py (measured before training, so the only ones constraints may use).
@@ -252,7 +200,10 @@ METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_sec
 class CostConfig(_Strict):
     """How cost measures are taken; params, flops, size_bytes and latency_ms are recorded for every trial."""
 
-    batch_size: int = Field(1, ge=1, le=1 << 16, description="samples per timed forward pass of latency_ms")
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"flag_prefix": "latency_"})
+
+    batch_size: int = Field(1, ge=1, le=1 << 16, description="samples per timed forward pass of latency_ms",
+                            json_schema_extra={"flag": "latency_batch"})
     warmup: int = Field(3, ge=0, le=1000, description="untimed forward passes before latency is timed")
     repeats: int = Field(10, ge=1, le=10000, description="timed forward passes; latency_ms is their median")
 
@@ -260,13 +211,17 @@ class CostConfig(_Strict):
 class ScalarizeConfig(_Strict):
     """The reward strategies see: the plain reward, MnasNet's reward x (LAT/T)^w, or a weighted sum."""
 
-    name: Literal["none", "mnasnet", "weighted"] = "none"
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"flag_prefix": "scalarize_"})
+
+    name: Literal["none", "mnasnet", "weighted"] = Field("none", description="reward strategies see: none, mnasnet "
+                                                         "(reward x (LAT/T)^w) or weighted (a weighted sum)")
     measure: Literal["params", "flops", "size_bytes", "latency_ms"] = Field("latency_ms", description="mnasnet: the cost LAT")
     target: float | None = Field(None, gt=0, description="mnasnet: the target T of the cost")
     mode: Literal["soft", "hard"] = Field("soft", description="mnasnet: soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1)")
     alpha: float | None = Field(None, description="mnasnet: exponent when LAT <= T (overrides mode)")
     beta: float | None = Field(None, description="mnasnet: exponent when LAT > T (overrides mode)")
-    weights: dict[str, float] = Field(default_factory=dict, description="weighted: name -> weight; 'reward' is the plain reward")
+    weights: dict[str, float] = Field(default_factory=dict, description="weighted: NAME=WEIGHT,... e.g. accuracy=1,params=-1e-6; "
+                                      "'reward' is the plain reward", json_schema_extra={"flag_type": "str"})
 
     @field_validator("weights", mode="before")
     @classmethod
@@ -297,7 +252,8 @@ class ScalarizeConfig(_Strict):
 class ExecutorConfig(_Strict):
     """Where trials run. The search itself (strategy, seeds, store) does not depend on it."""
 
-    name: Literal["serial", "pool", "ray"] = "serial"
+    name: str = Field("serial", description="where trials run: serial (this process), pool (local worker processes), "
+                      "ray, or any registered executor", json_schema_extra={"flag": "executor"})
     workers: int | None = Field(None, ge=1, le=4096, description="trials run at once; pool: one per core by default; "
                                 "ray: cluster CPUs / cpus_per_trial by default")
     threads: int | None = Field(None, ge=1, le=1024, description="torch threads per pool worker (default cores / workers)")
@@ -315,6 +271,13 @@ class ExecutorConfig(_Strict):
         # `workers: 4` alone means a pool of 4; one worker is the in-process default.
         if isinstance(v, dict) and "name" not in v and isinstance(v.get("workers"), int) and v["workers"] > 1:
             return {**v, "name": "pool"}
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in EXECUTORS:
+            raise ValueError(f"unknown executor {v!r}; known: {', '.join(EXECUTORS.names())}")
         return v
 
     @model_validator(mode="after")
@@ -336,32 +299,39 @@ class ExecutorConfig(_Strict):
 class SearchConfig(_Strict):
     dataset: DatasetConfig = DatasetConfig()
     space: SpaceConfig = SpaceConfig()
-    strategy: StrategyConfig = EvolutionConfig(name="evolution")
+    strategy: SerializeAsAny[StrategyOptions] = Field(default_factory=lambda: parse_options("evolution"),
+                                                      description="search strategy: a registered name (or module:Class) and its options")
     training: TrainingConfig = TrainingConfig()
     budget: BudgetConfig = BudgetConfig()
     fidelity: FidelityConfig = FidelityConfig()
     prescreen: PrescreenConfig = PrescreenConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
-    reward: Literal["accuracy", "precision", "recall", "f1", "neg_loss"] = "accuracy"
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    out: str = Field("runs/search", min_length=1)
+    reward: Literal["accuracy", "precision", "recall", "f1", "neg_loss"] = Field(
+        "accuracy", description="accuracy, precision, recall, f1 or neg_loss (validation split)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed of the search")
+    out: str = Field("runs/search", min_length=1, description="run directory (store, weights, exports)")
     keep_top: int = Field(5, ge=1, le=10000, description="trained weights kept for the best K trials")
-    progress: bool = True
+    progress: bool = Field(True, description="show a progress bar")
     executor: ExecutorConfig = ExecutorConfig()
-    objectives: tuple[str, ...] = Field((), description="objectives of a Pareto search, e.g. [accuracy, params]; "
-                                        "name:min / name:max sets a direction (costs are minimised by default)")
-    constraints: tuple[str, ...] = Field((), description="hard limits checked before training, e.g. ['params<=20000', 'latency_ms<=5']")
+    objectives: tuple[str, ...] = Field((), description="objectives of a Pareto search, comma-separated: accuracy,params "
+                                        "(name:min / name:max sets a direction; costs are minimised by default)",
+                                        json_schema_extra={"flag_type": "str"})
+    constraints: tuple[str, ...] = Field((), description="hard limit on a cost, checked before training: 'params<=20000', "
+                                         "'latency_ms<=5' (also flops, size_bytes; <, <=, >, >=; k/M/G suffixes); on the "
+                                         "command line, repeat --constraint for several",
+                                         json_schema_extra={"flag": "constraint", "repeat": True})
     costs: CostConfig = CostConfig()
     scalarize: ScalarizeConfig = ScalarizeConfig()
     initial_genomes: tuple[str | list[Any] | dict[str, Any], ...] = Field(
-        (), description="genomes evaluated first, in place of the strategy's first choices (a design to improve on): each "
-        "the path of a .json genome or the genome inline, as the store keeps it (layers space: a list of components)")
+        (), json_schema_extra={"flag": None}, description="genomes evaluated first, in place of the strategy's first choices "
+        "(a design to improve on): each the path of a .json genome or the genome inline, as the store keeps it (layers space: "
+        "a list of components)")
 
     @field_validator("objectives", mode="before")
     @classmethod
     def _objectives(cls, v: Any) -> Any:
         from .errors import NasforgeError
-        from .report.pareto import Objective
+        from .objectives import Objective
 
         items = [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
         if not isinstance(items, (list, tuple)):
@@ -442,8 +412,15 @@ class SearchConfig(_Strict):
 
     @field_validator("strategy", mode="before")
     @classmethod
-    def _strategy_shorthand(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
+    def _strategy(cls, v: Any) -> Any:
+        # The options model comes from the registered strategy (its `Options`), so the schema is
+        # open to user strategies; parse_config reports these errors with their field paths.
+        try:
+            return parse_options(v)
+        except ValidationError as exc:
+            raise ValueError("; ".join(_lines(exc, "strategy"))) from None
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("executor", mode="before")
     @classmethod
@@ -451,123 +428,16 @@ class SearchConfig(_Strict):
         return {"name": v} if isinstance(v, str) else v
 
 
-# flag / keyword name -> dotted path in SearchConfig, with help text. Shared by the CLI and search().
-FLAGS: dict[str, tuple[str, type, str]] = {
-    "dataset": ("dataset.name", str, "built-in dataset (digits, mnist1d), a .npz/.csv path, an image folder, or "
-                "fsdd:PATH, images:PATH, rt-polarity:PATH, tinyshakespeare:PATH, charlm:PATH"),
-    "val_fraction": ("dataset.val_fraction", float, "fraction of training data held out for validation"),
-    "test_fraction": ("dataset.test_fraction", float, "fraction held out for the final test (when the data has no test split)"),
-    "label_column": ("dataset.label_column", str, "label column of a CSV dataset"),
-    "layout": ("dataset.layout", str, "axis layout of .npz x: auto, nchw, nhw, ncl, nl (fsdd: nhw 2-D, ncl 1-D over time)"),
-    "split": ("dataset.split", str, "fsdd test split: upstream (takes 0-4) or speaker (--held-out-speaker)"),
-    "held_out_speaker": ("dataset.held_out_speaker", str, "fsdd: speaker whose recordings are the test split"),
-    "val_speaker": ("dataset.val_speaker", str, "fsdd: validation speaker of split 'speaker' ('auto': the next after the test speaker)"),
-    "augment": ("dataset.augment", bool, "fsdd: random time shift and stretch of training spectrograms"),
-    "band_norm": ("dataset.band_norm", str, "fsdd: per-recording normalisation of every mel band: mean or meanvar"),
-    "test_views": ("dataset.test_views", bool, "fsdd: the returned model averages over 9 shifted / warped copies of each input"),
-    "image_size": ("dataset.image_size", int, "image folders: side in pixels pictures are resized to"),
-    "max_length": ("dataset.max_length", int, "text: tokens per sentence; language models: context length"),
-    "cache_dir": ("dataset.cache_dir", str, "fsdd: spectrogram cache folder"),
-    "space": ("space.name", str, "search space: layers, cell or sequence"),
-    "strategy": ("strategy.name", str, "random, evolution, genetic, reinforce, local, predictor, or nsga2 (Pareto search)"),
-    "controller": ("strategy.controller", str, "REINFORCE policy: independent (logits per decision) or lstm"),
-    "population": ("strategy.population", int, "population size (evolution, genetic, nsga2)"),
-    "sample_size": ("strategy.sample_size", int, "tournament size of regularized evolution"),
-    "selection": ("strategy.selection", str, "parent selection of the genetic algorithm: tournament, roulette, rank"),
-    "tournament_size": ("strategy.tournament_size", int, "tournament size of the genetic algorithm"),
-    "elitism": ("strategy.elitism", int, "members kept unchanged per generation (genetic)"),
-    "crossover_rate": ("strategy.crossover_rate", float, "probability of crossover (genetic, nsga2)"),
-    "mutation_rate": ("strategy.mutation_rate", float, "probability of mutation after crossover (genetic, nsga2)"),
-    "trials": ("budget.trials", int, "number of trials"),
-    "seconds": ("budget.seconds", float, "wall-clock budget in seconds"),
-    "target": ("budget.target", float, "stop when the best reward reaches this"),
-    "epochs": ("training.epochs", int, "training epochs per candidate"),
-    "batch_size": ("training.batch_size", int, "training batch size"),
-    "lr": ("training.lr", float, "AdamW learning rate"),
-    "weight_decay": ("training.weight_decay", float, "AdamW weight decay"),
-    "cosine": ("training.cosine", bool, "cosine learning-rate schedule"),
-    "label_smoothing": ("training.label_smoothing", float, "classifiers: share of each training target spread over all classes"),
-    "cv_folds": ("training.cv_folds", int, "classifiers: score candidates by K-fold cross-validation (by group where the "
-                 "data has groups)"),
-    "trial_timeout": ("training.trial_timeout", float, "seconds one candidate may train before it fails"),
-    "final_epochs": ("training.final_epochs", int, "retrain the best genome this many epochs at the end"),
-    "final_ensemble": ("training.final_ensemble", int, "return the mean prediction of the best N trials' networks"),
-    "final_seeds": ("training.final_seeds", int, "retrain the returned network(s) from K seeds and average them (needs final_epochs)"),
-    "inherit": ("training.inherit", bool, "children inherit their parent's trained weights and only fine-tune"),
-    "finetune_epochs": ("training.finetune_epochs", int, "epochs of a child that inherited weights"),
-    "early_stop": ("training.early_stop", str, "early stopping rule: none or median"),
-    "proxies": ("training.proxies", bool, "record zero-cost proxies of every trial"),
-    "device": ("training.device", str, "training device: auto (a GPU when there is one), cpu, cuda or cuda:N"),
-    "fidelity": ("fidelity.name", str, "multi-fidelity scheduling: none or halving (successive halving)"),
-    "min_epochs": ("fidelity.min_epochs", int, "epochs of the lowest successive-halving rung"),
-    "eta": ("fidelity.eta", int, "successive halving keeps the top 1/eta of each rung"),
-    "rungs": ("fidelity.rungs", int, "number of successive-halving rungs"),
-    "evaluation": ("evaluation.name", str, "how candidates are scored: train (each on its own) or one-shot (as paths of "
-                   "one trained supernet; cell space)"),
-    "supernet_epochs": ("evaluation.supernet_epochs", int, "one-shot: epochs of supernet training before the search"),
-    "sampling": ("evaluation.sampling", str, "one-shot: supernet training paths per step: uniform (SPOS) or fair (FairNAS)"),
-    "bn_batches": ("evaluation.bn_batches", int, "one-shot: batches a path's batch-norm statistics are recomputed on"),
-    "top_k": ("evaluation.top_k", int, "one-shot: best paths retrained from scratch; the best by validation is returned"),
-    "shared_steps": ("evaluation.shared_steps", int, "one-shot (ENAS): supernet steps on the asked paths every shared_every queries"),
-    "shared_every": ("evaluation.shared_every", int, "one-shot (ENAS): queries between shared-weight training phases"),
-    "prescreen": ("prescreen.proxy", str, "zero-cost proxy that pre-screens candidates: none, synflow, naswot"),
-    "prescreen_pool": ("prescreen.pool", int, "candidates scored by the proxy per candidate trained"),
-    "prescreen_sample_pool": ("prescreen.sample_pool", int, "candidates scored per random sample; 1: samples unscreened"),
-    "prescreen_cap": ("prescreen.cap", str, "pre-screen only among candidates no larger than the pool median: none, params, flops"),
-    "min_blocks": ("space.min_blocks", int, "fewest blocks in a sampled network"),
-    "max_blocks": ("space.max_blocks", int, "most blocks in a sampled network"),
-    "max_layers": ("space.max_layers", int, "most components a genome may have"),
-    "reward": ("reward", str, "accuracy, precision, recall, f1 or neg_loss (validation split)"),
-    "seed": ("seed", int, "random seed of the search"),
-    "out": ("out", str, "run directory (store, weights, exports)"),
-    "keep_top": ("keep_top", int, "keep trained weights of the best K trials"),
-    "progress": ("progress", bool, "show a progress bar"),
-    "executor": ("executor.name", str, "where trials run: serial (this process), pool (local worker processes) or ray"),
-    "workers": ("executor.workers", int, "trials run at once (pool: worker processes, default one per core)"),
-    "threads": ("executor.threads", int, "torch threads per pool worker (default cores / workers)"),
-    "address": ("executor.address", str, "Ray cluster to run on: auto or HOST:PORT (default: a local Ray started for the search)"),
-    "cpus_per_trial": ("executor.cpus_per_trial", float, "CPUs one Ray trial holds"),
-    "gpus_per_trial": ("executor.gpus_per_trial", float, "GPUs one Ray trial holds (fractions share a device)"),
-    "ray_temp_dir": ("executor.ray_temp_dir", str, "temp dir of the local Ray (default: a fresh one, removed after)"),
-    "max_retries": ("executor.max_retries", int, "times a trial is run again after its worker died"),
-    "objectives": ("objectives", str, "objectives of a Pareto search, comma-separated: accuracy,params (name:min / name:max "
-                   "sets a direction); known: " + ", ".join(METRICS)),
-    "constraint": ("constraints", list, "hard limit on a cost, checked before training: 'params<=20000', 'latency_ms<=5' "
-                   "(also flops, size_bytes; <, <=, >, >=; k/M/G suffixes); repeat the flag for several"),
-    "scalarize": ("scalarize.name", str, "reward strategies see: none, mnasnet (reward x (LAT/T)^w) or weighted (a weighted sum)"),
-    "scalarize_measure": ("scalarize.measure", str, "mnasnet: the cost LAT (latency_ms, params, flops, size_bytes)"),
-    "scalarize_target": ("scalarize.target", float, "mnasnet: the target T of that cost"),
-    "scalarize_mode": ("scalarize.mode", str, "mnasnet: soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1)"),
-    "scalarize_weights": ("scalarize.weights", str, "weighted: NAME=WEIGHT,... e.g. accuracy=1,params=-1e-6"),
-    "latency_batch": ("costs.batch_size", int, "samples per timed forward pass of latency_ms"),
-    "latency_warmup": ("costs.warmup", int, "untimed forward passes before latency is timed"),
-    "latency_repeats": ("costs.repeats", int, "timed forward passes; latency_ms is their median"),
-}
-
-
-def set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = data
-    for key in parents:
-        child = node.get(key)
-        if isinstance(child, str) and key in ("dataset", "strategy", "executor", "scalarize", "evaluation"):
-            child = {"name": child}
-        if not isinstance(child, dict):
-            child = {}
-        node[key] = child
-        node = child
-    node[leaf] = value
-
-
-def _format(exc: ValidationError) -> str:
+def _lines(exc: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     for err in exc.errors():
-        # Drop pydantic's union-tag segments (e.g. 'evolution') only where they are not real fields.
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "") or "(top level)"
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         lines.append(f"{loc}: {msg}")
+    return lines
+
+
+def _format(lines: list[str]) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -575,12 +445,27 @@ def parse_config(data: Any) -> SearchConfig:
     """Validate a mapping into a SearchConfig; ConfigError names every bad field."""
     if not isinstance(data, dict):
         raise ConfigError(f"invalid configuration: expected a mapping of fields, got {type(data).__name__}")
+    data = dict(data)
+    lines: list[str] = []
+    if "strategy" in data:
+        # Validated on its own first, so that its errors carry their own field paths.
+        try:
+            data["strategy"] = parse_options(data["strategy"])
+        except ValidationError as exc:
+            lines += _lines(exc, "strategy")
+            data.pop("strategy")
+        except ConfigError as exc:
+            lines.append(str(exc))
+            data.pop("strategy")
     try:
-        return SearchConfig.model_validate(data)
+        config = SearchConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(exc)) from None
+        raise ConfigError(_format(lines + _lines(exc))) from None
     except (TypeError, ValueError, RecursionError) as exc:  # defensive: never let a traceback through
         raise ConfigError(f"invalid configuration: {exc}") from None
+    if lines:
+        raise ConfigError(_format(lines))
+    return config
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -598,23 +483,42 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def flags() -> dict[str, Flag]:
+    """Every command-line flag / `search()` keyword option, derived from the schema and the
+    registered strategies' options (so a strategy registered now brings its flags with it)."""
+    sections = []
+    for name in STRATEGIES.names():
+        try:
+            sections.append((name, options_model(name)))
+        except ConfigError:  # a plug-in that fails to import has no flags; choosing it says why
+            continue
+    table = derive(SearchConfig, {"strategy": sections})
+    for flag, registry in (("strategy", STRATEGIES), ("executor", EXECUTORS)):
+        table[flag] = replace(table[flag], help=f"{table[flag].help}; known: {', '.join(registry.names())}")
+    return table
+
+
 def build_config(base: dict[str, Any] | None = None, **options: Any) -> SearchConfig:
     """A config from an optional mapping plus flag-style keyword options (None means 'not given')."""
     data: dict[str, Any] = copy.deepcopy(base or {})
-    unknown = sorted(set(options) - set(FLAGS))
+    table = flags()
+    unknown = sorted(set(options) - set(table))
     if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(FLAGS))}")
-    for name in FLAGS:  # in table order, so the strategy's name is set before its options
-        value = options.get(name)
+        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(table))}")
+    # Section names first, so a flag that picks another strategy (executor) drops the options of the
+    # one the file named rather than mixing them.
+    for name in sorted(options, key=lambda n: not table[n].path.endswith(".name")):
+        value = options[name]
         if value is None:
             continue
-        if name in ("strategy", "executor"):
-            current = data.get(name)
+        flag = table[name]
+        section = flag.path.split(".")[0]
+        if flag.path.endswith(".name") and section in ("strategy", "executor"):
+            current = data.get(section)
             current_name = current.get("name") if isinstance(current, dict) else current
             if current_name != value:
-                # Options of another strategy (executor) do not carry over to the one the flag picks.
-                data[name] = {"name": value}
-        set_path(data, FLAGS[name][0], value)
+                data[section] = {"name": value}
+        set_path(data, flag.path, flag.convert(value))
     return parse_config(data)
 
 

@@ -230,7 +230,7 @@ def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch", 
     Returns the folders written and one line per front member that could not be exported (its
     weights were not kept). Raises when the study has fewer than two objectives.
     """
-    from .report.pareto import pareto_front, study_objectives
+    from .objectives import pareto_front, study_objectives
     from .report.snapshot import read_run
 
     snap = read_run(run_dir)

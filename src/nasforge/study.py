@@ -6,35 +6,27 @@ already evaluated is never trained again: the strategy is told the stored result
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .budget import Budget
 from .data.datasets import make_views
 from .ensemble import combine
-from .evaluate.evaluator import Result, TrainingEvaluator, Warmstart
+from .evaluate.evaluator import Evaluator, Result, Warmstart
 from .execute.base import LOST, Executor, SerialExecutor
-from .fidelity import Decided, Promotion, SuccessiveHalving
 from .report.progress import Progress
+from .schedule import FIFO, Decided, Promotion, Scheduler
 from .space.base import SearchSpace
 from .store import Store, TrialRecord
-from .strategy.base import Candidate, Strategy
+from .strategy.base import Candidate, Observation, Strategy
 
 # Consecutive already-seen genomes after which the space is taken as exhausted.
 MAX_DUPLICATES = 500
-
-
-@dataclass(frozen=True)
-class Budget:
-    trials: int | None = None
-    seconds: float | None = None
-    target: float | None = None
 
 
 def trial_seed(study_seed: int, trial_id: int) -> int:
@@ -52,7 +44,7 @@ class Study:
         self,
         space: SearchSpace,
         strategy: Strategy,
-        evaluator: TrainingEvaluator,
+        evaluator: Evaluator,
         store: Store,
         run_dir: str | Path,
         budget: Budget,
@@ -65,11 +57,9 @@ class Study:
         final_candidates: int = 1,
         executor: Executor | None = None,
         max_retries: int = 2,
-        halving: SuccessiveHalving | None = None,
+        scheduler: Scheduler | None = None,
         inherit: bool = False,
         finetune_epochs: int = 2,
-        early_stop: str = "none",
-        early_stop_min_trials: int = 5,
         progress: bool = True,
         callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
         objectives: tuple[str, ...] = (),
@@ -94,6 +84,9 @@ class Study:
         # The best N trials by the search's reward are retrained and the best by validation returned:
         # for rewards that rank only roughly (one-shot scores from a supernet).
         self.final_candidates = final_candidates
+        if final_epochs and not evaluator.can_retrain:
+            raise ValueError(f"final_epochs: {type(evaluator).__name__} cannot retrain a network (it implements no retrain); "
+                             "drop final_epochs to return the search trial's own weights")
         # The returned model averages the best `final_ensemble` trials: their weights must be kept.
         self.final_ensemble = final_ensemble
         self.keep_top = max(keep_top, final_ensemble)
@@ -103,12 +96,11 @@ class Study:
         self.test_views = test_views
         self.executor = executor or SerialExecutor(evaluator)
         self.max_retries = max_retries  # runs again of a trial whose worker died under it
-        self.halving = halving
+        # When candidates start, continue or stop (FIFO, successive halving, median stopping).
+        self.scheduler = scheduler or FIFO()
         self.inherit, self.finetune_epochs = inherit, finetune_epochs
         # Enough recent weights that every living member of an evolving population can be a parent.
         self.keep_recent = 2 * int(getattr(strategy, "population_size", 10))
-        self.early_stop, self.early_stop_min_trials = early_stop, early_stop_min_trials
-        self.evaluator_epochs = getattr(getattr(evaluator, "training", None), "epochs", 10**6)
         self.show_progress = progress
         self.callbacks = callbacks
         # With several objectives the result is a Pareto front: its members' weights are all kept.
@@ -130,7 +122,7 @@ class Study:
         """The complete trials on the Pareto front of the study's objectives (empty without them)."""
         if len(self.objectives) < 2:
             return []
-        from .report.pareto import pareto_front
+        from .objectives import pareto_front
 
         return pareto_front(self.store.trials("complete"), self.objectives)
 
@@ -165,27 +157,22 @@ class Study:
         return best.reward if best else None
 
     def _should_stop(self) -> str | None:
-        b = self.budget
-        if b.target is not None and (r := self._best_reward()) is not None and r >= b.target:
-            return "target"
-        if b.seconds is not None and self._elapsed() >= b.seconds:
-            return "seconds"
-        if b.trials is not None and self.store.count() >= b.trials:
-            return "trials"
-        return None
+        best = self._best_reward() if self.budget.target is not None else None
+        return self.budget.stop_reason(self.store.count(), self._elapsed(), best)
 
     def _state(self) -> dict[str, Any]:
         """Everything that must survive a crash beside the trials: the strategy's and the scheduler's state."""
-        return {"strategy": self.strategy.state_dict(), "halving": self.halving.state_dict() if self.halving else None}
+        return {"strategy": self.strategy.state_dict(), "scheduler": self.scheduler.state_dict()}
 
     def _load_state(self) -> None:
         state = self.store.strategy_state()
         if state is None:
             return
         self.strategy.load_state_dict(state["strategy"])
-        if self.halving is not None and state.get("halving"):
-            self.halving.load_state_dict(state["halving"])
-            self.halving.requeue()
+        scheduled = state.get("scheduler") or state.get("halving")  # "halving": runs stored before schedulers
+        if scheduled:
+            self.scheduler.load_state_dict(scheduled)
+            self.scheduler.requeue()
 
     def run(self) -> Study:
         self._session_start = time.monotonic()
@@ -209,13 +196,14 @@ class Study:
             while True:
                 self.stop_reason = self._should_stop()
                 while len(in_flight) < self.executor.capacity:
-                    if self.halving is not None and self.stop_reason in (None, "trials"):
-                        promotion = self.halving.next_promotion()
+                    if self.stop_reason in (None, "trials"):
+                        # Promotions continue trials already counted, so a spent trial budget allows them.
+                        promotion = self.scheduler.next_promotion()
                         if promotion is not None:
                             self._promote(promotion, in_flight, in_flight_keys, progress)
                             continue
-                        if not self.halving.wants_new():
-                            break  # the rung is out: wait for its results
+                        if not self.scheduler.wants_new():
+                            break  # e.g. a rung is out: wait for its results
                     if self.stop_reason is not None:
                         break
                     cand = self.strategy.ask()
@@ -236,9 +224,8 @@ class Study:
                         continue
                     duplicates = 0
                     seed = trial_seed(self.seed, self.store.count() + 1)
-                    if self.halving is not None:
-                        # Joins the rung in the same transaction as the trial is written.
-                        self.halving.add(self.store.count() + 1)
+                    # Joins the scheduler (a rung) in the same transaction as the trial is written.
+                    self.scheduler.start(self.store.count() + 1)
                     trial_id = self.store.add_trial(
                         self.space.to_json(cand.genome), key, list(cand.parents), cand.operator, seed, self._state()
                     )
@@ -246,10 +233,10 @@ class Study:
                     # With several workers free, the budget may run out between two submissions.
                     self.stop_reason = self._should_stop()
                 if not in_flight:
-                    if self.halving is not None and self.stop_reason in (None, "trials", "strategy has nothing more to ask"):
-                        # Nothing more will join this rung (budget reached, or the strategy waits for
-                        # these very results): close it with the members it has.
-                        decided = self.halving.close_rung()
+                    if self.stop_reason in (None, "trials", "strategy has nothing more to ask"):
+                        # Nothing more will join (budget reached, or the strategy waits for these very
+                        # results): let the scheduler decide with the results it has (close a rung).
+                        decided = self.scheduler.close()
                         if decided:
                             self._decide(decided)
                             continue
@@ -283,9 +270,7 @@ class Study:
 
     # -- jobs: how long a candidate trains and from which weights -----------------------------------
     def _new_job(self, cand: Candidate) -> dict[str, Any]:
-        job: dict[str, Any] = {}
-        if self.halving is not None:
-            job["epochs"] = self.halving.rung_epochs[0]
+        job: dict[str, Any] = dict(self.scheduler.job_options(self.store))
         if self.inherit:
             for parent_id in cand.parents:
                 path = self.weights_path(parent_id)
@@ -295,25 +280,10 @@ class Study:
 
                     job["warmstart"] = Warmstart(load_weights(path), self.space.from_json(parent.genome))
                     job["inherited_from"] = parent_id
-                    if self.halving is None:
+                    if not self.scheduler.multi_fidelity:  # a rung's epochs stand; otherwise a short fine-tune
                         job["epochs"] = self.finetune_epochs
                     break
-        if self.early_stop == "median":
-            thresholds = self._median_curve()
-            if thresholds:
-                job["prune_below"] = thresholds
         return job
-
-    def _median_curve(self) -> dict[int, float]:
-        """Median validation accuracy per epoch of earlier trials trained from scratch."""
-        by_epoch: dict[int, list[float]] = {}
-        for t in self.store.trials():
-            if t.status == "running" or "inherited_tensors" in t.metrics:
-                continue
-            for point in t.curve[: self.evaluator_epochs]:
-                if "val_accuracy" in point:
-                    by_epoch.setdefault(int(point["epoch"]), []).append(point["val_accuracy"])
-        return {e: float(statistics.median(v)) for e, v in by_epoch.items() if len(v) >= self.early_stop_min_trials}
 
     def _promote(self, promotion: Promotion, in_flight: dict, in_flight_keys: dict, progress: Progress) -> None:
         from .export import load_weights
@@ -346,9 +316,7 @@ class Study:
               metrics: dict[str, Any] | None = None) -> None:
         # The strategy learns at which fidelity (epochs) the reward was measured, and every measure
         # of the trial (cost measures included), from which Pareto strategies read their objectives.
-        cand.info["fidelity"] = epochs
-        cand.info["metrics"] = metrics or {}
-        self.strategy.tell(trial_id, cand, reward)
+        self.strategy.tell(trial_id, cand, Observation(reward, metrics or {}, epochs))
 
     def _decide(self, decided: list[Decided]) -> None:
         for d in decided:
@@ -366,16 +334,14 @@ class Study:
         epochs = job.get("epochs", len(result.curve) or None)
         if result.state_dict is not None:
             self._keep_weights(trial_id, result)
-        if self.halving is not None:
+        if self.scheduler.multi_fidelity:
             result.metrics["fidelity"] = epochs
-            decided = self.halving.record(trial_id, reward if result.status == "complete" else None)
-        else:
-            decided = []
-            self._tell(trial_id, cand, reward, epochs, result.metrics)
-        for dup in duplicates:
-            self._tell(trial_id, dup, reward, epochs, result.metrics)
-        for d in decided:
+        # A rung ranks complete results only; under FIFO a pruned trial's partial score is its result.
+        scored = reward if result.status == "complete" or not self.scheduler.multi_fidelity else None
+        for d in self.scheduler.record(trial_id, scored, epochs):
             self._tell_decided(d, trial_id, cand, reward, result.metrics)
+        for dup in duplicates:  # the same genome asked again while it trained: the same result
+            self._tell(trial_id, dup, reward, epochs, result.metrics)
         self.store.finish_trial(
             trial_id, result.status, reward, result.metrics, result.params, result.train_seconds, result.curve,
             result.error, self._state(), self._elapsed(),
@@ -397,7 +363,7 @@ class Study:
         rec = self.store.trial(trial_id)
         cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
         ok = result.status == "complete"
-        decided = self.halving.record(trial_id, result.reward if ok else None)
+        decided = self.scheduler.record(trial_id, result.reward if ok else None, job["promotion"])
         for d in decided:
             self._tell_decided(d, trial_id, cand, result.reward if ok else rec.reward,
                                {**rec.metrics, **result.metrics} if ok else rec.metrics)
@@ -425,8 +391,7 @@ class Study:
         if self.inherit:
             recent = [t.id for t in self.store.trials("complete")][-self.keep_recent:]
             ids.update(recent)
-        if self.halving is not None:
-            ids.update(self.halving.members)
+        ids.update(self.scheduler.protected)
         return ids
 
     def _keep_weights(self, trial_id: int, result: Result) -> None:

@@ -15,35 +15,34 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from ..budget import Budget
 from ..errors import ConfigError
-from ..evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator, TabularSpec
+from ..evaluate.tabular import TabularBenchmark, TabularEvaluator, TabularSpec
 from ..space import SPACES, SearchSpace
 from ..strategy import STRATEGIES, Strategy
-from ..strategy.evolution import RegularizedEvolution
-from ..strategy.predictor import PredictorEvolution
-from ..strategy.reinforce import Reinforce
+from ..strategy.base import Observation
+from ..strategy.factory import create_strategy
+from .runs import MAX_REPEATS, RunResult, Tracker
 
 NB201_COST = "12*c10valid_train_s_per_epoch + c10valid_valid_s_per_eval"
 DEFAULT_STRATEGIES = ("random", "rea", "reinforce", "local", "predictor", "tpe", "optuna-random")
 PEERS = ("tpe", "optuna-random")
-# Consecutive repeated queries after which a run stops: the strategy keeps proposing what it has
-# seen (a converged policy, an exhausted neighbourhood) and repeats cost nothing, so it would spin.
-MAX_REPEATS = 500
 
-# Protocol names -> strategy factories. Any name in STRATEGIES also works, with its defaults.
-ALIASES: dict[str, Callable[[SearchSpace, int], Strategy]] = {
-    "rea": lambda space, seed: RegularizedEvolution(space, seed, population=10, sample_size=3),
-    "reinforce": lambda space, seed: Reinforce(space, seed, controller="independent"),
-    "reinforce-lstm": lambda space, seed: Reinforce(space, seed, controller="lstm"),
+# Protocol names -> the options of a registered strategy. Any registered name also works, with its defaults.
+ALIASES: dict[str, dict[str, Any]] = {
+    "rea": {"name": "evolution", "population": 10, "sample_size": 3},
+    "reinforce": {"name": "reinforce", "controller": "independent"},
+    "reinforce-lstm": {"name": "reinforce", "controller": "lstm"},
     # A random start of 40 of the protocol's ~90 queries (the class default, 20, suits searches of
     # a few dozen trained candidates): chosen on seeds 1000-1399 and 2000-2199 of both CIFAR tables,
     # where it beat 10-30 and 50, and kappa 2-4, length scales 3-6 and other neighbourhood sizes.
-    "predictor": lambda space, seed: PredictorEvolution(space, seed, init=40),
+    # kappa 3 is the class default the protocol was measured with (the config's default is 2).
+    "predictor": {"name": "predictor", "init": 40, "kappa": 3.0},
 }
 
 
@@ -80,19 +79,6 @@ def known_strategies() -> list[str]:
     # (benchmarks/nb201_pareto.py runs them).
     single = {name for name, cls in STRATEGIES.items() if not getattr(cls, "multi_objective", False)}
     return sorted(set(ALIASES) | single | set(PEERS))
-
-
-@dataclass
-class RunResult:
-    seed: int
-    value: float | None  # report column of the returned architecture
-    signal: float | None
-    arch: str | None
-    queries: int
-    seconds: float
-    framework_s: float  # wall time of the loop: strategy, look-ups and bookkeeping
-    curve: list[float] = field(default_factory=list)  # best-so-far report value after each query
-    cpu_s: float = 0.0  # CPU time of the same loop
 
 
 @dataclass
@@ -137,32 +123,8 @@ class StrategyResult:
         return np.nanmean(padded, axis=0)
 
 
-class _Tracker:
-    """Best by signal (first found on ties) and the best-so-far report curve of one run."""
-
-    def __init__(self, bench: TabularBenchmark):
-        self.bench, self.row, self.curve = bench, None, []
-
-    def seen(self, row: int | None, new: bool) -> None:
-        if row is not None and new:
-            signal = self.bench.signal[row]
-            if self.row is None or signal > self.bench.signal[self.row]:
-                self.row = row
-        if new:
-            self.curve.append(float(self.bench.report_values[self.row]) if self.row is not None else math.nan)
-
-    def result(self, seed: int, evaluator: TabularEvaluator, framework_s: float, cpu_s: float = 0.0) -> RunResult:
-        row = self.row
-        return RunResult(
-            seed, None if row is None else float(self.bench.report_values[row]), None if row is None else float(self.bench.signal[row]),
-            None if row is None else self.bench.table.archs[row], evaluator.queries, evaluator.seconds, framework_s, self.curve, cpu_s,
-        )
-
-
 def make_strategy(name: str, space: SearchSpace, seed: int) -> Strategy:
-    if name in ALIASES:
-        return ALIASES[name](space, seed)
-    return STRATEGIES[name](space, seed)
+    return create_strategy(ALIASES.get(name, {"name": name}), space, seed)
 
 
 def run_once(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Budget, seed: int) -> RunResult:
@@ -172,7 +134,7 @@ def run_once(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Bud
 
         return run_optuna(name, bench, space, budget, seed)
     evaluator = TabularEvaluator(bench, space, budget)
-    tracker = _Tracker(bench)
+    tracker = Tracker(bench)
     start, cpu = time.perf_counter(), time.process_time()
     strategy = make_strategy(name, space, seed)
     trials: dict[str, int] = {}  # arch -> trial id, so a repeat is told under its first id
@@ -185,7 +147,7 @@ def run_once(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Bud
         tracker.seen(answer.row, answer.new)
         repeats = 0 if answer.new else repeats + 1
         trial = trials.setdefault(answer.arch, len(trials) + 1)
-        strategy.tell(trial, candidate, answer.reward)
+        strategy.tell(trial, candidate, Observation(answer.reward, {}, None))
     return tracker.result(seed, evaluator, time.perf_counter() - start, time.process_time() - cpu)
 
 

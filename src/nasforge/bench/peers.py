@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import time
 
-from ..evaluate.tabular import Budget, TabularBenchmark, TabularEvaluator
+from ..budget import Budget
+from ..evaluate.tabular import TabularBenchmark, TabularEvaluator
 from ..space.base import SearchSpace
 from ..strategy.decisions import decision_sizes
+from .runs import MAX_REPEATS, Tracker
 
 
 def run_optuna(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Budget, seed: int):
     import optuna
 
-    from .harness import MAX_REPEATS, _Tracker
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sizes = decision_sizes(space, name)
     evaluator = TabularEvaluator(bench, space, budget)
-    tracker = _Tracker(bench)
+    tracker = Tracker(bench)
     start, cpu = time.perf_counter(), time.process_time()
     sampler = optuna.samplers.TPESampler(seed=seed) if name == "tpe" else optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)

@@ -74,6 +74,10 @@ def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class Evaluator(ABC):
+    """How a candidate is scored. `evaluate` is the one method to write; the rest is what the study
+    calls around it, with defaults that let an evaluator implementing `evaluate` alone run a whole
+    search (no final retrain, no validation / test scores of the returned model)."""
+
     # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
     # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
     inherits_weights = False
@@ -89,11 +93,42 @@ class Evaluator(ABC):
         """The reward of a validation score (finalize picks among retrained candidates by it)."""
         return float(REWARDS["accuracy"](metrics))
 
+    @property
+    def epochs(self) -> int | None:
+        """Epochs of a full evaluation (what median stopping compares curves over); None where
+        evaluation has no epochs (table look-ups, a user function that trains its own way)."""
+        return None
+
+    @property
+    def reward_name(self) -> str:
+        """What `Result.reward` measures, for leaderboards and summaries."""
+        return "reward"
+
     @abstractmethod
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None) -> Result:
         """Train and score one candidate. Never raises for a failing candidate: returns status
         'failed' or 'pruned'. Evaluators that do not train may ignore warmstart and prune_below."""
+
+    @property
+    def can_retrain(self) -> bool:
+        """Whether `retrain` is implemented (the study's final_epochs needs it)."""
+        return type(self).retrain is not Evaluator.retrain
+
+    def retrain(self, model: torch.nn.Module, seed: int, epochs: int, genome: Genome | None = None,
+                with_validation: bool = False) -> None:
+        """Train the returned network again from scratch for `epochs` (the study's final_epochs);
+        `with_validation`: on the training and validation data together (the search is over)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot retrain a network (it implements no retrain); "
+                                  "drop final_epochs to return the search trial's own weights")
+
+    def validate(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Scores of the returned model on the data the search selected on; none by default."""
+        return {}
+
+    def test(self, model: torch.nn.Module) -> dict[str, Any]:
+        """Scores of the returned model on held-out test data, computed once at the end; none by default."""
+        return {}
 
 
 class TrainingEvaluator(Evaluator):
@@ -120,6 +155,14 @@ class TrainingEvaluator(Evaluator):
         needed = {c.measure for c in self.constraints} | set(scalarization.measures if scalarization else ())
         self.cost_measures = set(MEASURES) if costs is not None else needed & set(MEASURES)
         self.genome_measures = needed & set(GENOME_MEASURES)
+
+    @property
+    def epochs(self) -> int | None:
+        return self.training.epochs
+
+    @property
+    def reward_name(self) -> str:
+        return self.reward
 
     def _reward(self, metrics: dict[str, Any]) -> float:
         return float(scalarize(self.scalarization, float(REWARDS[self.reward](metrics)), metrics))

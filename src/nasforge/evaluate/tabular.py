@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..budget import Budget
 from ..errors import ConfigError, DataError
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
@@ -147,18 +148,6 @@ class TabularSpec:
     report: str = "c10_test_200ep_mean"
     cost: str | None = None
     objectives: tuple[str, ...] = ()
-
-
-@dataclass
-class Budget:
-    """Queries and/or simulated seconds. The query that crosses the seconds budget still counts,
-    as in the NB201 protocol: the budget is checked before each query, not after."""
-
-    queries: int | None = None
-    seconds: float | None = None
-
-    def exhausted(self, queries: int, seconds: float) -> bool:
-        return (self.queries is not None and queries >= self.queries) or (self.seconds is not None and seconds >= self.seconds)
 
 
 class TabularBenchmark:

@@ -1,7 +1,8 @@
 """Executors behind one interface (base.py): where and when candidates are evaluated.
 
 serial: in this process, one at a time. pool (pool.py): persistent local worker processes.
-ray (ray.py): Ray tasks on a cluster or a local Ray; imported only when chosen.
+ray (ray.py): Ray tasks on a cluster or a local Ray; imported only when chosen. Names come from
+the EXECUTORS registry (registry.py); a new executor subclasses Executor and is registered there.
 """
 
 from __future__ import annotations
@@ -9,25 +10,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..evaluate.evaluator import Evaluator
+from ..registry import EXECUTORS
 from .base import LOST, Executor, ExecutorError, SerialExecutor, lost
 from .pool import PoolExecutor
 
 if TYPE_CHECKING:
     from ..config import ExecutorConfig
 
-EXECUTORS = ("serial", "pool", "ray")
-
-
 def make_executor(config: ExecutorConfig, evaluator: Evaluator) -> Executor:
-    """The executor a config names; nothing starts until the first trial is submitted."""
-    if config.name == "pool":
-        return PoolExecutor(evaluator, workers=config.workers, threads=config.threads)
-    if config.name == "ray":
-        from .ray import RayExecutor
-
-        return RayExecutor(evaluator, address=config.address, workers=config.workers, cpus_per_trial=config.cpus_per_trial,
-                           gpus_per_trial=config.gpus_per_trial, temp_dir=config.ray_temp_dir)
-    return SerialExecutor(evaluator)
+    """The executor a config names (from the EXECUTORS registry); nothing starts until the first
+    trial is submitted."""
+    factory = EXECUTORS.get_or_error(config.name, "executor.name")
+    if isinstance(factory, type) and issubclass(factory, Executor):
+        return factory.from_config(evaluator, config)
+    executor = factory(evaluator, config)
+    if not isinstance(executor, Executor):
+        raise ExecutorError(f"executor {config.name!r}: the factory returned {type(executor).__name__}, not an Executor")
+    return executor
 
 
 __all__ = ["EXECUTORS", "LOST", "Executor", "ExecutorError", "PoolExecutor", "SerialExecutor", "lost", "make_executor"]

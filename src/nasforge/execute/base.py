@@ -28,6 +28,12 @@ class Executor(ABC):
     #: How many candidates may be out at once.
     capacity: int = 1
 
+    @classmethod
+    def from_config(cls, evaluator: Evaluator, config: Any) -> Executor:
+        """The executor the config's `executor:` section (config.ExecutorConfig) describes. Executors
+        with options of their own read them from `config`; the default takes none."""
+        return cls(evaluator)  # type: ignore[call-arg]
+
     @abstractmethod
     def submit(self, trial_id: int, genome: Genome, seed: int, **options: Any) -> None:
         """Queue one evaluation; `options` (epochs, warmstart, prune_below) go to Evaluator.evaluate."""

@@ -147,6 +147,10 @@ class _Worker:
 class PoolExecutor(Executor):
     """`workers` persistent processes on this machine; trials go to whichever worker is free."""
 
+    @classmethod
+    def from_config(cls, evaluator: Evaluator, config: Any) -> PoolExecutor:
+        return cls(evaluator, workers=config.workers, threads=config.threads)
+
     def __init__(self, evaluator: Evaluator, workers: int | None = None, threads: int | None = None,
                  gpus: list[str] | None = None):
         cores = available_cores()

@@ -83,6 +83,11 @@ class RayExecutor(Executor):
     (fractions allowed: 0.5 GPU puts two trials on one device). With a GPU share Ray sets
     CUDA_VISIBLE_DEVICES for the task, pinning it to its device."""
 
+    @classmethod
+    def from_config(cls, evaluator: Evaluator, config: Any) -> RayExecutor:
+        return cls(evaluator, address=config.address, workers=config.workers, cpus_per_trial=config.cpus_per_trial,
+                   gpus_per_trial=config.gpus_per_trial, temp_dir=config.ray_temp_dir)
+
     def __init__(self, evaluator: Evaluator, address: str | None = None, workers: int | None = None,
                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, temp_dir: str | Path | None = None,
                  num_cpus: int | None = None):

@@ -1,7 +1,6 @@
 """Reporting: the progress line while searching, and the report of a study afterwards (or live).
 
     snapshot.py     read-only read of a run's store (safe while a search writes it)
-    pareto.py       objectives and the Pareto front of trials
     lineage.py      the ancestry of a trial: parents and operators
     architecture.py a diagram of a network from its Plan
     plots.py        every plot as a matplotlib Figure, and PNG rendering
@@ -20,7 +19,6 @@ from typing import Any
 
 _LAZY = {
     "read_run": ".snapshot", "RunSnapshot": ".snapshot",
-    "Objective": ".pareto", "pareto_front": ".pareto", "study_objectives": ".pareto",
     "lineage": ".lineage", "Lineage": ".lineage",
     "render_plots": ".plots", "PLOTS": ".plots",
     "render_html": ".html",

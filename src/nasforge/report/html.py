@@ -11,10 +11,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..objectives import objective_value, pareto_front
 from ..space import make_space
 from ..store import TrialRecord
 from .lineage import lineage
-from .pareto import objective_value, pareto_front
 from .plots import PLOTS, pareto_objectives
 from .snapshot import RunSnapshot
 

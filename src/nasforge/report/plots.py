@@ -16,11 +16,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.ticker import MaxNLocator
 
+from ..objectives import Objective, objective_value, pareto_front, study_objectives
 from ..space import make_space
 from ..store import TrialRecord
 from .architecture import architecture_figure
 from .lineage import lineage
-from .pareto import Objective, objective_value, pareto_front, study_objectives
 from .snapshot import RunSnapshot
 
 BEST = "#d62728"

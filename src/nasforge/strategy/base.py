@@ -9,10 +9,12 @@ included, so that a resumed study continues exactly where it stopped.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..space.base import Genome, SearchSpace
 
@@ -25,6 +27,24 @@ class Candidate:
     info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class Observation:
+    """What an evaluation told about a candidate.
+
+    `reward` is the scalar the search maximises (None: the evaluation failed); `metrics` holds every
+    measure of the trial (validation metrics, cost measures), from which Pareto strategies read their
+    objectives; `fidelity` is the epoch budget the reward was measured at (None where evaluation has
+    no such notion, e.g. table look-ups)."""
+
+    reward: float | None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    fidelity: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.reward is None
+
+
 @dataclass
 class Member:
     """An evaluated candidate as strategies remember it."""
@@ -34,8 +54,33 @@ class Member:
     reward: float
 
 
+def flag(name: str) -> dict[str, Any]:
+    """`json_schema_extra` of a config field whose command-line flag is not simply its own name
+    (config.flags derives every flag from the schema; names must not collide across sections)."""
+    return {"flag": name}
+
+
+class StrategyOptions(BaseModel):
+    """A strategy's options as a config file, the command line or `search(**options)` give them.
+
+    A strategy declares its own as a subclass named `Options`, one described field per option: the
+    config's validation, the CLI's flags and the docs' reference are all derived from it. The base
+    accepts any keyword option, so a registered strategy without `Options` still gets what the user
+    wrote under `strategy:` as keyword arguments."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(description="the strategy's registered name (or a module:Class import path)")
+
+
+class FixedOptions(StrategyOptions):
+    """Options of a strategy that declares all of them: anything else is an unknown field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class Strategy(ABC):
     name = "base"
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
 
     def __init__(self, space: SearchSpace, seed: int = 0):
         self.space = space
@@ -46,8 +91,14 @@ class Strategy(ABC):
         """The next candidate to evaluate, or None while the strategy waits for results."""
 
     @abstractmethod
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
-        """The result of a candidate; `reward` is None when its evaluation failed."""
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        """The result of a candidate (`observation.reward` is None when its evaluation failed)."""
+
+    @classmethod
+    def from_options(cls, space: SearchSpace, seed: int, options: StrategyOptions, objectives: Sequence[str] = ()) -> Strategy:
+        """The strategy a config describes. Strategies that need more than their options (NSGA-II:
+        the study's objectives) or that turn an option into an object (a selection operator) override it."""
+        return cls(space, seed, **options.model_dump(exclude={"name"}, exclude_none=True))
 
     # -- persistence -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -5,12 +5,26 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from pydantic import Field, model_validator
+
 from ..space.base import SearchSpace
-from .base import Candidate, Member, Strategy
+from .base import Candidate, FixedOptions, Member, Observation, Strategy
+
+
+class EvolutionOptions(FixedOptions):
+    population: int = Field(10, ge=1, le=100000, description="population size: the youngest members alive")
+    sample_size: int = Field(3, ge=1, le=100000, description="tournament size: members drawn to pick a parent")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> EvolutionOptions:
+        if self.sample_size > self.population:
+            raise ValueError(f"sample_size ({self.sample_size}) must not exceed population ({self.population})")
+        return self
 
 
 class RegularizedEvolution(Strategy):
     name = "evolution"
+    Options = EvolutionOptions
 
     def __init__(self, space: SearchSpace, seed: int = 0, population: int = 10, sample_size: int = 3):
         super().__init__(space, seed)
@@ -31,7 +45,8 @@ class RegularizedEvolution(Strategy):
         child, operator = self.space.mutate(parent.genome, self.rng)
         return Candidate(child, (parent.trial,), operator)
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         if reward is None:
             return
         self.population.append(Member(trial, candidate.genome, reward))

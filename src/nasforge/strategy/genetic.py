@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from ..space.base import SearchSpace
-from .base import Candidate, Member, Strategy
-from .operators.selection import Selection, Tournament
+from .base import Candidate, FixedOptions, Member, Observation, Strategy, StrategyOptions
+from .operators.selection import SELECTIONS, Selection, Tournament
+
+
+class GeneticOptions(FixedOptions):
+    population: int = Field(10, ge=2, le=100000, description="population size of each generation")
+    selection: Literal["tournament", "roulette", "rank"] = Field("tournament", description="parent selection")
+    tournament_size: int = Field(3, ge=1, le=100000, description="members per tournament (selection: tournament)")
+    elitism: int = Field(1, ge=0, description="best members kept unchanged per generation")
+    crossover_rate: float = Field(0.5, ge=0, le=1, description="probability that a child mixes two parents")
+    mutation_rate: float = Field(1.0, ge=0, le=1, description="probability of a mutation after crossover")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> GeneticOptions:
+        if self.elitism >= self.population:
+            raise ValueError(f"elitism ({self.elitism}) must be smaller than population ({self.population})")
+        return self
 
 
 class GeneticAlgorithm(Strategy):
@@ -16,6 +34,14 @@ class GeneticAlgorithm(Strategy):
     happened, so a child never merely copies its parent)."""
 
     name = "genetic"
+    Options = GeneticOptions
+
+    @classmethod
+    def from_options(cls, space: SearchSpace, seed: int, options: StrategyOptions, objectives: Sequence[str] = ()) -> GeneticAlgorithm:
+        o = GeneticOptions.model_validate(options.model_dump())
+        selection = Tournament(o.tournament_size) if o.selection == "tournament" else SELECTIONS[o.selection]()
+        return cls(space, seed, population=o.population, selection=selection, elitism=o.elitism,
+                   crossover_rate=o.crossover_rate, mutation_rate=o.mutation_rate)
 
     def __init__(
         self,
@@ -66,7 +92,8 @@ class GeneticAlgorithm(Strategy):
             ops.append(op)
         return Candidate(child, parents, "+".join(ops))
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         self.told += 1
         if reward is not None:
             self.children.append(Member(trial, candidate.genome, reward))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..space.base import Genome
-from .base import Candidate, Strategy
+from .base import Candidate, Observation, Strategy
 
 
 class GivenFirst(Strategy):
@@ -39,8 +39,8 @@ class GivenFirst(Strategy):
         self.given += 1
         return Candidate(self.genomes[self.given - 1], (), "given")
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
-        self.inner.tell(trial, candidate, reward)
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        self.inner.tell(trial, candidate, observation)
 
     def state_dict(self) -> dict[str, Any]:
         return {"given": self.given, "inner": self.inner.state_dict()}

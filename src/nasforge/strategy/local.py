@@ -13,13 +13,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from ..space.base import Genome, SearchSpace
-from .base import Candidate, Member, Strategy
+from .base import Candidate, FixedOptions, Member, Observation, Strategy
 from .decisions import encode_or_none
+
+
+class LocalOptions(FixedOptions):
+    init: int = Field(10, ge=1, le=100000, description="random samples before climbing")
+    neighbours: int = Field(30, ge=1, le=100000, description="neighbours tried around the incumbent before restarting")
 
 
 class LocalSearch(Strategy):
     name = "local"
+    Options = LocalOptions
 
     def __init__(self, space: SearchSpace, seed: int = 0, init: int = 10, neighbours: int = 30):
         super().__init__(space, seed)
@@ -77,7 +85,8 @@ class LocalSearch(Strategy):
         parents = (self.current.trial,) if operator == "neighbour" and self.current else ()
         return Candidate(genome, parents, operator)
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         self.seen[self.space.key(candidate.genome)] = reward
         self.told += 1
         if reward is None:

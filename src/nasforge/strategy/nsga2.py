@@ -9,8 +9,8 @@ front, the last front cut by crowding distance. As in pymoo's default, children 
 already proposed are drawn again (up to `novelty_tries` times): a repeat costs a generation slot and
 teaches nothing.
 
-Objective values come from `candidate.info["metrics"]`, which the study (or any ask/tell loop) sets
-before `tell`; the name `reward` also means the reward passed to `tell`. A failed candidate, or one
+Objective values come from the metrics of the Observation passed to `tell`; the name `reward` also
+means the observation's reward. A failed candidate, or one
 without every objective, takes no part. Generational, like the genetic algorithm: `ask` answers None
 (wait) once a generation is out.
 """
@@ -23,10 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from ..report.pareto import Objective, crowding_distance, non_dominated_sort
+from ..objectives import Objective, crowding_distance, non_dominated_sort
 from ..space.base import Genome, SearchSpace
-from .base import Candidate, Strategy
+from .base import Candidate, FixedOptions, Observation, Strategy, StrategyOptions
+
+
+class NSGA2Options(FixedOptions):
+    population: int = Field(20, ge=2, le=100000, description="population size of each generation")
+    crossover_rate: float = Field(0.5, ge=0, le=1, description="probability that a child mixes two parents")
+    mutation_rate: float = Field(1.0, ge=0, le=1, description="probability of a mutation after crossover")
 
 
 @dataclass
@@ -40,7 +47,12 @@ class Point:
 
 class NSGA2(Strategy):
     name = "nsga2"
-    multi_objective = True  # reads objective vectors from candidate.info["metrics"]
+    multi_objective = True  # reads objective vectors from each Observation's metrics
+    Options = NSGA2Options
+
+    @classmethod
+    def from_options(cls, space: SearchSpace, seed: int, options: StrategyOptions, objectives: Sequence[str] = ()) -> NSGA2:
+        return cls(space, seed, objectives=tuple(objectives), **options.model_dump(exclude={"name"}))
 
     def __init__(self, space: SearchSpace, seed: int = 0, objectives: Sequence[str | Objective] = ("accuracy", "params"),
                  population: int = 20, crossover_rate: float = 0.5, mutation_rate: float = 1.0, novelty_tries: int = 20):
@@ -93,23 +105,22 @@ class NSGA2(Strategy):
         return Candidate(child, parents, "+".join(ops))
 
     # -- tell ------------------------------------------------------------------------------------
-    def values_of(self, candidate: Candidate, reward: float | None) -> tuple[float, ...] | None:
-        """The candidate's objective vector (smaller is better), or None if one is missing."""
-        metrics = candidate.info.get("metrics") or {}
+    def values_of(self, observation: Observation) -> tuple[float, ...] | None:
+        """The observation's objective vector (smaller is better), or None if one is missing."""
         values = []
         for o in self.objectives:
-            v = metrics.get(o.name)
+            v = observation.metrics.get(o.name)
             if v is None and o.name == "reward":
-                v = reward
+                v = observation.reward
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 return None
             values.append(-float(v) if o.maximize else float(v))
         return tuple(values)
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
         self.told += 1
         self.seen.add(self.space.key(candidate.genome))
-        values = self.values_of(candidate, reward) if reward is not None else None
+        values = self.values_of(observation) if not observation.failed else None
         if values is not None:
             self.offspring.append(Point(trial, candidate.genome, values))
         if self.told >= self.population_size:

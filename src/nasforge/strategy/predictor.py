@@ -51,9 +51,10 @@ import math
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from ..space.base import SearchSpace
-from .base import Candidate, Member, Strategy
+from .base import Candidate, FixedOptions, Member, Observation, Strategy, flag
 from .decisions import decision_sizes, encode_or_none
 
 GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -117,8 +118,19 @@ def _select_length_scale(x: np.ndarray, y: np.ndarray, noise: float) -> float:
     return best[1]
 
 
+class PredictorOptions(FixedOptions):
+    init: int = Field(20, ge=2, le=100000, description="random samples before the surrogate is trusted")
+    parents: int = Field(10, ge=1, le=100000, description="best members whose mutants fill the fresh pool",
+                         json_schema_extra=flag("predictor_parents"))
+    pool: int = Field(0, ge=0, le=1_000_000, description="extra random mutants ranked by the surrogate per query "
+                      "(0: neighbours only)", json_schema_extra=flag("predictor_pool"))
+    kappa: float = Field(2.0, ge=0, le=100, description="exploration weight of the surrogate's uncertainty",
+                         json_schema_extra=flag("predictor_kappa"))
+
+
 class PredictorEvolution(Strategy):
     name = "predictor"
+    Options = PredictorOptions
 
     def __init__(
         self,
@@ -519,7 +531,8 @@ class PredictorEvolution(Strategy):
         return Candidate(genome, (), "random", {"key": key, "genome": genome})
 
     # -- telling -------------------------------------------------------------------------------
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         info = candidate.info
         ours = info.get("genome") is candidate.genome  # proposed by this strategy's ask, as it was
         key = info["key"] if ours else self.space.key(candidate.genome)

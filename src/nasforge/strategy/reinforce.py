@@ -13,14 +13,15 @@ baseline) is in `state_dict` as plain lists, so a resumed study samples exactly 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..space.base import SearchSpace
-from .base import Candidate, Strategy
+from .base import Candidate, FixedOptions, Observation, Strategy, flag
 from .decisions import choices_of, decision_sizes
 
 
@@ -172,8 +173,19 @@ def _from_lists(obj: Any) -> Any:
     return obj
 
 
+class ReinforceOptions(FixedOptions):
+    controller: Literal["independent", "lstm"] = Field("independent", description="the policy: independent logits per "
+                                                       "decision, or an LSTM that emits decisions in turn (Zoph & Le)")
+    lr: float | None = Field(None, gt=0, le=10, description="Adam learning rate of the policy (default 0.05 for "
+                             "independent, 0.005 for lstm)", json_schema_extra=flag("policy_lr"))
+    momentum: float = Field(0.9, ge=0, lt=1, description="moving-average baseline momentum", json_schema_extra=flag("policy_momentum"))
+    entropy: float = Field(1e-3, ge=0, le=10, description="entropy bonus weight", json_schema_extra=flag("policy_entropy"))
+    hidden: int = Field(32, ge=1, le=4096, description="LSTM controller width", json_schema_extra=flag("controller_hidden"))
+
+
 class Reinforce(Strategy):
     name = "reinforce"
+    Options = ReinforceOptions
 
     def __init__(
         self,
@@ -206,7 +218,8 @@ class Reinforce(Strategy):
         choices = self.policy.sample(self.rng)
         return Candidate(self.space.decode(choices), operator=f"reinforce:{self.controller}", info={"choices": choices})
 
-    def tell(self, trial: int, candidate: Candidate, reward: float | None) -> None:
+    def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
+        reward = observation.reward
         if reward is None:
             return  # a failed evaluation says nothing about the policy's choices
         baseline = self.baseline.value

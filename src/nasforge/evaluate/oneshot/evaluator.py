@@ -62,6 +62,10 @@ class OneShotEvaluator(Evaluator):
         self.scorer: PathScorer | None = None
         self.state: SupernetState | None = None
 
+    @property
+    def reward_name(self) -> str:
+        return self.reward
+
     # -- the supernet --------------------------------------------------------------------------
     def signature(self) -> dict[str, Any]:
         """What a checkpoint must have been trained on to be resumed here."""

@@ -9,27 +9,14 @@ the middle of a rung resumes that rung.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Promotion:
-    trial: int
-    from_epochs: int
-    to_epochs: int
+from .base import Decided, History, Promotion, Scheduler
 
 
-@dataclass(frozen=True)
-class Decided:
-    """A candidate whose search is over: report `reward` measured after `epochs` to the strategy."""
+class SuccessiveHalving(Scheduler):
+    multi_fidelity = True
 
-    trial: int
-    reward: float | None
-    epochs: int
-
-
-class SuccessiveHalving:
     def __init__(self, min_epochs: int = 1, eta: int = 3, rungs: int = 3):
         if min_epochs < 1 or eta < 2 or rungs < 2:
             raise ValueError("need min_epochs >= 1, eta >= 2 and rungs >= 2")
@@ -49,11 +36,14 @@ class SuccessiveHalving:
     def wants_new(self) -> bool:
         return self.rung == 0 and len(self.members) < self.bracket_size
 
-    def add(self, trial: int) -> None:
+    def start(self, trial: int) -> None:
         """A new candidate enters the lowest rung."""
         assert self.wants_new()
         self.members.append(trial)
         self.started.append(trial)
+
+    def job_options(self, history: History | None = None) -> dict[str, Any]:
+        return {"epochs": self.rung_epochs[0]}
 
     def next_promotion(self) -> Promotion | None:
         for trial in self.members:
@@ -68,13 +58,17 @@ class SuccessiveHalving:
         if self.rung > 0:
             self.started = [t for t in self.started if t in self.results]
 
-    def record(self, trial: int, reward: float | None) -> list[Decided]:
+    def record(self, trial: int, reward: float | None, epochs: int | None = None) -> list[Decided]:
         self.results[trial] = reward
         if self.rung == 0 and len(self.members) < self.bracket_size:
             return []  # the rung is still filling
         return self._close_if_done()
 
-    def close_rung(self) -> list[Decided]:
+    @property
+    def protected(self) -> set[int]:
+        return set(self.members)
+
+    def close(self) -> list[Decided]:
         """Close the lowest rung early with the members it has (the strategy has nothing to add)."""
         if self.rung == 0 and self.members and len(self.results) == len(self.members):
             self.bracket_size = len(self.members)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NasforgeError
-from ..store import TrialRecord
+from .errors import NasforgeError
+from .store import TrialRecord
 
 # Names minimised unless told otherwise; everything else (accuracy, f1, reward, ...) is maximised.
 COSTS = {"params", "flops", "latency_ms", "latency", "size_bytes", "model_bytes", "loss", "train_seconds", "error"}
