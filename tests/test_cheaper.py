@@ -181,6 +181,7 @@ def test_training_hyperparameters_live_in_the_genome(digits) -> None:
     assert opts.lr == dict(g.hparams)["lr"] and opts.batch_size == dict(g.hparams)["batch_size"]
 
 
+@pytest.mark.slow
 def test_halving_study_resumes_mid_rung_and_promotes_the_fraction(tmp_path) -> None:
     from nasforge.api import build_study, resume_config
     from nasforge.config import build_config

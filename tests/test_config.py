@@ -91,6 +91,7 @@ junk = st.recursive(
 keys = st.sampled_from(["dataset", "strategy", "training", "budget", "space", "reward", "seed", "out", "epochs", "bogus"])
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=st.one_of(junk, st.dictionaries(keys, junk, max_size=5)))
 def test_arbitrary_junk_never_escapes_as_a_traceback(config) -> None:

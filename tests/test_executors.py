@@ -126,6 +126,7 @@ def test_ray_missing_names_the_fix(monkeypatch) -> None:
 
 
 # -- the process pool -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pool_search_records_what_the_serial_search_records(tmp_path) -> None:
     """Random search is order-independent: two workers must record the same trials, genomes, seeds
     and (one torch thread each, as here) the same rewards as the serial loop; and the store they
@@ -150,6 +151,7 @@ def test_pool_search_records_what_the_serial_search_records(tmp_path) -> None:
     assert [t.to_dict() for t in resumed.trials] == written and resumed.stop_reason == "trials"
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_hopeless_trial_fails(tmp_path) -> None:
     """SIGKILL of the worker mid-trial: the trial runs again and completes. A trial that kills its
     worker on every attempt is recorded as failed with the reason once its retries are spent. All
@@ -171,6 +173,7 @@ def test_killed_worker_is_retried_and_hopeless_trial_fails(tmp_path) -> None:
     assert study.final is not None
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_pool_cleanly_and_the_study_resumes(tmp_path) -> None:
     """The terminal's Ctrl-C (SIGINT to the whole process group): the CLI exits 130, leaves no
     worker behind, and a resume completes the budget without losing a finished trial. The strategy
@@ -214,6 +217,7 @@ def test_ctrl_c_stops_the_pool_cleanly_and_the_study_resumes(tmp_path) -> None:
 
 
 # -- Ray ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ray_search_completes_and_survives_a_killed_worker(tmp_path, monkeypatch) -> None:
     pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'nasforge[ray]'")
     # Ray workers import this module to unpickle FlakyEvaluator.

@@ -121,6 +121,7 @@ def test_torchscript_export_is_identical(study: nasforge.Study, batch: torch.Ten
     assert check_export(folder, batch) == {"torchscript": 0.0}
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_in_onnxruntime(study: nasforge.Study, batch: torch.Tensor, expected: torch.Tensor, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     ort = pytest.importorskip("onnxruntime", reason="the 'export' extra is not installed")

@@ -73,6 +73,7 @@ def test_every_image_genome_runs_on_a_real_batch(tmp_path, source: str) -> None:
                 assert out.shape == (4, 10) and torch.isfinite(out).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["layers", "cell"])
 def test_search_trains_for_real_on_an_image_folder(tmp_path, space: str) -> None:
     folder = _digit_folder(tmp_path / "pics", per_class=40)

@@ -281,7 +281,7 @@ def test_receptive_field_of_layer_genomes_and_as_a_constraint(digits, layer_spac
     assert rf(conv(5, 2), Layer.of("norm"), conv(3)) == 5 + 2 * 2
     assert rf(conv(3), Layer.of("multiscale", kernels="1-3-5", channels=8)) == 3 + 4
     assert rf(conv(3), Layer.of("skip", span=1), Layer.of("dense", units=16), conv(7)) == 3  # up to the first dense
-    # The hand CNNs of benchmarks/fsdd_splits.py: four pools see the whole 51-frame clip, two do not.
+    # The hand CNNs of benchmarks/studies/fsdd_splits.py: four pools see the whole 51-frame clip, two do not.
     deep = [conv(3), pool, conv(3), pool, conv(3), pool, conv(3), pool, conv(3)]
     assert rf(*deep) == 78 and rf(*deep[:5]) == 18
     # As a constraint: only genomes that see at least 6 of the 8 x 8 digit pixels are drawn and trained.

@@ -113,7 +113,7 @@ def test_each_candidate_is_built_once_and_the_global_rng_is_untouched(space, dig
 
 
 def test_benchmark_cpu_to_target_is_the_first_time_a_trial_reaches_it() -> None:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cheaper_evaluation.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "performance" / "cheaper_evaluation.py"
     spec = importlib.util.spec_from_file_location("cheaper_evaluation", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -91,6 +91,7 @@ def test_unknown_strategy_and_options_are_config_errors() -> None:
             STRATEGIES.unregister("counting")
 
 
+@pytest.mark.slow
 def test_a_plugin_strategy_is_found_through_its_entry_point(tmp_path, monkeypatch) -> None:
     (tmp_path / "toyplug.py").write_text(textwrap.dedent('''
         from nasforge.strategy import Candidate, Strategy

@@ -53,6 +53,7 @@ def _trial(id_: int, parents: list[int] = (), operator: str = "random", **metric
 
 
 # -- the page in a browser ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(run: Path, tmp_path: Path) -> None:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
@@ -236,6 +237,7 @@ def _get(url: str) -> str:
         return response.read().decode()
 
 
+@pytest.mark.slow
 def test_live_view_serves_on_loopback_and_follows_a_running_search(tmp_path: Path) -> None:
     out = tmp_path / "live"
     config = tmp_path / "small.yaml"
@@ -297,6 +299,7 @@ def test_live_view_serves_on_loopback_and_follows_a_running_search(tmp_path: Pat
 
 
 # -- the notebook ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_quickstart_notebook_runs_headless(tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -30,6 +30,7 @@ def digits_run(tmp_path_factory):
     return study, out
 
 
+@pytest.mark.slow
 def test_search_on_digits_finds_an_accurate_model(digits_run) -> None:
     study, _ = digits_run
     assert len(study.trials) == 12 and study.stop_reason == "trials"
@@ -47,6 +48,7 @@ def test_search_on_digits_finds_an_accurate_model(digits_run) -> None:
     assert best.params > 0 and best.train_seconds > 0 and len(best.curve) == (2 if "inherited_from" in m else 5)
 
 
+@pytest.mark.slow
 def test_export_and_load_give_the_same_model(digits_run, tmp_path) -> None:
     study, out = digits_run
     subprocess.run([sys.executable, "-m", "nasforge.cli", "export", str(out), "--best", "--out", str(tmp_path / "m")], check=True,
@@ -60,6 +62,7 @@ def test_export_and_load_give_the_same_model(digits_run, tmp_path) -> None:
     assert meta["trial"] == study.final["trial"] and meta["test"]["accuracy"] == study.final["test"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_show_json_lists_every_trial(digits_run) -> None:
     _, out = digits_run
     shown = subprocess.run([sys.executable, "-m", "nasforge.cli", "show", str(out), "--json"], check=True, capture_output=True, text=True)
@@ -137,6 +140,7 @@ def test_identical_genomes_are_not_trained_twice(tmp_path) -> None:
     assert study.strategy.told > 100  # every duplicate was told the stored result instead of training
 
 
+@pytest.mark.slow
 def test_time_and_target_budgets_stop_the_search(tmp_path) -> None:
     study = nasforge.search(dataset="digits", strategy="random", trials=1000, seconds=2, epochs=1, seed=0, out=str(tmp_path / "t"),
                             **SMALL)
@@ -151,6 +155,7 @@ def _trials(db) -> list[tuple]:
         return con.execute("SELECT id, genome, status, reward FROM trials ORDER BY id").fetchall()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_loses_nothing_and_matches_an_uninterrupted_run(tmp_path) -> None:
     args = ["--dataset", "digits", "--strategy", "evolution", "--population", "4", "--sample-size", "2", "--trials", "9",
             "--epochs", "3", "--max-blocks", "3", "--seed", "5", "--progress", "false"]
@@ -202,6 +207,7 @@ def test_a_copied_run_resumes_in_its_new_directory(tmp_path) -> None:
     assert _trials(first / "study.sqlite") == before  # the original run is left as it was
 
 
+@pytest.mark.slow
 def test_resume_refuses_changes_to_the_study(tmp_path, digits_run) -> None:
     _, out = digits_run
     res = subprocess.run([sys.executable, "-m", "nasforge.cli", "search", "--resume", "--out", str(out), "--epochs", "9"],

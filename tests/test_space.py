@@ -44,6 +44,7 @@ def test_json_round_trip_and_hash(name: str) -> None:
     assert len({space.key(g) for g in distinct}) == len(distinct)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(sorted(SPACES)), steps=st.integers(1, 8))
 def test_every_mutation_and_crossover_is_buildable(seed: int, name: str, steps: int) -> None:

@@ -72,6 +72,7 @@ def test_test_views_on_a_dataset_without_them_is_a_config_error(tmp_path) -> Non
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @needs_fsdd
 def test_fsdd_search_returns_a_model_with_views_that_loads_and_exports(tmp_path) -> None:
     from nasforge import search
@@ -109,6 +110,7 @@ def test_fsdd_search_returns_a_model_with_views_that_loads_and_exports(tmp_path)
     assert check_export(out, batch)["torchscript"] < 1e-4
 
 
+@pytest.mark.slow
 def test_a_model_with_views_exports_to_onnx_with_a_dynamic_batch(tmp_path) -> None:
     ort = pytest.importorskip("onnxruntime", reason="the 'export' extra is not installed")
     from nasforge.export import _to_onnx

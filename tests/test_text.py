@@ -161,6 +161,7 @@ def test_language_model_evaluator_learns_a_pattern() -> None:
     assert len(result.curve) == 2 and result.curve[-1]["step"] == 80
 
 
+@pytest.mark.slow
 def test_language_model_trains_to_a_cpu_time_budget(tmp_path) -> None:
     text = "abcabdabcabd" * 300
     tok = Tokenizer.fit(text, "char")

@@ -99,6 +99,7 @@ def test_torchscript_export_of_a_sequence_model_is_identical(which: str, request
     assert check_export(folder, batch) == {"torchscript": 0.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["classifier", "language_model"])
 def test_onnx_export_of_a_sequence_model_matches_in_onnxruntime(which: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     for package in ("onnx", "onnxscript", "onnxruntime"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,18 +139,45 @@ def _search(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: nasforge search --resume --out {config.out}", file=sys.stderr)
         return 130
+    print_summary(study, config)
+    return 0
+
+
+def print_summary(study: Any, config: Any) -> None:
+    """What a newcomer needs once the search ends: the best architecture, its scores, where the run
+    is, and the commands to try next on it."""
+    statuses = [t.status for t in study.trials]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+    print(f"stopped: {study.stop_reason}; {len(statuses)} trials ({counts})")
+    run = shlex.quote(str(config.out))
     final = study.final
-    print(f"stopped: {study.stop_reason}; {len(study.trials)} trials")
     if final:
         best = study.store.trial(final["trial"])
         folds = len(best.metrics.get("cv_accuracy", ()))
-        where = f"val ({folds}-fold mean)" if folds else "val"
+        where = f"validation ({folds}-fold mean)" if folds else "validation"
+        print(f"best architecture (trial {best.id}): {study.space.describe(study.space.from_json(best.genome))}")
+        params = f"{best.params:,} parameters" if best.params is not None else "parameters not counted"
+        print(f"  {where} {study.evaluator.reward_name} {best.reward:.4f}, {params}")
         test = final.get("test") or {}
-        score = next(((k, test[k]) for k in ("accuracy", study.evaluator.reward_name, "loss") if k in test), None)
-        print(f"best: trial {best.id}  {where} {study.evaluator.reward_name}={best.reward:.4f}  "
-              + (f"test {score[0]}={score[1]:.4f}  " if score else "") + f"params={best.params}")
-        print(f"  {study.space.describe(study.space.from_json(best.genome))}")
-    return 0
+        # Accuracy, the study's own reward where the test split has it (f1, precision, ...), and the loss.
+        names = dict.fromkeys(("accuracy", study.evaluator.reward_name, "f1", "loss"))
+        scores = [f"{name} {test[name]:.4f}" for name in names if isinstance(test.get(name), (int, float))]
+        print(f"  test {', '.join(scores) or 'not scored'} (the returned model: {final['source']}; test split scored once)")
+    else:
+        print("no trial completed, so there is no model to return; `nasforge show` lists the failures")
+    print(f"run: {run}  (study.sqlite: every trial; final.pt: the returned model's weights)")
+    print("next:")
+    front = len(config.objectives) >= 2
+    model = str(Path(config.out) / "model")
+    load = f"import nasforge; print(nasforge.load({json.dumps(model)}))"
+    for command, why in (
+        (f"nasforge show {run}" + (" --front" if front else ""), "the leaderboard" + (" and the Pareto front" if front else "")),
+        (f"nasforge report {run}", "an HTML report with plots"),
+        (f"nasforge export {run} --best --out {shlex.quote(model)}", "weights.pt + genome.json + model.py"),
+        (f"python -c {shlex.quote(load)}", "the trained torch.nn.Module, back from the export"),
+    ):
+        if final or command.startswith("nasforge show"):
+            print(f"  {command:<60}  # {why}")
 
 
 def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:

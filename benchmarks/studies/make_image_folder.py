@@ -1,7 +1,7 @@
 """Write scikit-learn's 1,797 digit images as a folder of class sub-folders of PNG files (16x16,
 grey), so the image-folder source can be tried on real pictures: FOLDER/digit_0/0000.png ...
 
-    python benchmarks/make_image_folder.py /tmp/digit_pictures
+    python benchmarks/studies/make_image_folder.py /tmp/digit_pictures
 """
 
 from __future__ import annotations

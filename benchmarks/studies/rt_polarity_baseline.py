@@ -3,7 +3,7 @@
 Fitted on every non-test sentence (nasforge's train + validation splits) and scored once on the
 test split nasforge uses: 10% of a shuffle with seed 0 (data.text.polarity_splits).
 
-    python benchmarks/rt_polarity_baseline.py ../shared/data/text
+    python benchmarks/studies/rt_polarity_baseline.py ../shared/data/text
 """
 
 from __future__ import annotations

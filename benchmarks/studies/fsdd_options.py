@@ -11,8 +11,8 @@ per-step cosine schedule, augmentation from its own seeded generator) so that op
 have can be tried: mixup, a channel-width multiplier, delta features. Its figures for the same setting differ
 from fsdd_splits.py's by a few tenths (90.3% vs 90.0% for the baseline without views).
 
-    python benchmarks/fsdd_options.py ../shared/data/fsdd/recordings --seed 0 1 2             # the baseline
-    python benchmarks/fsdd_options.py ../shared/data/fsdd/recordings --seed 0 1 2 --deltas    # one option
+    python benchmarks/studies/fsdd_options.py ../shared/data/fsdd/recordings --seed 0 1 2             # the baseline
+    python benchmarks/studies/fsdd_options.py ../shared/data/fsdd/recordings --seed 0 1 2 --deltas    # one option
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from nasforge.space import Layer, LayerGenome, LayerGraphSpace
 from nasforge.space.layers import LayerSpaceOptions
 
 TEST_SPEAKER = "theo"  # examples/fsdd.yaml's held-out speaker: never trained on nor held out here
-HAND_CNN = Path(__file__).resolve().parent.parent / "examples" / "genomes" / "fsdd_deep_cnn.json"
+HAND_CNN = Path(__file__).resolve().parents[2] / "examples" / "genomes" / "fsdd_deep_cnn.json"
 
 
 def deltas(x: np.ndarray) -> np.ndarray:

@@ -8,15 +8,15 @@ Training options come from the run's config (epochs: its final_epochs when set) 
 thread; CPU time reported. With `--test-views` (or a run with `dataset.test_views`) every model is
 scored as the average of its predictions over 9 shifted and frequency-warped copies of each input.
 
-    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --run runs/fsdd
-    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline --splits upstream theo
-    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline deep --epochs 15 --splits theo --seed 0 1 2
+    python benchmarks/studies/fsdd_splits.py ../shared/data/fsdd/recordings --run runs/fsdd
+    python benchmarks/studies/fsdd_splits.py ../shared/data/fsdd/recordings --baseline --splits upstream theo
+    python benchmarks/studies/fsdd_splits.py ../shared/data/fsdd/recordings --baseline deep --epochs 15 --splits theo --seed 0 1 2
 
 `--exclude-speaker theo` never trains on theo: each other speaker held out in turn is then tested by a model
 trained on the remaining four, a development measure for choosing features and training options without
 looking at theo (the held-out-speaker test split of examples/fsdd.yaml):
 
-    python benchmarks/fsdd_splits.py ../shared/data/fsdd/recordings --baseline deep --epochs 15 --exclude-speaker theo \
+    python benchmarks/studies/fsdd_splits.py ../shared/data/fsdd/recordings --baseline deep --epochs 15 --exclude-speaker theo \
         --band-norm mean --label-smoothing 0.1
 """
 

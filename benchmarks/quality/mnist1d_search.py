@@ -4,8 +4,8 @@ Prints, per strategy over the seeds: mean best validation accuracy, test accurac
 model (the best genome retrained for --final-epochs), CPU minutes of the whole search; then the
 trainer's samples/s against a minimal hand-written PyTorch loop on the same network and data.
 
-    python benchmarks/mnist1d_search.py                       # 3 seeds x {evolution, random}
-    python benchmarks/mnist1d_search.py --seeds 0 --trials 20  # quicker look
+    python benchmarks/quality/mnist1d_search.py                       # 3 seeds x {evolution, random}
+    python benchmarks/quality/mnist1d_search.py --seeds 0 --trials 20  # quicker look
 """
 
 from __future__ import annotations

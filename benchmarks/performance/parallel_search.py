@@ -1,7 +1,7 @@
 """Parallel search on MNIST-1D: wall time and trials/hour of one search run by different executors.
 
-    python benchmarks/parallel_search.py                 # 40 trials x 10 epochs, seed 0 (~6 min on 2 cores)
-    python benchmarks/parallel_search.py --trials 16 --epochs 3 --runs serial pool-2x1
+    python benchmarks/performance/parallel_search.py                 # 40 trials x 10 epochs, seed 0 (~6 min on 2 cores)
+    python benchmarks/performance/parallel_search.py --trials 16 --epochs 3 --runs serial pool-2x1
 
 Every run is the same search: random strategy, same seed, so every executor trains exactly the same
 genomes with the same trial seeds (checked and printed), and only where and how they train differs:

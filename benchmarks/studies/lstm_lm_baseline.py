@@ -3,13 +3,13 @@ batch 64, Adam 2e-3, trained for a fixed CPU time (one torch thread), then score
 held-out text as nasforge: validation (first half of the last 10%), test (second half), and the
 whole last 10%.
 
-    python benchmarks/lstm_lm_baseline.py ../shared/data/text/tinyshakespeare_input.txt --cpu-seconds 600
+    python benchmarks/studies/lstm_lm_baseline.py ../shared/data/text/tinyshakespeare_input.txt --cpu-seconds 600
 
 With `--run DIR` the network a nasforge search found (the best genome of the study in DIR, freshly
 initialised) is trained instead, by the very same loop, windows, optimiser and CPU budget, so the two
 losses compare architectures at equal training time:
 
-    python benchmarks/lstm_lm_baseline.py ../shared/data/text/tinyshakespeare_input.txt --cpu-seconds 600 --run runs/ts
+    python benchmarks/studies/lstm_lm_baseline.py ../shared/data/text/tinyshakespeare_input.txt --cpu-seconds 600 --run runs/ts
 
 `--genome JSON` trains a sequence genome given as JSON (a trial's `genome` field), e.g. to compare
 hand-picked points of the space with the baseline at equal time.

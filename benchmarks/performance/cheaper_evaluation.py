@@ -9,9 +9,9 @@ search (one torch thread), not wall time. Also prints the pre-screen's own cost 
 the mean size of the trained candidates, and the Spearman rank correlation of the zero-cost
 proxies with trained accuracy (computed after the timed searches, outside their CPU time).
 
-    python benchmarks/cheaper_evaluation.py                  # 3 seeds x 5 settings
-    python benchmarks/cheaper_evaluation.py --seeds 0 1 2 3 4 --settings plain inherit halving prescreen all halving+prescreen
-    python benchmarks/cheaper_evaluation.py --seeds 0 --trials 12 --settings plain all
+    python benchmarks/performance/cheaper_evaluation.py                  # 3 seeds x 5 settings
+    python benchmarks/performance/cheaper_evaluation.py --seeds 0 1 2 3 4 --settings plain inherit halving prescreen all halving+prescreen
+    python benchmarks/performance/cheaper_evaluation.py --seeds 0 --trials 12 --settings plain all
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ SETTINGS = {
     "all": {"inherit": True, "finetune_epochs": 2, **HALVING, **PRESCREEN},
     "halving+prescreen": {"inherit": False, **HALVING, **PRESCREEN},  # "all" without inheritance: what inheriting adds there
 }
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 DEFAULT_SETTINGS = ["plain", "inherit", "halving", "prescreen", "all"]
 LABELS = {
     "plain": "plain ({epochs} epochs per trial)",
@@ -149,7 +150,9 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=None,
                         help="validation accuracy whose CPU time to reach is reported (default: median of plain's final best val)")
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--out", default="runs/bench-cheaper")
+    parser.add_argument("--out", default="runs/bench-cheaper", help="run directories and one JSON row per search")
+    parser.add_argument("--json", default=str(RESULTS / "cheaper_evaluation.json"),
+                        help="every search's row and the settings, kept with the other results (default benchmarks/results/)")
     parser.add_argument("--reuse", action="store_true", help="reuse the rows of searches already finished under --out")
     parser.add_argument("--proxy-cost-only", action="store_true", help="only measure the pre-screen's CPU per candidate")
     args = parser.parse_args()
@@ -174,6 +177,9 @@ def main() -> None:
         fresh = [run(s, seed, args) for s, seed in todo]
     saved.update({job: row for job, row in zip(todo, fresh)})
     rows = [saved[job] for job in jobs]
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"command": vars(args), "load": os.getloadavg(), "rows": rows}, indent=1))
+    print(f"rows written to {args.json}", flush=True)
 
     plain = [r for r in rows if r["setting"] == "plain"]
     plain_cpu = statistics.mean(r["cpu"] for r in plain) if plain else None

@@ -12,7 +12,7 @@ FeasibleSpace over the table's latency column). Each returns its best feasible c
 mean report accuracy (c10_test_200ep_mean) of those cells is printed next to the best feasible cell
 of the table.
 
-    python benchmarks/nb201_pareto.py --table ../shared/data/nb201/nb201.csv --runs 50 --queries 200 --target 6
+    python benchmarks/quality/nb201_pareto.py --table ../shared/data/nb201/nb201.csv --runs 50 --queries 200 --target 6
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def constrained_part(bench: TabularBenchmark, space: CellSpace, args: argparse.N
 def main() -> None:
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", default=str(Path(__file__).resolve().parents[2] / "shared/data/nb201/nb201.csv"))
+    parser.add_argument("--table", default=str(Path(__file__).resolve().parents[3] / "shared/data/nb201/nb201.csv"))
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
