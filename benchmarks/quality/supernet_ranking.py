@@ -10,8 +10,8 @@ stale). Printed: tau and Spearman's rho over all N and over the better half (by 
 where a search decides), the supernet's training CPU seconds and the CPU milliseconds per query.
 Stand-alone results are cached in --cache (a JSON file), so settings can be added without retraining.
 
-    python benchmarks/supernet_ranking.py --dataset mnist1d --archs 64 --seeds 0 1
-    python benchmarks/supernet_ranking.py --settings uniform fair bn-batch bn-stale --supernet-seeds 0 1 2
+    python benchmarks/quality/supernet_ranking.py --dataset mnist1d --archs 64 --seeds 0 1
+    python benchmarks/quality/supernet_ranking.py --settings uniform fair bn-batch bn-stale --supernet-seeds 0 1 2
 """
 
 from __future__ import annotations
