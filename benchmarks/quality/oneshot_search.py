@@ -9,7 +9,8 @@ the final retrain's estimate (--reserve) and then finishes what it started. Prin
 returned genome, its validation and test accuracy (retrained from scratch for final_epochs), CPU.
 For FSDD the six-speaker measure of a run is then
 
-    python benchmarks/studies/fsdd_splits.py ../shared/data/fsdd/recordings --run RUN_DIR --splits george jackson lucas nicolas theo yweweler
+    python benchmarks/studies/fsdd_splits.py ../shared/data/fsdd/recordings --run RUN_DIR \
+        --splits george jackson lucas nicolas theo yweweler
 
     python benchmarks/quality/oneshot_search.py --dataset mnist1d --method one-shot --seeds 0 1 2
     python benchmarks/quality/oneshot_search.py --dataset mnist1d --method evolution --cpu-budget 1200 --seeds 0 1 2

@@ -8,7 +8,9 @@ setting, a supernet is trained (SPOS uniform or FairNAS fair sampling, learning 
 every architecture is scored with its shared weights (batch norm recalibrated / batch statistics /
 stale). Printed: tau and Spearman's rho over all N and over the better half (by stand-alone accuracy,
 where a search decides), the supernet's training CPU seconds and the CPU milliseconds per query.
-Stand-alone results are cached in --cache (a JSON file), so settings can be added without retraining.
+Stand-alone results are cached in --cache (a JSON file), so settings can be added without retraining;
+supernet scores in --scores-cache, so `--scores-only` can score the settings while the stand-alone
+training still runs (in another process) and a later run only computes the correlations.
 
     python benchmarks/quality/supernet_ranking.py --dataset mnist1d --archs 64 --seeds 0 1
     python benchmarks/quality/supernet_ranking.py --settings uniform fair bn-batch bn-stale --supernet-seeds 0 1 2
@@ -109,6 +111,47 @@ def resolve(options: SupernetOptions, changes: dict) -> SupernetOptions:
     return replace(options, **out)
 
 
+def supernet_scores(space: CellSpace, data, genomes: list, args: argparse.Namespace) -> dict:
+    """(setting, seed) -> {"scores": arch -> supernet validation accuracy, "train_cpu", "ms_per_query", "what"},
+    computed for what --scores-cache lacks."""
+    cache = Path(args.scores_cache)
+    table = json.loads(cache.read_text()) if cache.exists() else {}
+    base = SupernetOptions(epochs=args.supernet_epochs, batch_size=args.batch_size, lr=args.lr,
+                           label_smoothing=args.label_smoothing)
+    out, trained = {}, {}
+    for name in args.settings:
+        net_changes, score_changes = SETTINGS[name]
+        options = resolve(base, net_changes)
+        scoring = replace(ScoringOptions(batch_size=args.batch_size), **score_changes)
+        what = (f"{options.sampling}, {options.epochs} epochs, lr {options.lr:g}, wd {options.weight_decay:g}, bn {scoring.bn}"
+                f"{f' x{scoring.bn_batches}' if scoring.bn == 'recalibrate' else ''}")
+        for seed in args.supernet_seeds:
+            key = f"{args.dataset}|{args.layout}|{name}|{seed}|{what}"
+            entry = table.get(key, {"scores": {}})
+            missing = [g for g in genomes if space.to_json(g) not in entry["scores"]]
+            if missing:
+                if (options, seed) not in trained:  # settings that differ only in scoring share one supernet
+                    torch.manual_seed(seed)
+                    net = space.supernet()
+                    start = cpu()
+                    train_supernet(net, PathSampler(space, options.sampling), data.x_train, data.y_train, options, seed,
+                                   augment=data.augment)
+                    trained[(options, seed)] = (net, cpu() - start)
+                net, entry["train_cpu"] = trained[(options, seed)]
+                scorer = PathScorer(net, data.x_train, data.x_val, data.y_val, data.num_classes, scoring, seed)
+                start = cpu()
+                for g in genomes:
+                    entry["scores"][space.to_json(g)] = scorer.score(g)["accuracy"]
+                entry["ms_per_query"] = (cpu() - start) / len(genomes) * 1000
+                entry["what"] = what
+                table[key] = entry
+                cache.write_text(json.dumps(table))
+                print(f"  scored {name} seed {seed}: supernet {entry['train_cpu']:.0f} CPU-s, "
+                      f"{entry['ms_per_query']:.0f} CPU-ms per query ({what})", flush=True)
+            out[(name, seed)] = entry
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist1d", help="mnist1d or fsdd:PATH (held-out speaker theo, validated on yweweler)")
@@ -124,7 +167,9 @@ def main() -> None:
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--settings", nargs="+", default=["uniform", "fair-equal", "bn-batch", "bn-stale"], choices=sorted(SETTINGS))
     parser.add_argument("--cache", default="supernet_ranking_standalone.json")
+    parser.add_argument("--scores-cache", default="supernet_ranking_scores.json")
     parser.add_argument("--standalone-only", action="store_true")
+    parser.add_argument("--scores-only", action="store_true", help="train the supernets and cache their scores only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} at start", flush=True)
@@ -138,6 +183,9 @@ def main() -> None:
             genomes.append(g)
     print(f"{args.dataset}: {len(data.y_train)} train / {len(data.y_val)} val rows, input {list(data.input_shape)}; "
           f"{len(genomes)} cells drawn uniformly (seed {args.arch_seed}); stand-alone {args.standalone_epochs} epochs", flush=True)
+    if args.scores_only:
+        supernet_scores(space, data, genomes, args)
+        return
     table = standalone(space, data, genomes, args)
     truth = np.array([np.mean([table[space.to_json(g)][str(s)] for s in args.seeds]) for g in genomes])
     print(f"stand-alone validation accuracy: mean {truth.mean():.4f}, min {truth.min():.4f}, max {truth.max():.4f}")
@@ -149,31 +197,18 @@ def main() -> None:
               f"better half tau {tau_top:.3f} rho {rho_top:.3f}", flush=True)
     if args.standalone_only:
         return
-    base = SupernetOptions(epochs=args.supernet_epochs, batch_size=args.batch_size, lr=args.lr,
-                           label_smoothing=args.label_smoothing)
+    scores = supernet_scores(space, data, genomes, args)
     print(f"{'setting':<11} {'seed':>4} {'tau':>6} {'rho':>6} {'tau½':>6} {'rho½':>6} {'train CPU-s':>11} {'ms/query':>8}", flush=True)
     summary = {}
     for name in args.settings:
-        net_changes, score_changes = SETTINGS[name]
-        options = resolve(base, net_changes)
-        scoring = replace(ScoringOptions(batch_size=args.batch_size), **score_changes)
         rows = []
         for seed in args.supernet_seeds:
-            torch.manual_seed(seed)
-            net = space.supernet()
-            start = cpu()
-            train_supernet(net, PathSampler(space, options.sampling), data.x_train, data.y_train, options, seed,
-                           augment=data.augment)
-            trained = cpu() - start
-            scorer = PathScorer(net, data.x_train, data.x_val, data.y_val, data.num_classes, scoring, seed)
-            start = cpu()
-            est = np.array([scorer.score(g)["accuracy"] for g in genomes])
-            per_query = (cpu() - start) / len(genomes) * 1000
+            entry = scores[(name, seed)]
+            est = np.array([entry["scores"][space.to_json(g)] for g in genomes])
             row = taus(truth, est)
             rows.append(row)
-            print(f"{name:<11} {seed:>4} {row[0]:6.3f} {row[1]:6.3f} {row[2]:6.3f} {row[3]:6.3f} {trained:11.0f} {per_query:8.0f}"
-                  f"   ({options.sampling}, {options.epochs} epochs, lr {options.lr:g}, bn {scoring.bn}"
-                  f"{f' x{scoring.bn_batches}' if scoring.bn == 'recalibrate' else ''})", flush=True)
+            print(f"{name:<11} {seed:>4} {row[0]:6.3f} {row[1]:6.3f} {row[2]:6.3f} {row[3]:6.3f} {entry['train_cpu']:11.0f} "
+                  f"{entry['ms_per_query']:8.0f}   ({entry['what']})", flush=True)
         summary[name] = np.array(rows)
     print("\nmean (std) over supernet seeds " + " ".join(map(str, args.supernet_seeds)) + ":")
     for name, rows in summary.items():
