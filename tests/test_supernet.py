@@ -104,7 +104,7 @@ class _Recorder:
     def module(self, label: str, candidates: dict) -> nn.Module:
         from nasforge.space.supernet.mixed import build_candidate
 
-        return build_candidate(candidates[self.genome[label]])
+        return build_candidate(candidates[self.genome[label]] if isinstance(candidates, dict) else candidates[int(self.genome[label])])
 
     def int(self, name: str, low: int, high: int) -> int:
         return 2
@@ -116,7 +116,7 @@ def _model(c) -> nn.Module:
         layers.append(c.module(f"op{i}", {"conv3": lambda: nn.Conv1d(4, 4, 3, padding=1), "conv5": lambda: nn.Conv1d(4, 4, 5, padding=2),
                                           "skip": nn.Identity}))
         layers += [nn.BatchNorm1d(4), nn.ReLU()]
-    layers.append(c.module("pool", {"avg": lambda: nn.AdaptiveAvgPool1d(1), "max": lambda: nn.AdaptiveMaxPool1d(1)}))
+    layers.append(c.module("pool", [lambda: nn.AdaptiveAvgPool1d(1), lambda: nn.AdaptiveMaxPool1d(1)]))  # by position
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(4, 3))
 
 
@@ -126,22 +126,22 @@ class _FunctionSpace(CellSpace):
     name = "toy-function"
 
     def build(self, genome) -> nn.Module:
-        return _model(_Recorder(dict(genome)))
+        return _model(_Recorder(genome))
 
     def supernet(self) -> nn.Module:
         from nasforge.space.supernet.function import FunctionSupernet
 
-        return FunctionSupernet(self, _model, path_of=dict, fixed={"depth": 2})
+        return FunctionSupernet(self, _model, fixed={"depth": 2})
 
 
 def test_a_define_by_run_model_function_builds_its_supernet_and_extracts_paths_exactly() -> None:
     torch.manual_seed(0)
     space = _FunctionSpace((1, 8), 3)
     net = space.supernet()
-    assert net.choices() == {"op0": ("conv3", "conv5", "skip"), "op1": ("conv3", "conv5", "skip"), "pool": ("avg", "max")}
+    assert net.choices() == {"op0": ("conv3", "conv5", "skip"), "op1": ("conv3", "conv5", "skip"), "pool": ("0", "1")}
     x = torch.randn(5, 4, 6)
-    for ops in [("conv3", "skip", "avg"), ("conv5", "conv3", "max"), ("skip", "skip", "avg")]:
-        genome = tuple(sorted(zip(("op0", "op1", "pool"), ops)))
+    for ops in [("conv3", "skip", 0), ("conv5", "conv3", 1), ("skip", "skip", 0)]:
+        genome = {"depth": 2, **dict(zip(("op0", "op1", "pool"), ops))}  # as a define-by-run genome records it
         net.activate(genome)
         net.train()
         net(x).sum().backward()

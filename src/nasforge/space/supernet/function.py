@@ -17,7 +17,7 @@ supernet mode they take the value given in `fixed`, or are refused with the deci
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -35,7 +35,10 @@ class SupernetRecorder:
         self.fixed = dict(fixed or {})
         self.labels: dict[str, tuple[str, ...]] = {}
 
-    def module(self, label: str, candidates: Mapping[str, Candidate]) -> MixedOp:
+    def module(self, label: str, candidates: Mapping[str, Candidate] | Sequence[Candidate]) -> MixedOp:
+        """A MixedOp of every candidate; a list's candidates are named by their positions ("0", "1", ...)."""
+        if not isinstance(candidates, Mapping):
+            candidates = {str(i): c for i, c in enumerate(candidates)}
         names = tuple(candidates)
         if self.labels.setdefault(label, names) != names:
             raise InvalidGenome(f"choice {label!r} is asked twice with different candidates: {self.labels[label]} and {names}")
@@ -56,13 +59,18 @@ class SupernetRecorder:
     def float(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return self._fixed(name)
 
+    def bool(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._fixed(name)
+
 
 class FunctionSupernet(Supernet):
     """A define-by-run space's supernet: `build(recorder)` is the space's model function (with the
-    space's arguments bound) and `path_of(genome)` the genome's module decisions (label -> name)."""
+    space's arguments bound); `path_of(genome)` gives the genome's module decisions (label -> name),
+    by default the genome's own values of the supernet's labels (a genome that maps decision names to
+    the chosen keys, or positions, as `c.module` records them)."""
 
     def __init__(self, space: SearchSpace, build: Callable[[SupernetRecorder], nn.Module],
-                 path_of: Callable[[Genome], Mapping[str, str]], fixed: Mapping[str, Any] | None = None):
+                 path_of: Callable[[Genome], Mapping[str, str]] | None = None, fixed: Mapping[str, Any] | None = None):
         super().__init__(space)
         self.recorder = SupernetRecorder(fixed)
         self.body = build(self.recorder)
@@ -71,7 +79,9 @@ class FunctionSupernet(Supernet):
         self.path_of = path_of
 
     def path(self, genome: Genome) -> dict[str, str]:
-        return dict(self.path_of(genome))
+        if self.path_of is not None:
+            return dict(self.path_of(genome))
+        return {label: str(genome[label]) for label in self.recorder.labels if label in genome}
 
     def standalone_key(self, key: str) -> str:
         return key.removeprefix("body.")  # the user's model is the supernet's `body`
