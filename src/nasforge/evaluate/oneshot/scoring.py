@@ -94,11 +94,6 @@ class PathScorer:
         pred = torch.cat(preds).numpy()
         return classification_metrics(self.y_val.numpy(), pred, self.num_classes, loss / max(1, len(self.y_val)))
 
-    def accuracy(self, genome: Any) -> float:
-        """The score alone, without the other metrics (benchmarks rank thousands of paths)."""
-        metrics = self.score(genome)
-        return float(metrics["accuracy"])
-
 
 def spearman_kendall(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Spearman's rho and Kendall's tau-b of two score vectors (scipy, imported when needed)."""
