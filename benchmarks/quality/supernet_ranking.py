@@ -19,11 +19,12 @@ training still runs (in another process) and a later run only computes the corre
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -111,14 +112,38 @@ def resolve(options: SupernetOptions, changes: dict) -> SupernetOptions:
     return replace(options, **out)
 
 
+def trained_supernet(space: CellSpace, data, options: SupernetOptions, seed: int, args: argparse.Namespace,
+                     memo: dict) -> tuple[torch.nn.Module, float]:
+    """A supernet trained with `options` and its training CPU seconds; kept in --supernet-dir, so
+    a later run rescores it (another scoring option, another measure) without training it again."""
+    if (options, seed) in memo:
+        return memo[(options, seed)]
+    key = hashlib.sha1(repr((args.dataset, args.layout, asdict(options), seed)).encode()).hexdigest()[:16]
+    path = Path(args.supernet_dir) / f"{key}.pt"
+    torch.manual_seed(seed)
+    net = space.supernet()
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        net.load_state_dict(saved["model"])
+        seconds = float(saved["train_cpu"])
+    else:
+        start = cpu()
+        train_supernet(net, PathSampler(space, options.sampling), data.x_train, data.y_train, options, seed, augment=data.augment)
+        seconds = cpu() - start
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": net.state_dict(), "train_cpu": seconds}, path)
+    memo[(options, seed)] = (net, seconds)
+    return net, seconds
+
+
 def supernet_scores(space: CellSpace, data, genomes: list, args: argparse.Namespace) -> dict:
-    """(setting, seed) -> {"scores": arch -> supernet validation accuracy, "train_cpu", "ms_per_query", "what"},
-    computed for what --scores-cache lacks."""
+    """(setting, seed) -> {"accuracy" / "neg_loss": arch -> the path's validation score with the shared weights,
+    "train_cpu", "ms_per_query", "what"}, computed for what --scores-cache lacks."""
     cache = Path(args.scores_cache)
     table = json.loads(cache.read_text()) if cache.exists() else {}
     base = SupernetOptions(epochs=args.supernet_epochs, batch_size=args.batch_size, lr=args.lr,
                            label_smoothing=args.label_smoothing)
-    out, trained = {}, {}
+    out, memo = {}, {}
     for name in args.settings:
         net_changes, score_changes = SETTINGS[name]
         options = resolve(base, net_changes)
@@ -127,21 +152,16 @@ def supernet_scores(space: CellSpace, data, genomes: list, args: argparse.Namesp
                 f"{f' x{scoring.bn_batches}' if scoring.bn == 'recalibrate' else ''}")
         for seed in args.supernet_seeds:
             key = f"{args.dataset}|{args.layout}|{name}|{seed}|{what}"
-            entry = table.get(key, {"scores": {}})
-            missing = [g for g in genomes if space.to_json(g) not in entry["scores"]]
-            if missing:
-                if (options, seed) not in trained:  # settings that differ only in scoring share one supernet
-                    torch.manual_seed(seed)
-                    net = space.supernet()
-                    start = cpu()
-                    train_supernet(net, PathSampler(space, options.sampling), data.x_train, data.y_train, options, seed,
-                                   augment=data.augment)
-                    trained[(options, seed)] = (net, cpu() - start)
-                net, entry["train_cpu"] = trained[(options, seed)]
+            entry = table.get(key, {})
+            if any(space.to_json(g) not in entry.get("neg_loss", {}) for g in genomes):
+                net, entry["train_cpu"] = trained_supernet(space, data, options, seed, args, memo)
                 scorer = PathScorer(net, data.x_train, data.x_val, data.y_val, data.num_classes, scoring, seed)
+                entry["accuracy"], entry["neg_loss"] = {}, {}
                 start = cpu()
                 for g in genomes:
-                    entry["scores"][space.to_json(g)] = scorer.score(g)["accuracy"]
+                    metrics = scorer.score(g)
+                    entry["accuracy"][space.to_json(g)] = metrics["accuracy"]
+                    entry["neg_loss"][space.to_json(g)] = -metrics["loss"]
                 entry["ms_per_query"] = (cpu() - start) / len(genomes) * 1000
                 entry["what"] = what
                 table[key] = entry
@@ -168,6 +188,7 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=["uniform", "fair-equal", "bn-batch", "bn-stale"], choices=sorted(SETTINGS))
     parser.add_argument("--cache", default="supernet_ranking_standalone.json")
     parser.add_argument("--scores-cache", default="supernet_ranking_scores.json")
+    parser.add_argument("--supernet-dir", default="supernet_ranking_nets", help="trained supernets, kept for rescoring")
     parser.add_argument("--standalone-only", action="store_true")
     parser.add_argument("--scores-only", action="store_true", help="train the supernets and cache their scores only")
     args = parser.parse_args()
@@ -198,22 +219,27 @@ def main() -> None:
     if args.standalone_only:
         return
     scores = supernet_scores(space, data, genomes, args)
-    print(f"{'setting':<11} {'seed':>4} {'tau':>6} {'rho':>6} {'tau½':>6} {'rho½':>6} {'train CPU-s':>11} {'ms/query':>8}", flush=True)
+    print("tau / rho: Kendall / Spearman over all architectures; ½: over the better half (by stand-alone accuracy); "
+          "acc: ranked by the supernet's validation accuracy, loss: by its validation loss")
+    print(f"{'setting':<11} {'seed':>4} {'tau acc':>7} {'rho acc':>7} {'tau½ acc':>8} {'tau loss':>8} {'tau½ loss':>9} "
+          f"{'train CPU-s':>11} {'ms/query':>8}", flush=True)
     summary = {}
     for name in args.settings:
         rows = []
         for seed in args.supernet_seeds:
             entry = scores[(name, seed)]
-            est = np.array([entry["scores"][space.to_json(g)] for g in genomes])
-            row = taus(truth, est)
+            acc = taus(truth, np.array([entry["accuracy"][space.to_json(g)] for g in genomes]))
+            loss = taus(truth, np.array([entry["neg_loss"][space.to_json(g)] for g in genomes]))
+            row = (acc[0], acc[1], acc[2], loss[0], loss[2])
             rows.append(row)
-            print(f"{name:<11} {seed:>4} {row[0]:6.3f} {row[1]:6.3f} {row[2]:6.3f} {row[3]:6.3f} {entry['train_cpu']:11.0f} "
-                  f"{entry['ms_per_query']:8.0f}   ({entry['what']})", flush=True)
+            print(f"{name:<11} {seed:>4} {row[0]:7.3f} {row[1]:7.3f} {row[2]:8.3f} {row[3]:8.3f} {row[4]:9.3f} "
+                  f"{entry['train_cpu']:11.0f} {entry['ms_per_query']:8.0f}   ({entry['what']})", flush=True)
         summary[name] = np.array(rows)
     print("\nmean (std) over supernet seeds " + " ".join(map(str, args.supernet_seeds)) + ":")
     for name, rows in summary.items():
         m, s = rows.mean(0), rows.std(0)
-        print(f"  {name:<11} tau {m[0]:.3f} ({s[0]:.3f})  rho {m[1]:.3f}  better half: tau {m[2]:.3f} ({s[2]:.3f}) rho {m[3]:.3f}")
+        print(f"  {name:<11} tau acc {m[0]:.3f} ({s[0]:.3f})  rho acc {m[1]:.3f}  better half tau acc {m[2]:.3f}  "
+              f"tau loss {m[3]:.3f} ({s[3]:.3f})  better half tau loss {m[4]:.3f}")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(f"process CPU {usage.ru_utime + usage.ru_stime:.0f} s; load {os.getloadavg()[0]:.2f} at end")
 
