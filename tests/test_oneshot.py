@@ -155,8 +155,10 @@ def test_a_one_shot_search_returns_the_best_of_the_top_k_retrained(one_shot_run)
     trials = study.trials
     assert len(trials) == 12 and all(t.status == "complete" for t in trials)
     final = study.final
-    top = sorted(trials, key=lambda t: (-t.reward, t.id))[:2]
-    assert set(final["candidates"]) == {str(t.id) for t in top}
+    distinct = {}
+    for t in sorted(trials, key=lambda t: (-t.reward, t.id)):  # a tie in reward and loss is one network: retrained once
+        distinct.setdefault((t.reward, t.metrics["loss"]), t)
+    assert set(final["candidates"]) == {str(t.id) for t in list(distinct.values())[:2]}
     best = max(final["candidates"].items(), key=lambda kv: (kv[1]["reward"], -int(kv[0])))
     assert final["trial"] == int(best[0]) and final["val"]["accuracy"] == pytest.approx(best[1]["accuracy"])
     assert "picked by validation among the best 2" in final["source"]
@@ -198,3 +200,16 @@ def test_one_shot_misconfigurations_are_config_errors(tmp_path, options: dict, m
     with pytest.raises(ConfigError, match=message):
         nasforge.search(**settings)
     assert not (tmp_path / "r").exists()
+
+
+def test_trials_with_the_same_scores_are_one_candidate_for_retraining() -> None:
+    from nasforge.store import TrialRecord
+    from nasforge.study import _distinct
+
+    def record(i: int, reward: float, loss: float | None) -> TrialRecord:
+        return TrialRecord(i, [], "", [], "", "complete", 0, reward=reward, metrics={} if loss is None else {"loss": loss})
+
+    ranked = [record(1, 0.9, 0.31), record(2, 0.9, 0.31), record(3, 0.9, 0.30), record(4, 0.8, 0.5), record(5, 0.7, None),
+              record(6, 0.7, None)]
+    assert [r.id for r in _distinct(ranked, 3)] == [1, 3, 4]
+    assert [r.id for r in _distinct(ranked, 9)] == [1, 3, 4, 5, 6]  # without a loss, equal rewards are not taken as one network

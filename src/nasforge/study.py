@@ -424,7 +424,7 @@ class Study:
         ranked = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))
         retrained: dict[int, torch.nn.Module] = {}
         if self.final_candidates > 1 and ranked:
-            ranked, retrained = self._pick_by_retraining(ranked[: self.final_candidates])
+            ranked, retrained = self._pick_by_retraining(_distinct(ranked, self.final_candidates))
         best_trials = ranked[: self.final_ensemble]
         if not best_trials:
             return None
@@ -511,6 +511,22 @@ class Study:
             models[record.id] = model.eval()
         order = sorted(candidates, key=lambda t: (-done[str(t.id)]["reward"], t.id))
         return order, models
+
+
+def _distinct(ranked: list[TrialRecord], k: int) -> list[TrialRecord]:
+    """The first k trials of `ranked` whose scores differ: two trials with the same reward and the same
+    validation loss compute the same function (one-shot: cells that differ only on edges no path to the
+    output uses), and retraining both would spend a retrain on one network twice."""
+    seen, out = set(), []
+    for record in ranked:
+        score = (record.reward, record.metrics.get("loss"))
+        if score in seen and score[1] is not None:
+            continue
+        seen.add(score)
+        out.append(record)
+        if len(out) == k:
+            break
+    return out
 
 
 def _log(line: str) -> None:
