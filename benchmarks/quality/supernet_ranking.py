@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import resource
 import time
 from dataclasses import asdict, replace
@@ -52,6 +53,9 @@ SETTINGS = {
     "lr-1e-2": ({"lr": 1e-2}, {}),
     "short": ({"epochs": "/2"}, {}),
     "long": ({"epochs": "*2"}, {}),
+    "x4": ({"epochs": "*4"}, {}),
+    "x4-bn-batch": ({"epochs": "*4"}, {"bn": "batch"}),
+    "long-fair-equal": ({"sampling": "fair", "epochs": "*2/5"}, {}),
     "no-wd": ({"weight_decay": 0.0}, {}),
 }
 
@@ -105,9 +109,11 @@ def taus(truth: np.ndarray, est: np.ndarray) -> tuple[float, float, float, float
 def resolve(options: SupernetOptions, changes: dict) -> SupernetOptions:
     out = {}
     for key, value in changes.items():
-        if isinstance(value, str) and value[0] in "/*":
-            base = getattr(options, key)
-            value = max(1, base // int(value[1:])) if value[0] == "/" else base * int(value[1:])
+        if isinstance(value, str) and value[0] in "/*":  # "*2", "/5", "*2/5": scaled from the base setting
+            scaled = getattr(options, key)
+            for op, number in re.findall(r"([*/])(\d+)", value):
+                scaled = scaled * int(number) if op == "*" else max(1, scaled // int(number))
+            value = scaled
         out[key] = value
     return replace(options, **out)
 
