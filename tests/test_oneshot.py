@@ -213,3 +213,14 @@ def test_trials_with_the_same_scores_are_one_candidate_for_retraining() -> None:
               record(6, 0.7, None)]
     assert [r.id for r in _distinct(ranked, 3)] == [1, 3, 4]
     assert [r.id for r in _distinct(ranked, 9)] == [1, 3, 4, 5, 6]  # without a loss, equal rewards are not taken as one network
+
+
+def test_the_cell_space_takes_its_width_and_depth_from_the_config(tmp_path) -> None:
+    from nasforge.api import load_data_for, make_space_for_data
+    from nasforge.config import build_config
+
+    config = build_config(dataset="digits", space="cell", cell_channels=8, cells_per_stage=2, out=str(tmp_path / "r"))
+    space = make_space_for_data(config, load_data_for(config))
+    assert (space.channels, space.cells_per_stage) == (8, 2)
+    with pytest.raises(ConfigError, match="cells_per_stage shape the cell space, not the 'layers' space"):
+        nasforge.search(dataset="digits", cells_per_stage=2, trials=1, out=str(tmp_path / "r"), progress=False)

@@ -80,6 +80,9 @@ class SpaceConfig(_Strict):
     hparams: dict[Literal["lr", "weight_decay", "batch_size", "epochs"], tuple[float, ...]] = Field(
         default_factory=dict, description="training hyper-parameters searched with the architecture: name -> values",
         json_schema_extra={"flag": None})
+    cell_channels: int = Field(16, ge=1, le=4096, description="cell space: channels C of the first stage (the stages have "
+                               "C, 2C, 4C; NB201's is 16)")
+    cells_per_stage: int = Field(1, ge=1, le=16, description="cell space: cells per stage (NB201's is 5)")
 
     @model_validator(mode="after")
     def _blocks(self) -> SpaceConfig:
