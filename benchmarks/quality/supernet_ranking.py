@@ -56,6 +56,8 @@ SETTINGS = {
     "x4": ({"epochs": "*4"}, {}),
     "x4-bn-batch": ({"epochs": "*4"}, {"bn": "batch"}),
     "long-fair-equal": ({"sampling": "fair", "epochs": "*2/5"}, {}),
+    "lr-3e-2": ({"lr": 3e-2}, {}),
+    "long-lr-1e-2": ({"epochs": "*2", "lr": 1e-2}, {}),
     "no-wd": ({"weight_decay": 0.0}, {}),
 }
 
