@@ -156,7 +156,8 @@ class EvaluationConfig(_Strict):
                                                "one-shot (a supernet of the space is trained once and every candidate is "
                                                "scored as one of its paths; cell space; any strategy: SPOS with evolution, "
                                                "ENAS with reinforce and shared_steps)")
-    supernet_epochs: int = Field(50, ge=0, le=100000, description="one-shot: epochs of supernet training before the search")
+    supernet_epochs: int = Field(100, ge=0, le=100000, description="one-shot: epochs of supernet training before the search "
+                                 "(ranking needs it: on MNIST-1D Kendall tau rose from 0.03 at 25 epochs to 0.3 at 50 and 0.5 at 100)")
     sampling: Literal["uniform", "fair"] = Field("uniform", description="one-shot: paths per supernet training step: uniform "
                                                  "(SPOS, one random path) or fair (FairNAS, every op of every edge once)")
     bn_batches: int = Field(4, ge=1, le=100000, description="one-shot: training batches a path's batch-norm statistics "
