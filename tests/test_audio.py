@@ -222,10 +222,10 @@ def test_band_normalize_and_its_option() -> None:
 
 @needs_fsdd
 def test_fsdd_band_norm_reaches_the_dataset() -> None:
-    from nasforge.data.datasets import _fsdd
+    from nasforge.data.datasets import fsdd_arrays
 
-    plain = _fsdd(str(FSDD), SourceOptions("upstream"))
-    normed = _fsdd(str(FSDD), SourceOptions("upstream", band_norm="mean"))
+    plain = fsdd_arrays(str(FSDD), SourceOptions("upstream"))
+    normed = fsdd_arrays(str(FSDD), SourceOptions("upstream", band_norm="mean"))
     assert np.abs(plain["x"].mean(axis=-1)).max() > 1.0  # levelled log power: bands sit well below 0
     np.testing.assert_allclose(normed["x"].mean(axis=-1), 0.0, atol=1e-4)  # every band of every recording
     np.testing.assert_allclose(normed["x"], plain["x"] - plain["x"].mean(axis=-1, keepdims=True), atol=1e-4)

@@ -49,7 +49,8 @@ def test_user_csv(tmp_path) -> None:
     rows = ["a,b,c,target"] + [f"{i},{i * 2},{i % 5},{i % 2}" for i in range(40)]
     path.write_text("\n".join(rows))
     data = load_dataset(str(path), label_column="target")
-    assert data.input_shape == (1, 3) and data.num_classes == 2
+    # Columns are features: each a channel of length 1 (and standardised on its own).
+    assert data.input_shape == (3, 1) and data.num_classes == 2
     with pytest.raises(DataError, match="no label column 'label'"):
         load_dataset(str(path))
 
@@ -60,7 +61,7 @@ def test_user_csv(tmp_path) -> None:
     (dict(x=np.zeros((20, 5)), y=np.arange(19) % 2), "19"),
     (dict(x=np.zeros((20, 1, 2, 3, 4)), y=np.arange(20) % 2), "2-D"),
     (dict(x=np.zeros((20, 5))), "missing array 'y'"),
-    (dict(x=np.zeros((20, 5)), y=np.arange(20) % 2 + 0.5), "whole numbers"),
+    (dict(x=np.zeros((20, 5)), y=np.where(np.arange(20) == 3, np.nan, np.arange(20) % 2)), "NaN or infinite .first at sample 3"),
     (dict(x=np.zeros((20, 5)), y=np.arange(20) % 2, x_test=np.zeros((4, 6)), y_test=np.arange(4) % 2), "shape"),
     (dict(x=np.zeros((20, 5)), y=np.arange(20) % 2, x_val=np.zeros((4, 5))), "together"),
 ])

@@ -154,8 +154,8 @@ def test_the_evaluator_never_trains_an_infeasible_candidate(digits, layer_space,
     trained = []
     import nasforge.evaluate.evaluator as evaluator_module
 
-    real_train = evaluator_module.train
-    monkeypatch.setattr(evaluator_module, "train", lambda model, *a, **k: trained.append(model) or real_train(model, *a, **k))
+    real_train = evaluator_module.train_batches
+    monkeypatch.setattr(evaluator_module, "train_batches", lambda model, *a, **k: trained.append(model) or real_train(model, *a, **k))
     evaluator = TrainingEvaluator(layer_space, digits, TrainingOptions(epochs=1), constraints=parse_constraints(["params<=2000"]))
     rng = np.random.default_rng(1)
     results = []

@@ -192,11 +192,16 @@ def test_a_one_shot_search_resumes_without_training_the_supernet_again(one_shot_
         ({"fidelity": "halving"}, "fidelity: with evaluation one-shot"),
         ({"supernet_epochs": 0}, "untrained supernet"),
         ({"space": "layers"}, "no supernet"),
+        ({"reward": "auc"}, "reward: with evaluation one-shot"),
+        ({"dataset": None, "data": (np.linspace(0, 1, 640).reshape(40, 1, 16), np.linspace(0, 1, 40))}, "regression task"),
+        ({"evaluator": "functional"}, "evaluator: with evaluation one-shot"),
+        ({"evaluate": lambda model, ctx: 0.5}, "evaluator: with evaluation one-shot"),
     ],
 )
 def test_one_shot_misconfigurations_are_config_errors(tmp_path, options: dict, message: str) -> None:
     settings = {"dataset": "digits", "space": "cell", "evaluation": "one-shot", "trials": 2, "out": str(tmp_path / "r"),
                 "progress": False, **options}
+    settings = {k: v for k, v in settings.items() if v is not None}
     with pytest.raises(ConfigError, match=message):
         nasforge.search(**settings)
     assert not (tmp_path / "r").exists()

@@ -121,7 +121,7 @@ def test_snapshot_is_read_only_and_sees_commits_while_a_writer_holds_the_store(r
     n = len(read_run(copy).trials)
     assert (copy / STORE_FILE).read_bytes() == before  # reading wrote nothing into the database
 
-    store = Store.in_dir(copy)
+    store = Store.in_dir(copy, readonly=False)
     store.db.execute("BEGIN IMMEDIATE")  # the writer is mid-transaction...
     store.db.execute("INSERT INTO trials (genome, genome_key, parents, operator, status, seed, started_at) "
                      "VALUES ('[]', 'k', '[]', 'random', 'running', 0, 0)")

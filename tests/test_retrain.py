@@ -16,7 +16,7 @@ def test_retrain_uses_the_genomes_own_hyperparameters(digits, monkeypatch) -> No
     genome = space.sample(np.random.default_rng(0))
     ev = TrainingEvaluator(space, digits, TrainingOptions(epochs=1, lr=0.5, batch_size=128, weight_decay=0.0))
     seen = []
-    monkeypatch.setattr(evaluator_module, "train", lambda model, x, y, training, seed, epochs, **kw: seen.append(training))
+    monkeypatch.setattr(evaluator_module, "train_batches", lambda model, batches, training, seed, task, **kw: seen.append(training))
 
     torch.manual_seed(0)
     ev.retrain(space.build(genome), seed=0, epochs=1, genome=genome)
@@ -37,7 +37,8 @@ def test_final_retrain_on_training_and_validation(digits, monkeypatch, tmp_path)
     genome = space.sample(np.random.default_rng(0))
     ev = TrainingEvaluator(space, digits, TrainingOptions(epochs=1))
     sizes = []
-    monkeypatch.setattr(evaluator_module, "train", lambda model, x, y, training, seed, epochs, **kw: sizes.append((len(x), len(y))))
+    monkeypatch.setattr(evaluator_module, "train_batches",
+                        lambda model, batches, training, seed, task, **kw: sizes.append((len(batches.x), len(batches.y))))
     ev.retrain(space.build(genome), seed=0, epochs=1, genome=genome)
     ev.retrain(space.build(genome), seed=0, epochs=1, genome=genome, with_validation=True)
     n_train, n_val = len(digits.x_train), len(digits.x_val)

@@ -227,7 +227,7 @@ def test_language_model_search_end_to_end(tmp_path) -> None:
 
 def test_rnn_widths_and_layers_come_from_the_config(tmp_path) -> None:
     text = tmp_path / "corpus.txt"
-    text.write_text("to be or not to be, that is the question. " * 50)
+    text.write_text("to be or not to be, that is the question. " * 80)
     config = build_config({"space": {"name": "sequence", "blocks": ["rnn"], "rnn_widths": [512], "rnn_layers": [1]},
                            "dataset": {"name": f"charlm:{text}"}}, out=str(tmp_path / "run"), progress=False)
     study = build_study(config)
@@ -266,3 +266,12 @@ def test_successive_halving_over_cpu_time_budgets(tmp_path) -> None:
     trials = study.store.trials("complete")
     assert len(trials) == 2 and sorted(len(t.curve) for t in trials) == [1, 2]
     assert all(point["cpu_seconds"] >= 0.2 for t in trials for point in t.curve)
+
+
+def test_a_corpus_too_short_for_one_held_out_window_is_refused_before_the_search(tmp_path) -> None:
+    text = tmp_path / "corpus.txt"
+    text.write_text("to be or not to be, that is the question. " * 50)  # 215 held-out characters: under 2 x 128
+    with pytest.raises(DataError, match="not enough for one window of 128"):
+        build_study(build_config({"space": {"name": "sequence"}, "dataset": {"name": f"charlm:{text}"}}, out=str(tmp_path / "run"),
+                                 progress=False))
+    assert not (tmp_path / "run" / "study.sqlite").exists()

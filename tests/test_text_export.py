@@ -73,12 +73,9 @@ def test_real_batch_without_the_data_is_random_token_ids(classifier: nasforge.St
     # A copy of the run whose data path no longer exists.
     from nasforge.store import Store
 
-    store = Store.in_dir(run, create=True)
-    try:
-        store.set("config", {"dataset": {"name": f"rt-polarity:{tmp_path / 'gone'}"}})
-        store.set("dataset", meta["dataset"])
-    finally:
-        store.close()
+    space = {"name": meta["space"], "config": meta["space_config"]}
+    config = {"dataset": {"name": f"rt-polarity:{tmp_path / 'gone'}"}}
+    Store.create(run / "study.sqlite", {"config": config, "dataset": meta["dataset"], "space": space}).close()
     x = real_batch(run, meta, n=5)
     vocab, length = meta["space_config"]["vocab_size"], meta["space_config"]["max_length"]
     assert x.dtype == torch.long and x.shape == (5, length) and int(x.min()) >= 2 and int(x.max()) < vocab

@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
+from .callbacks import wants_epochs
+from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
 from .data import load_dataset
-from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind
+from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind, split_warnings
+from .data.objects import load_objects
+from .data.streamed import StreamedDataset
 from .data.text import CharCorpus, TextDataset, load_char_corpus
-from .errors import ConfigError, InvalidGenome, StoreError
-from .evaluate.constraints import MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
+from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
+from .evaluate.accelerator import check_precision
+from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
 from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
 from .evaluate.crossval import extra_folds
 from .evaluate.evaluator import Evaluator, TrainingEvaluator
 from .evaluate.language_model import LanguageModelEvaluator
-from .evaluate.trainer import TrainingOptions
+from .evaluate.metrics import CustomMetric
+from .evaluate.trainer import TrainingOptions, auto_batch_size, check_device
+from .example import example_of, save_example
 from .execute import Executor, SerialExecutor, make_executor
-from .registry import EXECUTORS, STRATEGIES
+from .registry import EVALUATORS, EXECUTORS, STRATEGIES
+from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
 from .schedule import make_scheduler
 from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
+from .space.resolve import check_portable, make_user_space, space_from_record, space_record, space_reference
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy.base import Strategy
 from .strategy.factory import create_strategy
@@ -31,6 +42,7 @@ from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
 from .strategy.prescreen import ProxyScreenedSpace
 from .study import Study
+from .usercode import PYTHON_DATA, UserObjects, check_same_data, user_objects
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
@@ -51,18 +63,26 @@ CELL_FIELDS = {"cell_channels", "cells_per_stage"}
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
 
 
-def load_data_for(config: SearchConfig) -> Dataset | CharCorpus:
-    """The dataset (or, for language-model sources, the character corpus) a config names."""
+def load_data_for(config: SearchConfig, objects: UserObjects | None = None) -> Dataset | StreamedDataset | CharCorpus:
+    """The dataset (or, for language-model sources, the character corpus) a config names, or the
+    user's data object read under the config's split and streaming rules."""
     d = config.dataset
+    if objects is not None and objects.data is not None:
+        return load_objects(objects.data, name=d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+                            seed=d.split_seed, layout=d.layout, task=d.task, stream=d.stream, memory_mb=d.memory_mb,
+                            workers=d.workers)
+    if d.name.startswith(PYTHON_DATA):
+        raise ConfigError(f"dataset: this study's data was given as a Python object ({d.name}); pass it again as data=")
     kind, path = source_kind(d.name)
     if kind in LANGUAGE_MODEL_SOURCES:
         # The corpus convention: the last 10% is held out (halved into validation and test).
         return load_char_corpus(path, held_out=0.1, name=d.name)
     return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
-                        label_column=d.label_column, layout=d.layout,
+                        label_column=d.label_column, layout=d.layout, task=d.task,
                         options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
                                               val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm,
-                                              test_views=d.test_views))
+                                              test_views=d.test_views, stream=d.stream, memory_mb=d.memory_mb,
+                                              workers=d.workers))
 
 
 def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
@@ -76,7 +96,9 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
     if name != "layers" and config.space.hparams:
         raise ConfigError(f"space.hparams: training hyper-parameters are searched only in the layers space, not in {name!r}; "
                           "set them under training: instead")
-    if name != "cell" and (cell_only := CELL_FIELDS & config.space.model_fields_set):
+    # Compared with the defaults, not model_fields_set: a resumed run's stored config names every field.
+    cell_only = {f for f in CELL_FIELDS if getattr(config.space, f) != type(config.space).model_fields[f].default}
+    if name != "cell" and cell_only:
         raise ConfigError(f"space: {', '.join(sorted(cell_only))} shape the cell space, not the {name!r} space")
     if name == "sequence":
         options = SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
@@ -90,9 +112,32 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
     return make_space_for(config, data.input_shape, data.num_classes)
 
 
+def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any = None, resumed: Path | None = None) -> SearchSpace:
+    """The search's space: a built-in one made for the data from the config's fields, or the user's own
+    (space/resolve.py); a resumed run of the user's own rebuilds exactly the space it recorded."""
+    s = config.space
+    if given is None and s.function is None and s.name in BUILTIN_SPACES:
+        return make_space_for_data(config, data)
+    default = SpaceConfig()  # a stored config (a resume) lists every field: what differs from the defaults was set
+    unused = sorted(f for f in type(s).model_fields if f not in ("name", "function", "options") and getattr(s, f) != getattr(default, f))
+    if unused:
+        raise ConfigError(f"space.{unused[0]}: configures the built-in spaces ({', '.join(BUILTIN_SPACES)}), not your own; "
+                          "ask for such choices in your space")
+    if resumed is not None:
+        store = Store.in_dir(resumed)
+        try:
+            record = store.get("space")
+        finally:
+            store.close()
+        if record:
+            return space_from_record(record, given)
+    task = {"input_shape": tuple(getattr(data, "input_shape", ()) or ()), "num_classes": getattr(data, "num_classes", None)}
+    return make_user_space(s.name, s.function, s.options, task, given)
+
+
 def cost_options(config: SearchConfig) -> CostOptions:
     c = config.costs
-    return CostOptions(batch_size=c.batch_size, warmup=c.warmup, repeats=c.repeats)
+    return CostOptions(batch_size=c.batch_size, warmup=c.warmup, repeats=c.repeats, device=c.device)
 
 
 def make_scalarization(config: SearchConfig) -> Scalarization | None:
@@ -104,9 +149,12 @@ def make_scalarization(config: SearchConfig) -> Scalarization | None:
     return None
 
 
-def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus, training: TrainingOptions) -> Evaluator:
+def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus, training: TrainingOptions,
+                   objects: UserObjects | None = None, epoch_callbacks: tuple[Any, ...] = ()) -> Evaluator:
+    objects = objects or UserObjects()
     if config.evaluation.name == "one-shot":
-        return make_one_shot_evaluator(config, space, data, training)
+        return make_one_shot_evaluator(config, space, data, training, objects)
+    name = "functional" if objects.evaluate is not None else config.evaluator
     if isinstance(data, CharCorpus):
         used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
         if used:
@@ -116,21 +164,66 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Cha
             raise ConfigError("training.label_smoothing: language models train on plain next-character cross-entropy")
         if config.training.cv_folds is not None:
             raise ConfigError("training.cv_folds: language models are scored on their own validation text, not by folds")
-        return LanguageModelEvaluator(space, data, training, config.reward, seq_len=config.dataset.max_length or 128)
+        if name not in ("auto", "language_model"):
+            raise ConfigError(f"evaluator: a character corpus trains language models; {name!r} does not")
+        reward = "neg_loss" if config.reward == "auto" else config.reward
+        return LanguageModelEvaluator(space, data, training, reward, seq_len=config.dataset.max_length or 128)
     if training.cpu_seconds is not None:
         raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
                           "`epochs` (use trial_timeout to cap a candidate's time)")
+    streamed = isinstance(data, StreamedDataset)
+    if config.training.cv_folds and streamed:
+        raise ConfigError("training.cv_folds: cross-validation folds index into data held in memory; this data is streamed "
+                          "(set dataset.stream: false, or drop cv_folds)")
     try:
         folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if config.training.cv_folds else []
     except ValueError as exc:
         raise ConfigError(f"training.cv_folds: {exc}") from None
-    return TrainingEvaluator(space, data, training, config.reward, proxies=config.training.proxies, costs=cost_options(config),
-                             constraints=parse_constraints(config.constraints), scalarization=make_scalarization(config),
-                             folds=folds)
+    reward: str | CustomMetric = config.reward
+    if config.reward == "custom":
+        if objects.metric is None:
+            raise ConfigError("reward: custom is the Python API's reward=callable(y_true, y_score); give it again")
+        reward = CustomMetric(objects.metric, config.reward_direction)
+    common = dict(proxies=config.training.proxies, costs=cost_options(config), constraints=parse_constraints(config.constraints),
+                  scalarization=make_scalarization(config), folds=folds, epoch_callbacks=epoch_callbacks)
+    try:
+        if name == "functional":
+            if objects.evaluate is None:
+                raise ConfigError("evaluator: functional runs the Python API's evaluate=fn(model, ctx); give it again")
+            if folds:
+                raise ConfigError("training.cv_folds: folds need the built-in trainer; evaluate= trains one network its own way")
+            from .evaluate.functional import FunctionalEvaluator
+
+            common.pop("folds")
+            return FunctionalEvaluator(space, data, objects.evaluate, training, reward, config.reward_direction, **common)
+        if name in ("auto", "training"):
+            return TrainingEvaluator(space, data, training, reward, **common)
+        factory = EVALUATORS.get_or_error(name, "evaluator")
+        return factory(space=space, data=data, training=training, reward=reward)
+    except ValueError as exc:  # a reward or loss that does not fit the task
+        field = "training.loss" if "loss" in str(exc) else "reward"
+        raise ConfigError(f"{field}: {exc}") from None
 
 
-def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus,
-                            training: TrainingOptions) -> Evaluator:
+def compute_cap(config: SearchConfig, space: SearchSpace) -> Constraint | None:
+    """The layers space's cap on forward FLOPs per sample (space.max_flops; auto: FLOPS_PER_INPUT per
+    input value, at least MIN_FLOPS_CAP). Without it, 28x28 images drew full-resolution 7x7
+    convolutions of 128 channels (median 53 MFLOPs, a tenth over 490M) and a 10-trial search of
+    5,000 images took over half an hour; digits and mnist1d candidates stay 80% and 98% under it."""
+    cap = config.space.max_flops
+    if space.name != "layers" or cap is None:
+        return None
+    if cap == "auto":
+        cap = max(MIN_FLOPS_CAP, FLOPS_PER_INPUT * math.prod(space.input_shape))
+    return Constraint("flops", "<=", float(cap))
+
+
+MIN_FLOPS_CAP = 20e6
+FLOPS_PER_INPUT = 10_000
+
+
+def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus,
+                            training: TrainingOptions, objects: UserObjects | None = None) -> Evaluator:
     """The supernet evaluator of `evaluation: one-shot` (evaluate/oneshot/); ENAS's when shared_steps > 0.
     The supernet trains with the training section's batch size, learning rate, weight decay and schedule."""
     from .evaluate.oneshot import OneShotEvaluator, ScoringOptions, SupernetOptions
@@ -138,6 +231,15 @@ def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Data
 
     if isinstance(data, CharCorpus):
         raise ConfigError("evaluation: one-shot evaluation scores classifiers; language models are trained on their own")
+    if objects is not None and objects.evaluate is not None:
+        raise ConfigError("evaluation: one-shot scores paths of a supernet with its own evaluator; evaluate=fn(model, ctx) "
+                          "trains each candidate its own way (drop one of them)")
+    if isinstance(data, StreamedDataset):
+        raise ConfigError("evaluation: one-shot trains its supernet on data held in memory; this data is streamed "
+                          "(set dataset.stream: false)")
+    if getattr(data, "task", "classification") != "classification":
+        raise ConfigError(f"evaluation: one-shot scores classifiers by their class predictions; this data is a "
+                          f"{data.task} task (use evaluation train)")
     e = config.evaluation
     supernet = SupernetOptions(epochs=e.supernet_epochs, sampling=e.sampling, batch_size=training.batch_size, lr=training.lr,
                                weight_decay=training.weight_decay, cosine=training.cosine,
@@ -150,21 +252,23 @@ def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Data
 
 
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
-    """The space strategies draw from: only feasible candidates under constraints, and pre-screened by
-    a zero-cost proxy when configured (screening picks among feasible candidates, so it wraps outside)."""
-    if config.constraints and not isinstance(data, CharCorpus):
+    """The space strategies draw from: only feasible candidates under constraints (and the compute
+    cap), and pre-screened by a zero-cost proxy when configured (screening picks among feasible
+    candidates, so it wraps outside)."""
+    constraints = parse_constraints(config.constraints) + tuple(c for c in (compute_cap(config, space),) if c)
+    if constraints and not isinstance(data, CharCorpus):
         options = cost_options(config)
-        space = FeasibleSpace(space, parse_constraints(config.constraints), CostModel(space, data.x_train[: options.batch_size], options))
+        space = FeasibleSpace(space, constraints, CostModel(space, data.inputs(options.batch_size), options))
     p = config.prescreen
     if p.proxy == "none":
         return space
     if isinstance(data, CharCorpus):
         raise ConfigError("prescreen.proxy: zero-cost proxies score classifiers; not available for language models")
-    return ProxyScreenedSpace(space, data.x_train[:128], p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
+    return ProxyScreenedSpace(space, data.inputs(128), p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "hparams", *SEQUENCE_ONLY, *CELL_FIELDS})
+    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY, *CELL_FIELDS})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
@@ -172,40 +276,98 @@ def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_class
 
 
 def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
-                strategy: Strategy | None = None, executor: Executor | None = None) -> Study:
-    """The study a config describes; `strategy` / `executor` instances replace the ones it names."""
-    run_dir = Path(config.out)
-    exists = (run_dir / STORE_FILE).exists()
-    if exists and not resume:
-        raise ConfigError(f"out: {run_dir} already holds a study; resume it with --resume or choose another --out")
-    if resume and not exists:
-        raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
-    data = load_data_for(config)
+                strategy: Strategy | None = None, executor: Executor | None = None, space: Any = None,
+                objects: UserObjects | None = None) -> Study:
+    """The study a config describes (nothing runs yet); `strategy` / `executor` instances replace the ones
+    it names; `space` is the user's own space as a Python object (search(space=...)) where the config
+    names it by import path in space.function (space/resolve.py); `objects`: what else the Python API
+    was given beside the config (data, evaluate, callables: usercode.py)."""
+    objects = objects or UserObjects()
+    # The run's lock is taken before any data is loaded, so a second writer, a bad --out or a damaged
+    # store fails at once; Study.run releases it.
+    rundir = RunDir(config.out)
+    made = not rundir.path.exists()
+    rundir.acquire()  # checks and makes the folder first
+    store = None
+    try:
+        exists = rundir.has_store()
+        if exists and not resume:
+            raise ConfigError(f"out: {rundir.path} already holds a study; resume it with --resume or choose another --out")
+        if resume and not exists:
+            raise StoreError(f"cannot resume: {rundir.path} holds no study ({rundir.store_path} is missing)")
+        store = rundir.open_store() if exists else None  # checked: an empty or damaged store is refused here
+        return _assemble(config, rundir, store, callbacks, strategy, executor, space, objects)
+    except BaseException:
+        if store is not None:
+            store.close()
+        rundir.release()
+        if made and not rundir.has_store():  # leave no empty run directory behind a refused config
+            rundir.lock_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                rundir.path.rmdir()
+        raise
+
+
+def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbacks: tuple[Callable[[Study, TrialRecord], None], ...],
+              strategy: Strategy | None, executor: Executor | None, space: Any, objects: UserObjects) -> Study:
+    run_dir, exists = rundir.path, store is not None
+    check_precision(config.training.precision, check_device(config.training.device))
+    if config.costs.device != "cpu":
+        check_device(config.costs.device, "costs.device")
+    for field, given in (("loss", objects.loss), ("optimizer", objects.optimizer)):
+        if (getattr(config.training, field) == "custom") != (given is not None):
+            raise ConfigError(f"training.{field}: custom is the Python API's {field}=callable; give both or neither")
+    callbacks = tuple(callbacks) + logger_callbacks(config, run_dir)
+    data = load_data_for(config, objects)
+    if exists and objects.data is not None:
+        check_same_data(run_dir, data)
+    if isinstance(data, Dataset):
+        for problem in split_warnings(data):
+            warnings.warn(problem, NasforgeWarning, stacklevel=4)
     if config.dataset.test_views and getattr(data, "test_views", None) is None:
         raise ConfigError(f"dataset.test_views: {config.dataset.name!r} has no test-time views (fsdd spectrograms have)")
-    space = make_space_for_data(config, data)
+    space = space_for_run(config, data, space, run_dir if exists else None)
     # A measure read off the genome needs a space that defines it (SearchSpace's default is None).
     for name in sorted(measures_of(parse_constraints(config.constraints)) & set(GENOME_MEASURES)):
         if getattr(type(space), name) is getattr(SearchSpace, name):
             raise ConfigError(f"constraints: the {space.name!r} space has no {name} (the layers space has)")
     given = initial_genomes(config, space)  # before the store exists: a bad entry leaves no half-made run
     t = config.training
-    training = TrainingOptions(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
+    batch_size = t.batch_size if t.batch_size != "auto" else (
+        auto_batch_size(_training_rows(data)) if _training_rows(data) else TrainingOptions.batch_size)
+    training = TrainingOptions(epochs=t.epochs, batch_size=batch_size, lr=t.lr, weight_decay=t.weight_decay,
                                cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
-                               label_smoothing=t.label_smoothing)
-    evaluator = make_evaluator(config, space, data, training)  # its ConfigErrors, too, come before the store
+                               label_smoothing=t.label_smoothing, loss=objects.loss or t.loss,
+                               optimizer=objects.optimizer or t.optimizer, momentum=t.momentum, nesterov=t.nesterov,
+                               precision=t.precision, channels_last=t.channels_last, final_compile=t.final_compile,
+                               memory_limit=t.max_memory_gb * 1e9 if t.max_memory_gb is not None else None)
+    # its ConfigErrors, too, come before the store
+    evaluator = make_evaluator(config, space, data, training, objects, tuple(c for c in callbacks if wants_epochs(c)))
     search_space = screened(config, space, data)
     for i, genome in enumerate(given):
         if (why := search_space.refusal(genome)) is not None:
-            raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(config.constraints)}); "
+            cap = compute_cap(config, space)
+            limits = [*config.constraints] + ([f"the compute cap space.max_flops: {cap.limit:g}"] if cap and "flops" in why else [])
+            raise ConfigError(f"initial_genomes[{i}]: {why} (the constraints {', '.join(limits)}); "
                               "drop it or loosen the constraints")
-    store = Store.in_dir(run_dir, create=True)
-    if not exists:
-        store.set("config", to_dict(config))
-        store.set("dataset", data.summary())
-        store.set("space", {"name": space.name, "config": space.config()})
+    record = space_record(space)
+    if executor is None and config.executor.name in ("pool", "ray"):  # their workers rebuild the space
+        check_portable(space, config.executor.name)
+    if t.batch_size == "auto":  # the store records the batch size the study trains with
+        config = config.model_copy(update={"training": t.model_copy(update={"batch_size": batch_size})})
+    if store is None:
+        try:  # before the store: a run whose store exists has its example
+            save_example(run_dir, example_of(data, config.dataset.max_length))
+        except Exception as exc:
+            if not is_write_failure(exc):
+                raise
+            raise WriteFailed(f"cannot write {run_dir}: {describe_os_error(exc)}; nothing was recorded") from exc
+        # Everything a study is, written in one transaction: a store never exists without it.
+        store = rundir.create_store({"config": to_dict(config), "dataset": data.summary(), "space": record,
+                                     "reward_name": evaluator.reward_name})
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
+        store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
     # One-shot scores only rank: the best top_k paths are retrained from scratch (final_epochs, else epochs).
     one_shot = config.evaluation.name == "one-shot"
     final_epochs = t.final_epochs or (t.epochs if one_shot else None)
@@ -224,7 +386,7 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         raise ConfigError(f"executor: {type(evaluator).__name__} holds its shared weights in this process; trials cannot "
                           "go to another executor")
     return Study(
-        space, strategy, evaluator, store, run_dir,
+        space, strategy, evaluator, store, rundir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, final_epochs=final_epochs, final_data=t.final_data,
         final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, final_candidates=final_candidates,
@@ -234,6 +396,26 @@ def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Cal
         objectives=config.objectives,
         test_views=getattr(data, "test_views", None),
     )
+
+
+def _training_rows(data: Any) -> int | None:
+    """How many training samples the data has (for the automatic batch size), where it says."""
+    if isinstance(data, Dataset):
+        return len(data.y_train)
+    train = getattr(data, "train", None)
+    try:
+        return len(train) if isinstance(data, StreamedDataset) and train is not None else None
+    except TypeError:
+        return None
+
+
+def logger_callbacks(config: SearchConfig, run_dir: Path) -> tuple[Any, ...]:
+    """The TensorBoard / MLflow loggers the config names (imported only when named)."""
+    if not config.loggers:
+        return ()
+    from .loggers import make_logger
+
+    return tuple(make_logger(name, run_dir) for name in config.loggers)
 
 
 def initial_genomes(config: SearchConfig, space: SearchSpace) -> list[Any]:
@@ -277,10 +459,10 @@ def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:
 
 def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:
     """The stored config of a study, with budget / progress overrides."""
-    run_dir = Path(out)
+    run_dir = check_folder(out, "out")
     if not (run_dir / STORE_FILE).exists():
         raise StoreError(f"cannot resume: {run_dir} holds no study ({run_dir / STORE_FILE} is missing)")
-    store = Store.in_dir(run_dir)
+    store = Store.in_dir(run_dir)  # read-only, checked: a store without its config is refused, never filled in
     try:
         stored = store.get("config")
     finally:
@@ -310,16 +492,32 @@ def _adopt(options: dict[str, Any]) -> dict[str, Any]:
     return instances
 
 
-def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, resume: bool = False,
-           callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (), **options: Any) -> Study:
+def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, data: Any = None,
+           evaluate: Callable[..., Any] | None = None, resume: bool = False,
+           callbacks: tuple[Callable[[Study, TrialRecord], None], ...] | list[Any] = (), **options: Any) -> Study:
     """Run (or resume) a search and return the finished Study (`.best`, `.trials`, `.final`).
 
     `config` is a SearchConfig, a mapping or a YAML path; keyword options are the CLI's flags
     (dataset=, strategy=, trials=, epochs=, seed=, out=, ...) and override it. `strategy` and
     `executor` may also be objects: a registered name, a class or factory (`Strategy` subclass,
-    `(space, seed, **options) -> Strategy`), or an instance used as it is.
+    `(space, seed, **options) -> Strategy`), or an instance used as it is. `space=` also takes your
+    own space as an object: a model function `f(c: nasforge.Choices) -> nn.Module`, a SearchSpace
+    instance, class or factory (docs/how-to/own-model.md); to resume such a run in a new process,
+    pass it again where its module cannot be imported.
+    `data`: a built-in name or path (as dataset=), or the data itself: (x, y) arrays or tensors, a dict
+    of splits, a torch Dataset or DataLoader (see docs/how-to/own-data.md).
+    `evaluate`: your own training, evaluate(model, ctx) -> score (docs/how-to/own-training.md).
+    `loss=`, `optimizer=` and `reward=` take callables as well as names (a callable reward is a
+    metric(y_true, y_score), maximised unless reward_direction="min").
+    `callbacks`: functions fn(study, record) called after each trial, or nasforge.Callback objects.
     """
+    objects, options = user_objects(data, evaluate, options, resume)
     instances = _adopt(options)
+    space = options.get("space")
+    if space is not None and not isinstance(space, str):
+        options["space"] = None if resume else space_reference(space)
+    else:
+        space = None
     if resume:
         out = options.pop("out", None) or (config.out if isinstance(config, SearchConfig) else None)
         if out is None:
@@ -333,8 +531,8 @@ def search(config: SearchConfig | dict[str, Any] | str | Path | None = None, *, 
         cfg = build_config(read_yaml(config), **options)
     else:
         cfg = build_config(config, **options)
-    study = build_study(cfg, resume=resume, callbacks=callbacks, **instances)
+    study = build_study(cfg, resume=resume, callbacks=tuple(callbacks), space=space, objects=objects, **instances)
     return study.run()
 
 
-__all__ = ["build_study", "parse_config", "resume_config", "search"]
+__all__ = ["UserObjects", "build_study", "parse_config", "resume_config", "search"]

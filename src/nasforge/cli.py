@@ -1,4 +1,5 @@
-"""The `nasforge` command. User errors print one line and exit 2; Ctrl-C exits 130, resumable."""
+"""The `nasforge` command. User errors (a NasforgeError, or the file system refusing something) print one
+line and exit 2; nasforge's warnings print as one line each; Ctrl-C exits 130, resumable."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .config import flags
-from .errors import NasforgeError
+from .errors import NasforgeError, NasforgeWarning
 
 
 def _bool(text: str) -> bool:
@@ -31,14 +33,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="nasforge", description="Neural architecture search that returns trained PyTorch models.")
+    parser.add_argument("--version", action="version", version=f"nasforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("search", help="run or resume a search")
     p.add_argument("config", nargs="?", help="YAML config file (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue the study in --out after a crash or Ctrl-C")
     for name, flag in flags().items():  # derived from the config schema (config.flags)
-        text = f"{flag.help} [{flag.path}]"
+        text = f"{flag.help} [{flag.path}]".replace("%", "%%")  # argparse formats help with %: a literal one is %%
         if flag.kind == "repeat":  # each use adds one item (--constraint A --constraint B)
             p.add_argument(flag.option, dest=name, action="append", default=None, metavar="TEXT", help=text)
         elif flag.kind == "list":
@@ -65,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("pytorch", "torchscript", "onnx"), default="pytorch",
                    help="pytorch: weights + genome + model.py; torchscript / onnx add that file, checked against PyTorch")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--space", default=None, metavar="MODULE:NAME", help="the run's own model function (or space class) "
+                   "where it cannot be imported by the name the run recorded, e.g. one defined in a script: "
+                   "path/to/script.py:make_model")
 
     p = sub.add_parser("report", help="HTML report of a study (plots, leaderboard, lineage); --serve for a live view")
     p.add_argument("run", help="run directory")
@@ -133,6 +141,9 @@ def _search(args: argparse.Namespace) -> int:
     else:
         config = build_config(read_yaml(args.config) if args.config else {}, **options)
     study = build_study(config, resume=args.resume)
+    if study.rundir.taken_over is not None:
+        print(f"note: the previous writer of {config.out} ({study.rundir.taken_over.describe()}) ended without closing the "
+              "run (killed or crashed); its lock is taken over", file=sys.stderr)
     print(f"study in {config.out}: {config.strategy.name} on {config.dataset.name}", file=sys.stderr)
     try:
         study.run()
@@ -192,6 +203,8 @@ def _rows(run: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[
     store = Store.in_dir(run)
     try:
         trials, final, config = store.trials(), store.get("final"), store.get("config")
+        if config and store.get("reward_name"):
+            config = {**config, "reward": store.get("reward_name")}  # "auto" as resolved for the study's task
     finally:
         store.close()
     rows = [t.to_dict() for t in trials]
@@ -265,8 +278,12 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(ranked if not final else [{**r, "final": r["id"] == final["trial"]} for r in ranked], indent=1))
         return 0
     reward = config.get("reward", "reward") if config else "reward"
-    head = (f"{'rank':>4} {'trial':>5} {'status':<8} {reward:>9} {'acc':>6} {'prec':>6} {'rec':>6} {'f1':>6} {'params':>9} "
-            f"{'secs':>6} {'parents':<9} operator")
+    # Regression trials have no accuracy: their columns are the errors (in the targets' units) and R².
+    regression = any("rmse" in (r["metrics"] or {}) for r in rows)
+    columns = (("rmse", "rmse"), ("mae", "mae"), ("r2", "r2"), ("loss", "loss")) if regression else \
+        (("accuracy", "acc"), ("precision", "prec"), ("recall", "rec"), ("f1", "f1"))
+    head = (f"{'rank':>4} {'trial':>5} {'status':<8} {reward:>9} " + " ".join(f"{label:>6}" for _, label in columns)
+            + f" {'params':>9} {'secs':>6} {'parents':<9} operator")
     print(head)
     print("-" * len(head))
     for r in ranked:
@@ -276,34 +293,37 @@ def _show(args: argparse.Namespace) -> int:
             return f"{m[key]:.4f}" if key in m else "-"
 
         rew = f"{r['reward']:.4f}" if r["reward"] is not None else "-"
-        line = (f"{r['rank'] or '-':>4} {r['id']:>5} {r['status']:<8} {rew:>9} {f('accuracy'):>6} {f('precision'):>6} "
-                f"{f('recall'):>6} {f('f1'):>6} {r['params'] or '-':>9} {r['train_seconds'] or 0:>6.1f} "
-                f"{','.join(map(str, r['parents'])) or '-':<9} {r['operator']}")
+        line = (f"{r['rank'] or '-':>4} {r['id']:>5} {r['status']:<8} {rew:>9} " + " ".join(f"{f(key):>6}" for key, _ in columns)
+                + f" {r['params'] or '-':>9} {r['train_seconds'] or 0:>6.1f} {','.join(map(str, r['parents'])) or '-':<9} {r['operator']}")
         if r["error"]:
             line += f"  [{r['error'][:60]}]"
         print(line)
     if final:
-        print(f"\nreturned model: trial {final['trial']} ({final['source']}); test accuracy {final['test']['accuracy']:.4f}, "
-              f"macro F1 {final['test']['f1']:.4f}")
+        test = final.get("test") or {}
+        names = {"accuracy": "accuracy", "f1": "macro F1", "auc": "AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "loss": "loss"}
+        shown = [f"{label} {test[key]:.4f}" for key, label in names.items() if isinstance(test.get(key), (int, float))][:3]
+        print(f"\nreturned model: trial {final['trial']} ({final['source']}); test " + (", ".join(shown) or "(not scored)"))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_export, export_front, export_trial, real_batch
+    from .export import check_export, example_batch, export_front, export_trial
+    from .space.resolve import load_space_object
 
+    space = load_space_object(args.space) if args.space else None
     if args.front:
-        folders, skipped = export_front(args.run, args.out, format=args.format)
+        folders, skipped = export_front(args.run, args.out, format=args.format, space=space)
         for line in skipped:
             print(f"skipped {line}", file=sys.stderr)
     else:
-        folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format)]
-    batch = real_batch(args.run) if args.format != "pytorch" else None
+        folders = [export_trial(args.run, args.out, trial_id=args.trial, format=args.format, space=space)]
+    batch = example_batch(args.run) if args.format != "pytorch" else None
     for folder in folders:
         files = ", ".join(sorted(p.name for p in folder.iterdir() if p.is_file()))
         print(f"exported to {folder}: {files}")
         if batch is not None:
-            for form, diff in check_export(folder, batch).items():
-                print(f"  {form} vs PyTorch on {len(batch)} test samples: max abs diff {diff:.3g}")
+            for form, diff in check_export(folder, batch, space=space).items():
+                print(f"  {form} vs PyTorch on {len(batch)} example inputs: max abs diff {diff:.3g}")
     return 0
 
 
@@ -324,16 +344,36 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    if issubclass(category, NasforgeWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return {"search": _search, "show": _show, "export": _export, "report": _report, "bench": _bench}[args.command](args)
     except NasforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system refused something nasforge did not foresee: still the user's to fix
+        from .rundir import describe_os_error
+
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {describe_os_error(exc)}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

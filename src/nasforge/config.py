@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 
 from .errors import ConfigError
 from .flags import Flag, derive, set_path
-from .registry import EXECUTORS, STRATEGIES
+from .registry import EXECUTORS, SPACES, STRATEGIES
 from .strategy.base import StrategyOptions
 from .strategy.factory import options_model, parse_options
 
@@ -32,8 +32,9 @@ class DatasetConfig(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1, description="fraction of training data held out for validation")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="fraction held out for the final test (when the data has no test split)")
     label_column: str = Field("label", description="label column of a CSV dataset")
-    layout: Literal["auto", "nchw", "nhw", "ncl", "nl"] = Field("auto", description="axis layout of .npz x: auto, nchw, nhw, ncl, "
-                                                               "nl (fsdd: nhw 2-D, ncl 1-D over time)")
+    layout: Literal["auto", "nchw", "nhw", "ncl", "nl", "nf"] = Field(
+        "auto", description="axis layout of x: auto, nchw, nhw, ncl, nl (N x L signals: the default for a 2-D .npz x) or nf "
+        "(N x F features, each a channel: the default for CSV files and arrays given in Python); fsdd: nhw 2-D, ncl 1-D over time")
     split_seed: int = Field(0, description="seed of the random validation / test split")
     split: Literal["upstream", "speaker"] = Field("upstream", description="fsdd: test on takes 0-4 (upstream) or on one speaker")
     held_out_speaker: str = Field("theo", min_length=1, description="fsdd: the test speaker of split 'speaker'")
@@ -49,11 +50,32 @@ class DatasetConfig(_Strict):
                                    "language models: context length of training and scoring (default 128)")
     cache_dir: str | None = Field(None, min_length=1, description="fsdd: spectrogram cache (default $NASFORGE_CACHE or "
                                   "~/.cache/nasforge)")
+    task: Literal["auto", "classification", "multilabel", "regression"] = Field(
+        "auto", description="what the targets are: auto (inferred: labels, 0/1 label columns, or numbers), classification, "
+        "multilabel or regression; sets the head size, default loss, metrics and reward")
+    stream: bool | None = Field(None, description="image folders and torch Datasets: read a batch at a time from disk (true), "
+                                "all into memory (false), or streamed only when all of it would take more than memory_mb (unset)")
+    memory_mb: float = Field(1024, gt=0, description="data larger than this (as float32) is streamed instead of held in memory")
+    workers: int = Field(0, ge=0, le=256, json_schema_extra={"flag": "data_workers"},
+                         description="streamed data: DataLoader worker processes reading and decoding items (0: the training process)")
+
+
+# The spaces that read their options from the fields below (the rest take `function` / `options`).
+BUILTIN_SPACES = ("layers", "cell", "sequence")
 
 
 class SpaceConfig(_Strict):
-    name: Literal["layers", "cell", "sequence"] = Field("layers", description="layers: layer graphs (1-D/2-D CNNs); cell: "
-                                                        "NAS-Bench-201 cells; sequence: token models (text, language models)")
+    name: str = Field("layers", min_length=1, description="search space: layers (layer graphs: 1-D/2-D CNNs), cell "
+                      "(NAS-Bench-201 cells), sequence (token models: text, language models), a name registered with "
+                      "nasforge.register_space, or module:qualname of your own model function f(c) -> nn.Module "
+                      "(or SearchSpace class)")
+    function: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_<][\w.<>]*$", json_schema_extra={"flag": None},
+                                 description="module:qualname of your own space: a define-by-run model function "
+                                 "f(c: nasforge.Choices) -> nn.Module that asks for its decisions (c.choice, c.int, ...), or a "
+                                 "SearchSpace class or factory (on the command line: --space module:qualname)")
+    options: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"flag": None},
+                                    description="keyword arguments of a registered or own space class / factory (it also "
+                                    "gets input_shape= and num_classes= where it takes them)")
     min_blocks: int = Field(2, ge=1, le=64, description="fewest blocks in a sampled network")
     max_blocks: int = Field(6, ge=1, le=64, description="most blocks in a sampled network")
     max_layers: int = Field(40, ge=1, le=256, description="most components a genome may have")
@@ -67,6 +89,12 @@ class SpaceConfig(_Strict):
     activations: tuple[Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"], ...] = Field(
         ("relu", "gelu", "silu"), min_length=1, description="activations to choose from")
     max_skip_span: int = Field(6, ge=1, le=64, description="most components a skip connection may span")
+    stem: bool = Field(True, description="layers space: sampled genomes of images wider than 16 pixels start with stride-2 "
+                       "convolutions down to 16 (early downsampling); mutations may remove them")
+    max_flops: Annotated[float, Field(gt=0)] | Literal["auto"] | None = Field(
+        "auto", json_schema_extra={"flag_type": "str"},
+        description="layers space: forward FLOPs per sample a candidate may have (strategies draw only candidates under it); "
+        "auto: 10,000 per input value, at least 20M (28x28 images: 20M, 3x224x224: 1.5G); null: no cap")
     blocks: tuple[Literal["transformer", "rnn", "conv"], ...] = Field(("transformer", "rnn", "conv"), min_length=1,
                                                                       description="sequence space: block kinds mixed per layer")
     rnn_widths: tuple[Annotated[int, Field(ge=1, le=8192)], ...] = Field((64, 128, 256), min_length=1,
@@ -84,8 +112,38 @@ class SpaceConfig(_Strict):
                                "C, 2C, 4C; NB201's is 16)")
     cells_per_stage: int = Field(1, ge=1, le=16, description="cell space: cells per stage (NB201's is 5)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _function_shorthand(cls, v: Any) -> Any:
+        # `space: cell`, and a name that is an import path (`--space mypkg.models:make_model`): the user's own.
+        if isinstance(v, str):
+            v = {"name": v}
+        if isinstance(v, dict):
+            name = v.get("name")
+            if isinstance(name, str) and ":" in name:
+                if v.get("function") not in (None, name):
+                    raise ValueError(f"name {name!r} is an import path and function is {v['function']!r}: give one of them")
+                v = {**v, "name": "function", "function": name}
+            elif v.get("function") is not None and "name" not in v:
+                v = {**v, "name": "function"}
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in SPACES:
+            raise ValueError(f"unknown search space {v!r}; known: {', '.join(SPACES.names())}, or module:qualname of your own "
+                             "(a model function or SearchSpace class)")
+        return v
+
     @model_validator(mode="after")
     def _blocks(self) -> SpaceConfig:
+        if self.function is not None and self.name != "function":
+            raise ValueError(f"function: names your own space, so name must be 'function' (or be left out), not {self.name!r}")
+        if self.name == "function" and self.function is None:
+            raise ValueError("function: give the module:qualname of your model function (e.g. mypkg.models:make_model)")
+        if self.options and self.name in BUILTIN_SPACES:
+            raise ValueError(f"options: the built-in {self.name!r} space takes its options as fields of space:, not options:")
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks ({self.min_blocks}) must not exceed max_blocks ({self.max_blocks})")
         for name, values in self.hparams.items():
@@ -98,11 +156,16 @@ class SpaceConfig(_Strict):
 
 class TrainingConfig(_Strict):
     epochs: int = Field(5, ge=1, le=100000, description="training epochs per candidate")
-    batch_size: int = Field(128, ge=1, le=1 << 20, description="training batch size")
+    batch_size: Annotated[int, Field(ge=1, le=1 << 20)] | Literal["auto"] = Field(
+        "auto", json_schema_extra={"flag_type": "str"}, description="training batch size; auto: the largest power of two "
+        "from 16 to 128 giving at least 20 optimizer steps per epoch (digits: 32, mnist1d: 128)")
     lr: float = Field(3e-3, gt=0, le=10, description="AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, le=10, description="AdamW weight decay")
     cosine: bool = Field(True, description="cosine learning-rate schedule")
-    trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train")
+    trial_timeout: float | None = Field(None, gt=0, description="seconds one candidate may train; a candidate still running "
+                                        "past it (and a grace) is stopped outright, inside a batch or a cost measurement")
+    max_memory_gb: float | None = Field(None, gt=0, description="memory one candidate's training may need (estimated before "
+                                        "it is built); larger ones fail unbuilt. Unset: half the memory free at the time")
     cpu_seconds: float | None = Field(None, gt=0, description="language models: train each candidate for this many "
                                       "CPU-seconds instead of `epochs` (equal training time; step counts depend on the machine); "
                                       "under fidelity: halving a rung of k epochs is k such budgets")
@@ -119,15 +182,41 @@ class TrainingConfig(_Strict):
     early_stop: Literal["none", "median"] = Field("none", description="median stopping rule against earlier trials")
     early_stop_min_trials: int = Field(5, ge=1, description="trials needed at an epoch before the median rule applies")
     proxies: bool = Field(False, description="record zero-cost proxies (synflow, naswot) of every trial at initialisation")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the GPU a worker was given, else the CPU")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="training device: auto (the GPU a "
+                        "worker was given, else the CPU), cpu, cuda, cuda:N or mps; one this machine lacks is an error at the start")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="classifiers: the training loss spreads this share of each "
                                    "target over all classes (validation loss and scores stay plain cross-entropy)")
+    loss: Literal["auto", "cross_entropy", "bce_with_logits", "mse", "l1", "huber", "custom"] = Field(
+        "auto", description="training loss: auto (the task's: cross_entropy, bce_with_logits for multilabel, mse for "
+        "regression), a name, or custom (Python API: loss=callable(outputs, targets))")
+    optimizer: Literal["adamw", "sgd", "custom"] = Field("adamw", description="adamw, sgd (with momentum, nesterov) or custom "
+                                                         "(Python API: optimizer=factory(params, lr=, weight_decay=))")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    precision: Literal["32", "bf16", "16-mixed"] = Field(
+        "32", description="arithmetic of training and scoring: 32 (float32), bf16 (bfloat16 autocast around the forward pass "
+        "and loss; CPU and CUDA) or 16-mixed (float16 autocast with gradient scaling; CUDA only). Weights stay float32")
+    channels_last: bool = Field(False, description="2-D convolution nets train in channels-last (NHWC) memory order, "
+                                "faster on GPUs with autocast; other networks are left as they are (noted once in the log)")
+    final_compile: bool = Field(False, description="the final retrain runs the network through torch.compile (never the "
+                                "search: a new graph per candidate costs more than it saves); falls back to eager with a "
+                                "warning when compiling fails; needs final_epochs")
     cv_folds: int | None = Field(None, ge=3, le=100, description="classifiers: score every candidate by the mean over K "
                                  "folds (the validation split and K-1 of the training split; by group where the data has groups, "
                                  "e.g. fsdd speakers with a val_speaker); K times the training; the trial keeps fold 1's weights")
 
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, v: Any) -> Any:
+        # YAML reads `precision: 32` as a number; Lightning's names (bf16-mixed, 32-true) are accepted too.
+        from .evaluate.accelerator import canonical_precision
+
+        return canonical_precision(v)
+
     @model_validator(mode="after")
     def _final(self) -> TrainingConfig:
+        if self.final_compile and self.final_epochs is None:
+            raise ValueError("final_compile: compiles the final retrain, so it needs final_epochs")
         if self.final_data != "train" and self.final_epochs is None:
             raise ValueError("final_data: train+val retrains the best genome, so it needs final_epochs")
         if self.final_seeds > 1 and self.final_epochs is None:
@@ -147,6 +236,10 @@ class FidelityConfig(_Strict):
     min_epochs: int = Field(1, ge=1, le=100000, description="epochs of the lowest rung")
     eta: int = Field(3, ge=2, le=100, description="keep the top 1/eta of each rung")
     rungs: int = Field(3, ge=2, le=10, description="number of rungs; the top rung trains min_epochs * eta^(rungs-1)")
+
+
+# Rewards a supernet path's scores give (class predictions and the loss; no probabilities, no custom metric).
+ONE_SHOT_REWARDS = ("auto", "accuracy", "precision", "recall", "f1", "neg_loss")
 
 
 class EvaluationConfig(_Strict):
@@ -198,7 +291,8 @@ class BudgetConfig(_Strict):
 COST_MEASURES = ("params", "flops", "size_bytes", "latency_ms")
 # receptive_field: read off the genome (layers space), for constraints only.
 CONSTRAINT_MEASURES = (*COST_MEASURES, "receptive_field")
-METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_seconds", *COST_MEASURES)
+METRICS = ("accuracy", "precision", "recall", "f1", "loss", "reward", "train_seconds", "auc", "average_precision",
+           "label_accuracy", "rmse", "mae", "r2", *COST_MEASURES)
 
 
 class CostConfig(_Strict):
@@ -210,6 +304,8 @@ class CostConfig(_Strict):
                             json_schema_extra={"flag": "latency_batch"})
     warmup: int = Field(3, ge=0, le=1000, description="untimed forward passes before latency is timed")
     repeats: int = Field(10, ge=1, le=10000, description="timed forward passes; latency_ms is their median")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where latency_ms is timed: cpu, or cuda (the GPU the trial "
+                                           "runs on, synchronised around every timed pass); float32, eval mode")
 
 
 class ScalarizeConfig(_Strict):
@@ -264,7 +360,8 @@ class ExecutorConfig(_Strict):
     address: str | None = Field(None, min_length=1, description="ray: 'auto' or HOST:PORT of a running cluster; "
                                 "unset starts a local Ray for the search")
     cpus_per_trial: float = Field(1.0, gt=0, le=4096, description="ray: CPUs (and torch threads) one trial holds")
-    gpus_per_trial: float = Field(0.0, ge=0, le=64, description="ray: GPUs one trial holds; fractions share a device")
+    gpus_per_trial: float = Field(0.0, ge=0, le=64, description="ray: GPUs one trial holds: a fraction of one (0.5: two "
+                                  "trials share a device) or a whole number; 0: trials see no GPU (Ray hides them)")
     ray_temp_dir: str | None = Field(None, min_length=1, description="ray: temp dir of a local Ray (default: a fresh one, removed after)")
     max_retries: int = Field(2, ge=0, le=100,
                              description="times a trial is run again after its worker died (killed, out of memory, node lost)")
@@ -297,6 +394,9 @@ class ExecutorConfig(_Strict):
                 raise ValueError(f"{', '.join(given)}: only the ray executor uses this (executor is {self.name!r})")
         elif self.threads is not None:
             raise ValueError("threads: Ray tasks get cpus_per_trial threads each; set cpus_per_trial instead")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise ValueError(f"gpus_per_trial: {self.gpus_per_trial:g}; Ray shares a GPU by fractions of one, so more than one "
+                             "must be a whole number")
         return self
 
 
@@ -310,8 +410,27 @@ class SearchConfig(_Strict):
     fidelity: FidelityConfig = FidelityConfig()
     prescreen: PrescreenConfig = PrescreenConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
-    reward: Literal["accuracy", "precision", "recall", "f1", "neg_loss"] = Field(
-        "accuracy", description="accuracy, precision, recall, f1 or neg_loss (validation split)")
+    reward: Literal["auto", "accuracy", "precision", "recall", "f1", "auc", "average_precision", "neg_loss", "neg_rmse",
+                    "neg_mae", "r2", "custom"] = Field(
+        "auto", description="what the search maximises on the validation split: auto (accuracy; f1 for multilabel; neg_rmse "
+        "for regression), accuracy, precision, recall, f1, auc, average_precision, neg_loss, neg_rmse, neg_mae, r2, or custom "
+        "(Python API: reward=callable(y_true, y_score))")
+    reward_direction: Literal["max", "min"] = Field("max", description="custom reward: whether the metric is maximised or minimised")
+    evaluator: str = Field("auto", min_length=1, description="what trains and scores a candidate: auto (the built-in trainer; "
+                           "language models for a corpus), training, functional (Python API: evaluate=fn(model, ctx)) or a "
+                           "registered evaluator's name")
+    loggers: tuple[Literal["tensorboard", "mlflow"], ...] = Field(
+        (), description="write every trial's curve, metrics and genome, and the returned model, for tensorboard (RUN/tensorboard) "
+        "and / or mlflow (its tracking URI, default a file store in RUN/mlruns); needs the extra of the same name")
+
+    @field_validator("evaluator")
+    @classmethod
+    def _evaluator(cls, v: str) -> str:
+        from .registry import EVALUATORS
+
+        if v != "auto" and v not in EVALUATORS:
+            raise ValueError(f"unknown evaluator {v!r}; known: auto, {', '.join(EVALUATORS.names())}")
+        return v
     seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed of the search")
     out: str = Field("runs/search", min_length=1, description="run directory (store, weights, exports)")
     keep_top: int = Field(5, ge=1, le=10000, description="trained weights kept for the best K trials")
@@ -374,6 +493,7 @@ class SearchConfig(_Strict):
                              "use fidelity: none with cv_folds")
         if self.evaluation.name == "one-shot":
             self._one_shot_fits()
+        self._devices_fit_executor()
         for field in ("final_ensemble", "final_seeds"):
             if getattr(self.training, field) > 1 and len(self.objectives) >= 2:
                 raise ValueError(f"training.{field}: a search with several objectives returns its Pareto front, "
@@ -394,6 +514,10 @@ class SearchConfig(_Strict):
             "objectives": (len(self.objectives) >= 2, "Pareto searches over a supernet are not available yet"),
             "constraints": (bool(self.constraints), "cost constraints over a supernet are not available yet"),
             "scalarize": (self.scalarize.name != "none", "scalarized rewards over a supernet are not available yet"),
+            "evaluator": (self.evaluator not in ("auto", "training"), f"paths are scored with the supernet's shared weights, not by "
+                          f"evaluator {self.evaluator!r} (Python API: evaluate=fn); use evaluator auto"),
+            "reward": (self.reward not in ONE_SHOT_REWARDS, "paths are scored by class predictions; use one of "
+                       f"{', '.join(ONE_SHOT_REWARDS)}"),
         }
         for field, (clash, why) in clashes.items():
             if clash:
@@ -403,6 +527,18 @@ class SearchConfig(_Strict):
     @classmethod
     def _evaluation_shorthand(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
+
+    def _devices_fit_executor(self) -> None:
+        device, executor = self.training.device, self.executor
+        if executor.name in ("pool", "ray") and device.startswith("cuda:"):
+            raise ValueError(f"training.device: {device} names one GPU, but the {executor.name} executor gives each trial a GPU "
+                             "of its own (seen there as cuda:0); use cuda or auto")
+        if executor.name == "ray" and device == "cuda" and executor.gpus_per_trial == 0:
+            raise ValueError("training.device: cuda under the ray executor needs executor.gpus_per_trial > 0 (a Ray task "
+                             "that asks for no GPU sees none)")
+        if executor.name == "ray" and self.costs.device == "cuda" and executor.gpus_per_trial == 0:
+            raise ValueError("costs.device: cuda under the ray executor needs executor.gpus_per_trial > 0 (a Ray task "
+                             "that asks for no GPU sees none)")
 
     @field_validator("scalarize", mode="before")
     @classmethod
@@ -497,7 +633,7 @@ def flags() -> dict[str, Flag]:
         except ConfigError:  # a plug-in that fails to import has no flags; choosing it says why
             continue
     table = derive(SearchConfig, {"strategy": sections})
-    for flag, registry in (("strategy", STRATEGIES), ("executor", EXECUTORS)):
+    for flag, registry in (("strategy", STRATEGIES), ("executor", EXECUTORS), ("space", SPACES)):
         table[flag] = replace(table[flag], help=f"{table[flag].help}; known: {', '.join(registry.names())}")
     return table
 
@@ -517,7 +653,7 @@ def build_config(base: dict[str, Any] | None = None, **options: Any) -> SearchCo
             continue
         flag = table[name]
         section = flag.path.split(".")[0]
-        if flag.path.endswith(".name") and section in ("strategy", "executor"):
+        if flag.path.endswith(".name") and section in ("strategy", "executor", "space"):
             current = data.get(section)
             current_name = current.get("name") if isinstance(current, dict) else current
             if current_name != value:

@@ -14,6 +14,8 @@ input) the mean runs over every member and every view; one network with views is
 The ensemble is an ordinary `nn.Module` that returns log-probabilities: they act as logits
 everywhere a single network's output is used (argmax is the ensemble's vote, cross-entropy of
 them is the ensemble's loss), and it traces to TorchScript and ONNX like any network.
+For the other tasks it returns what a member would: multi-label, the logit of the mean of each
+label's probability; regression, the mean of the members' predictions.
 """
 
 from __future__ import annotations
@@ -25,24 +27,33 @@ import torch
 from torch import nn
 
 
-def combine(models: Sequence[nn.Module], views: nn.Module | None = None) -> nn.Module:
+def combine(models: Sequence[nn.Module], views: nn.Module | None = None, task: str = "classification") -> nn.Module:
     """The returned model of N trained networks: the network itself when N is 1 and there are no
     test-time views, else their Ensemble."""
-    return models[0] if len(models) == 1 and views is None else Ensemble(models, views)
+    return models[0] if len(models) == 1 and views is None else Ensemble(models, views, task)
 
 
 class Ensemble(nn.Module):
     """Mean of the members' softmax probabilities over the last dimension, returned as its log; with
     `views` (x -> views x batch x ...), the mean over every member on every view."""
 
-    def __init__(self, members: Sequence[nn.Module], views: nn.Module | None = None):
+    def __init__(self, members: Sequence[nn.Module], views: nn.Module | None = None, task: str = "classification"):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
         self.views = views
+        self.task = task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.task in ("multilabel", "regression"):
+            stacked = self.views(x) if self.views is not None else x[None]
+            flat = stacked.reshape(-1, *stacked.shape[2:])
+            outs = torch.cat([member(flat).reshape(stacked.shape[0], x.shape[0], -1) for member in self.members])
+            if self.task == "regression":
+                return outs.mean(dim=0)
+            p = torch.sigmoid(outs).mean(dim=0).clamp(1e-7, 1 - 1e-7)
+            return torch.log(p) - torch.log1p(-p)
         if self.views is None:
             log_probs = torch.stack([member(x).log_softmax(dim=-1) for member in self.members])
         else:

@@ -34,3 +34,26 @@ class TrialPruned(TrialFailure):
         super().__init__(message)
         self.diverged = diverged
         self.curve: list[dict[str, float]] = []
+
+
+class RunDirError(NasforgeError):
+    """A run directory or output folder cannot be used: it names a file, lies under one, cannot be
+    written (permissions, a read-only or full disk), or another process is writing it."""
+
+
+class RunLocked(RunDirError):
+    """Another process is writing this run (it holds the run's lock); the message names it."""
+
+
+class WriteFailed(RunDirError):
+    """A write into the run directory failed part-way (a full disk, a file-size limit, a read-only
+    file system). What was being written is left as it was before; what was written earlier stands."""
+
+
+class StoreDamaged(StoreError):
+    """The study store exists but cannot be trusted: empty, incomplete, or failing SQLite's check.
+    The message says what is wrong, what is still readable and how to recover."""
+
+
+class NasforgeWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one line)."""

@@ -2,17 +2,26 @@
 optionally a TorchScript or ONNX file of the same network beside them.
 
 Every export folder holds the PyTorch form (weights.pt, genome.json, model.py where the space builds
-Plans); `format` adds `model.torchscript.pt` (torch.jit.load) or `model.onnx` (onnxruntime).
+Plans); `format` adds `model.torchscript.pt` (torch.jit.load) or `model.onnx` (onnxruntime), for
+any space, the user's own included: those two need neither nasforge nor the code that built the
+network. They are traced with the example input the run kept (example.py).
 A study whose returned model is an ensemble (`training.final_ensemble`) exports it whole: genome.json
 lists every member's genome and weights.pt holds them all (no model.py: each member is its own net).
 Loading never unpickles arbitrary objects: weights are read with `weights_only=True`, the genome is
-JSON, and the network is rebuilt from the genome by its search space.
+JSON, and the network is rebuilt from the genome by its search space, first on PyTorch's `meta`
+device (no memory) to check the weight file's tensors against it, so a damaged or crafted export is
+named as such instead of allocating whatever its genome.json asks for.
+
+An export is written into a temporary folder beside `out` and renamed into place: a crash or a
+full disk leaves no half export under the real name. It reads the run's store read-only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import pickle
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -21,10 +30,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedTensorMixin
 
-from .errors import NasforgeError, StoreError
-from .space import make_space
+from .errors import NasforgeError, NasforgeWarning, StoreError, WriteFailed
+from .example import load_example
+from .rundir import check_folder, describe_os_error, is_write_failure, make_folder
 from .space.plan import PlanNet, plan_to_source
+from .space.resolve import space_from_record
 from .store import Store
 
 GENOME_FILE = "genome.json"
@@ -41,22 +53,32 @@ class ExportError(NasforgeError):
     """A model cannot be exported in the requested form (missing optional package, exporter failure)."""
 
 
+class DamagedExport(ExportError):
+    """An export folder whose genome.json or weights.pt cannot be read, or do not match each other."""
+
+
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
-def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None, format: str = "pytorch") -> Path:  # noqa: A002
+def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None, format: str = "pytorch",  # noqa: A002
+                 space: Any = None) -> Path:
     """Export one trial of a study (the study's final model when `trial_id` is None) into `out`.
 
     `format` "torchscript" or "onnx" adds that file to the PyTorch form; the example batch they are
-    traced with comes from the study's own test split (see `real_batch`).
+    traced with is the run's example input (see `example_batch`). `space`: the run's model function
+    (or space class / instance) where it cannot be imported here (space/resolve.py).
     """
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
-    run_dir, out = Path(run_dir), Path(out)
-    store = Store.in_dir(run_dir)
+    run_dir = Path(run_dir)
+    out = check_folder(out, "out")
+    _check_replaceable(out)
+    store = Store.in_dir(run_dir)  # read-only
     try:
         final = store.get("final")
+        retrains = bool(((store.get("config") or {}).get("training") or {}).get("final_epochs"))
+        note = None
         # The final model of an ensembling study is the whole ensemble (final.pt holds every member);
         # `trial_id` names one network, which is then exported alone, from its own weights.
         member_ids = None
@@ -64,29 +86,40 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
             if final is None:
                 raise StoreError(f"{run_dir}: the search has not finished, so there is no best model yet; use --trial N")
             trial_id, weights, member_ids = final["trial"], run_dir / final["weights"], final.get("members")
+            if not weights.exists():
+                weights, note = _without_final(run_dir, final, retrains)
+                member_ids = None
         else:
             weights = run_dir / "weights" / f"trial_{trial_id:05d}.pt"
-            if final is not None and final["trial"] == trial_id and not final.get("members"):
+            if final is not None and final["trial"] == trial_id and not final.get("members") and (run_dir / final["weights"]).exists():
                 weights = run_dir / final["weights"]
-        is_final = final is not None and weights == run_dir / final["weights"]
+        # The final model's test scores belong to what is exported when it is the final model itself, or
+        # the trial's own weights that the final model was made of (no retraining, no views).
+        is_final = final is not None and (weights == run_dir / final["weights"] or (
+            note is not None and not retrains and not final.get("views")))
         record = store.trial(trial_id)
         if record is None:
             raise StoreError(f"{run_dir}: no trial {trial_id}")
         if record.status != "complete":
             raise StoreError(f"trial {trial_id} did not complete (status {record.status}); nothing to export")
         if not weights.exists():
-            raise StoreError(f"weights of trial {trial_id} were not kept (only the best keep_top trials are)")
+            raise StoreError(f"the weights of trial {trial_id} were not kept: {weights.parent} holds those of the best "
+                             f"keep_top={(store.get('config') or {}).get('keep_top', '?')} trials (and of any the search still needed)")
         space_info = store.get("space")
+        if not space_info:
+            raise StoreError(f"{run_dir}: the run records no search space, so its networks cannot be rebuilt")
         meta = {
             "format": "nasforge-export/1",
             "space": space_info["name"],
             "space_config": space_info["config"],
+            **({"space_class": space_info["class"]} if space_info.get("class") else {}),
             "genome": record.genome,
             "trial": trial_id,
             "reward": record.reward,
             "metrics": {k: v for k, v in record.metrics.items() if k != "confusion"},
             "test": final["test"] if is_final else None,
             "dataset": store.get("dataset"),
+            **({"note": note} if note else {}),
         }
         if member_ids:
             meta["members"] = [{"trial": i, "genome": store.trial(i).genome} for i in member_ids]
@@ -94,35 +127,119 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
             meta["views"] = final["views"]  # the returned model averages over these (data.datasets.make_views)
     finally:
         store.close()
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, out / WEIGHTS_FILE)
-    (out / GENOME_FILE).write_text(json.dumps(meta, indent=2))
-    model = _build(meta)
-    if isinstance(model, PlanNet):
-        norm = (meta["dataset"] or {}).get("normalization") or {}
-        header = f"nasforge trial {trial_id}, validation reward {record.reward:.4f}"
-        if norm.get("mean"):
-            header += f"\nInputs must be normalised per channel: mean={norm['mean']}, std={norm['std']}"
-        (out / SOURCE_FILE).write_text(plan_to_source(model.plan, header=header))
-    if format != "pytorch":
-        model.load_state_dict(load_weights(out / WEIGHTS_FILE))
-        model.eval()
-        example = real_batch(run_dir, meta, n=2)
-        if format == "torchscript":
-            _to_torchscript(model, example, out / TORCHSCRIPT_FILE)
-        else:
-            _to_onnx(model, example, out / ONNX_FILE)
+    if note:
+        warnings.warn(note, NasforgeWarning, stacklevel=2)
+    make_folder(out.parent, "out")
+    _remove_stale(out)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir()
+        _write_export(partial, run_dir, meta, weights, record.reward, trial_id, format, space)
+        _replace_folder(partial, out)
+    except BaseException as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if is_write_failure(exc):
+            raise WriteFailed(f"cannot write the export {out}: {describe_os_error(exc)}; nothing was written there") from exc
+        raise
     return out
 
 
-def _build(meta: dict[str, Any]) -> nn.Module:
+def _without_final(run_dir: Path, final: dict[str, Any], retrains: bool) -> tuple[Path, str]:
+    """The weights to export, and what to tell the user, when the study's final.pt has gone."""
+    trial_id = final["trial"]
+    resume = f"rebuild it with: nasforge search --resume --out {run_dir}"
+    if final.get("members") or final.get("views"):
+        what = "ensemble" if final.get("members") else "model with its test-time views"
+        raise StoreError(f"{run_dir / final['weights']} (the returned {what}) is missing; {resume}")
+    own = run_dir / "weights" / f"trial_{trial_id:05d}.pt"
+    if not own.exists():
+        raise StoreError(f"{run_dir / final['weights']} is missing, and so are the weights of trial {trial_id}; {resume}")
+    if retrains:
+        return own, (f"{run_dir / final['weights']} is missing: exported trial {trial_id}'s own search weights instead, not the "
+                     f"returned model (which was retrained after the search; {resume})")
+    return own, (f"{run_dir / final['weights']} is missing: exported trial {trial_id}'s own weights, which the returned "
+                 f"model is (the study does not retrain); {resume}")
+
+
+def _remove_stale(out: Path) -> None:
+    """Temporary folders of earlier exports to `out` whose process is gone (killed midway)."""
+    for folder in [*out.parent.glob(f".{out.name}.partial-*"), *out.parent.glob(f".{out.name}.old-*")]:
+        pid = folder.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_replaceable(out: Path) -> None:
+    """An existing `out` is replaced only when it is empty or an earlier export (never a folder of other files)."""
+    if out.is_dir() and any(out.iterdir()) and not (out / GENOME_FILE).exists():
+        raise ExportError(f"out: {out} exists and is not a nasforge export; choose a new folder (an earlier export "
+                          "there would be replaced)")
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        os.replace(new, out)  # rename(2): onto nothing, or onto an empty folder
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out, old)
+    os.replace(new, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_export(folder: Path, run_dir: Path, meta: dict[str, Any], weights: Path, reward: float | None, trial_id: int,
+                  format: str, space: Any) -> None:  # noqa: A002
+    shutil.copyfile(weights, folder / WEIGHTS_FILE)
+    (folder / GENOME_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    model = _build(meta, space)
+    if isinstance(model, PlanNet):
+        norm = (meta["dataset"] or {}).get("normalization") or {}
+        header = f"nasforge trial {trial_id}, validation reward {reward:.4f}"
+        if norm.get("mean"):
+            header += f"\nInputs must be normalised per channel: mean={norm['mean']}, std={norm['std']}"
+        targets = (meta["dataset"] or {}).get("target_normalization") or {}
+        if targets.get("mean"):
+            header += (f"\nOutputs are standardised regression targets: prediction = output * {targets['std']} "
+                       f"+ {targets['mean']} (per target)")
+        (folder / SOURCE_FILE).write_text(plan_to_source(model.plan, header=header), encoding="utf-8")
+    if format != "pytorch":
+        model.load_state_dict(load_weights(folder / WEIGHTS_FILE))
+        model.eval()
+        example = example_batch(run_dir, meta, n=2)
+        if format == "torchscript":
+            _to_torchscript(model, example, folder / TORCHSCRIPT_FILE)
+        else:
+            _to_onnx(model, example, folder / ONNX_FILE)
+
+
+def _build(meta: dict[str, Any], given: Any = None) -> nn.Module:
     """The untrained network of an export's metadata: one genome, or an Ensemble of its members'."""
     from .data.datasets import make_views
     from .ensemble import combine
 
-    space = make_space(meta["space"], meta["space_config"])
+    record = {"name": meta["space"], "config": meta["space_config"], "class": meta.get("space_class")}
+    space = space_from_record(record, given)
     genomes = [m["genome"] for m in meta.get("members") or [meta]]
-    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")))
+    task = (meta.get("dataset") or {}).get("task", "classification")
+    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")), task)
+
+
+def example_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
+    """Up to `n` inputs to trace and check exports with: the example the run kept when it was made
+    (example.py), or for an older run that has none, samples of its data loaded again (`real_batch`)."""
+    kept = load_example(run_dir, n)
+    return kept if kept is not None else real_batch(run_dir, meta, n)
 
 
 def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
@@ -150,8 +267,10 @@ def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int =
         data = load_data_for(parse_config(config))
         if isinstance(data, CharCorpus):
             x = windows(data.test, int(space_config.get("max_length") or config["dataset"].get("max_length") or 128))[0]
-        else:
+        elif hasattr(data, "x_test"):
             x = data.x_test
+        else:  # streamed: the first n test items, standardised as in training
+            x = next(data.batches("test", n).epoch())[0]
         x = x[:n]
         # Token ids must stay integers (an embedding looks them up); features are float32.
         return x if not x.is_floating_point() else x.float()
@@ -183,6 +302,7 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the 'export' extra ({exc.name} is missing): pip install 'nasforge[export]'") from exc
     batch = torch.export.Dim("batch", min=1)
+    # The batch dimension stays dynamic; given by position, since forward's argument may have any name.
     # The exporter logs a line for every torchvision op it cannot register; not our concern here.
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -191,18 +311,18 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (example,), str(path), input_names=["input"], output_names=["logits"],
-                              dynamic_shapes={"x": {0: batch}}, dynamo=True, external_data=False, verbose=False)
+                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
     except Exception as exc:  # the exporter raises many types; the user needs the reason, not the class
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
     finally:
         quiet.setLevel(level)
 
 
-def check_export(folder: str | Path, batch: torch.Tensor) -> dict[str, float]:
+def check_export(folder: str | Path, batch: torch.Tensor, space: Any = None) -> dict[str, float]:
     """Max abs difference between the exported PyTorch model and each other form in `folder`
     (TorchScript via torch.jit.load, ONNX via onnxruntime) on `batch`."""
     folder = Path(folder)
-    reference = load(folder)
+    reference = load(folder, space=space)
     with torch.no_grad():
         expected = reference(batch)
     diffs: dict[str, float] = {}
@@ -224,7 +344,7 @@ def check_export(folder: str | Path, batch: torch.Tensor) -> dict[str, float]:
 
 
 def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch",  # noqa: A002
-                 objectives: Sequence[str] | None = None) -> tuple[list[Path], list[str]]:
+                 objectives: Sequence[str] | None = None, space: Any = None) -> tuple[list[Path], list[str]]:
     """Export every model on the study's Pareto front into `out/trial_NNNNN/`.
 
     Returns the folders written and one line per front member that could not be exported (its
@@ -244,7 +364,7 @@ def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch", 
     written, skipped = [], []
     for trial in front:
         try:
-            written.append(export_trial(run_dir, Path(out) / f"trial_{trial.id:05d}", trial.id, format=format))
+            written.append(export_trial(run_dir, Path(out) / f"trial_{trial.id:05d}", trial.id, format=format, space=space))
         except StoreError as exc:
             skipped.append(f"trial {trial.id}: {exc}")
     if not written:
@@ -252,14 +372,74 @@ def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch", 
     return written, skipped
 
 
-def load(path: str | Path) -> nn.Module:
-    """A trained model from an export folder (or its genome.json), in eval mode."""
+def load(path: str | Path, space: Any = None) -> nn.Module:
+    """A trained model from an export folder (or its genome.json), in eval mode. The network is rebuilt
+    by its search space; for your own space, nasforge imports its model function (or class) by the
+    module:qualname it recorded, or uses `space` (the function itself) where that module cannot be
+    imported here. The folder's model.torchscript.pt / model.onnx load without nasforge at all.
+
+    A folder whose files cannot be read or do not match raises DamagedExport naming the file; the
+    network is first built on the meta device and checked against the weight file, so nothing is
+    allocated for sizes the weight file does not hold."""
     path = Path(path)
     folder = path.parent if path.is_file() else path
     meta_path = folder / GENOME_FILE
     if not meta_path.exists():
         raise NasforgeError(f"{folder} is not a nasforge export (no {GENOME_FILE})")
-    meta: dict[str, Any] = json.loads(meta_path.read_text())
-    model = _build(meta)
-    model.load_state_dict(load_weights(folder / WEIGHTS_FILE))
+    damaged = f"{folder} is a damaged export:"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DamagedExport(f"{damaged} {GENOME_FILE} cannot be read ({exc}; truncated?); export the model again") from None
+    missing = [k for k in ("space", "space_config", "genome") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise DamagedExport(f"{damaged} {GENOME_FILE} lacks {', '.join(missing)}; export the model again")
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.exists():
+        raise DamagedExport(f"{damaged} it has no {WEIGHTS_FILE}; export the model again")
+    try:
+        state = _read_weights(weights_path)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a broken file
+        raise DamagedExport(f"{damaged} {WEIGHTS_FILE} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
+                            "truncated?); export the model again") from None
+    try:
+        with torch.device("meta"):  # shapes only: no memory, whatever sizes the genome states
+            skeleton = _build(meta, space)
+    except (NasforgeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DamagedExport(f"{damaged} {GENOME_FILE} does not describe a network of the {meta.get('space')!r} space ({exc})") from None
+    except Exception:  # a user's model function that cannot run on the meta device: built for real below
+        skeleton = None
+    if skeleton is not None:
+        # Lazy modules (a user's own model function) have no shapes yet: the weight file gives them theirs.
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if not isinstance(v, UninitializedTensorMixin)}
+        found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor) and k in expected}
+        unknown = set(state) - set(skeleton.state_dict())
+        if expected != found or unknown:
+            raise DamagedExport(f"{damaged} {WEIGHTS_FILE} does not match {GENOME_FILE}: "
+                                f"{_first_difference(expected, {k: tuple(v.shape) for k, v in state.items()})}")
+    model = _build(meta, space)  # now the real tensors, of the sizes the weight file holds
+    model.load_state_dict(state)
     return model.eval()
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        # mmap: tensor data stays in the file until copied into the model (never a second copy in memory).
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        state = torch.load(path, map_location="cpu", weights_only=True)  # a legacy (non-zip) file
+    if not isinstance(state, dict):
+        raise pickle.UnpicklingError(f"expected a state dict, found a {type(state).__name__}")
+    return state
+
+
+def _first_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
+    for name, shape in expected.items():
+        if name not in found:
+            return f"the network's tensor {name} {list(shape)} is not in the file"
+        if found[name] != shape:
+            return f"{name} has shape {list(found[name])} in the file, the network needs {list(shape)}"
+    extra = sorted(set(found) - set(expected))
+    return f"the file holds tensors the network does not have ({', '.join(extra[:3])})"

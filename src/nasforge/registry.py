@@ -179,6 +179,8 @@ SPACES: Registry[Any] = Registry("search space", "nasforge.spaces", {
     "layers": "nasforge.space.layers:LayerGraphSpace",
     "cell": "nasforge.space.cell:CellSpace",
     "sequence": "nasforge.space.sequence:SequenceSpace",
+    # A define-by-run model function, named by the config's space.function (space/function.py).
+    "function": "nasforge.space.function:FunctionSpace",
 })
 
 STRATEGIES: Registry[Any] = Registry("strategy", "nasforge.strategies", {
@@ -197,14 +199,25 @@ EXECUTORS: Registry[Any] = Registry("executor", "nasforge.executors", {
     "ray": "nasforge.execute.ray:RayExecutor",
 })
 
-# Evaluators and data sources start with the built-ins their modules register; the branches that
-# open them to users (own training loop, own data) fill these in.
-EVALUATORS: Registry[Any] = Registry("evaluator", "nasforge.evaluators")
-DATA_SOURCES: Registry[Any] = Registry("data source", "nasforge.data_sources")
+# Evaluators: classes taking (space, data, training, ...); `training` is the built-in trainer,
+# `functional` runs the user's `evaluate(model, ctx)`, `language_model` trains causal models.
+EVALUATORS: Registry[Any] = Registry("evaluator", "nasforge.evaluators", {
+    "training": "nasforge.evaluate.evaluator:TrainingEvaluator",
+    "functional": "nasforge.evaluate.functional:FunctionalEvaluator",
+    "language_model": "nasforge.evaluate.language_model:LanguageModelEvaluator",
+})
+# `SOURCE:PATH` data: a loader (path, data.datasets.SourceOptions) -> arrays as a .npz gives them
+# ({"x", "y"} and optionally "x_val", "y_val", "x_test", "y_test", "groups").
+DATA_SOURCES: Registry[Any] = Registry("data source", "nasforge.data_sources", {
+    "fsdd": "nasforge.data.datasets:fsdd_arrays",
+    "images": "nasforge.data.datasets:image_arrays",
+})
 
 
 def register_space(name: str, factory: Any = None, *, replace: bool = False) -> Any:
-    """Register a SearchSpace subclass (or a factory returning a SearchSpace) under `name`."""
+    """Register a search space under `name`: a define-by-run model function `f(c: Choices) -> nn.Module`,
+    a SearchSpace subclass, or a factory returning a SearchSpace (classes and factories get the task
+    as the `input_shape=` / `num_classes=` keywords they accept, plus the config's space.options)."""
     return SPACES.register(name, factory, replace=replace)
 
 
@@ -224,7 +237,8 @@ def register_evaluator(name: str, factory: Any = None, *, replace: bool = False)
 
 
 def register_data_source(name: str, factory: Any = None, *, replace: bool = False) -> Any:
-    """Register a data source (a loader of `SOURCE:PATH` data) under `name`."""
+    """Register a data source under `name`: a loader `(path, options) -> {"x": ..., "y": ...}` (the
+    arrays of a .npz, optionally "x_val"/"y_val", "x_test"/"y_test") read as `dataset: NAME:PATH`."""
     return DATA_SOURCES.register(name, factory, replace=replace)
 
 

@@ -6,6 +6,7 @@ already evaluated is never trained again: the strategy is told the stored result
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -15,11 +16,14 @@ from typing import Any
 import torch
 
 from .budget import Budget
+from .callbacks import Callback
 from .data.datasets import make_views
 from .ensemble import combine
+from .errors import RunDirError, WriteFailed
 from .evaluate.evaluator import Evaluator, Result, Warmstart
 from .execute.base import LOST, Executor, SerialExecutor
 from .report.progress import Progress
+from .rundir import RunDir
 from .schedule import FIFO, Decided, Promotion, Scheduler
 from .space.base import SearchSpace
 from .store import Store, TrialRecord
@@ -27,6 +31,10 @@ from .strategy.base import Candidate, Observation, Strategy
 
 # Consecutive already-seen genomes after which the space is taken as exhausted.
 MAX_DUPLICATES = 500
+
+# INFO for every finished trial, WARNING for every failure and retry; silent unless the user
+# configures logging (the CLI shows its progress bar instead).
+log = logging.getLogger("nasforge")
 
 
 def trial_seed(study_seed: int, trial_id: int) -> int:
@@ -36,7 +44,18 @@ def trial_seed(study_seed: int, trial_id: int) -> int:
 def _evaluator_options(job: dict[str, Any]) -> dict[str, Any]:
     """The part of a job the evaluator takes; only what is set, so evaluators that do not train
     (table look-ups) need not accept options they would ignore."""
-    return {k: job[k] for k in ("epochs", "warmstart", "prune_below") if k in job}
+    return {k: job[k] for k in ("epochs", "warmstart", "prune_below", "trial") if k in job}
+
+
+def log_trial(record: TrialRecord, reward_name: str) -> None:
+    if record.status == "failed":
+        log.warning("trial %d failed: %s", record.id, record.error)
+        return
+    # A pruned trial stopped by the median rule is the rule working; one that diverged has no score.
+    level = logging.WARNING if record.reward is None else logging.INFO
+    log.log(level, "trial %d %s: %s=%s params=%s %.1fs%s", record.id, record.status, reward_name,
+            f"{record.reward:.4f}" if record.reward is not None else "-", record.params, record.train_seconds or 0.0,
+            f" ({record.error})" if record.error else "")
 
 
 class Study:
@@ -46,7 +65,7 @@ class Study:
         strategy: Strategy,
         evaluator: Evaluator,
         store: Store,
-        run_dir: str | Path,
+        run_dir: str | Path | RunDir,
         budget: Budget,
         seed: int = 0,
         keep_top: int = 5,
@@ -66,7 +85,9 @@ class Study:
         test_views: dict[str, Any] | None = None,
     ):
         self.space, self.strategy, self.evaluator, self.store = space, strategy, evaluator, store
-        self.run_dir = Path(run_dir)
+        # The folder, its lock and its weights files (rundir.py); the study holds the lock while it runs.
+        self.rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.run_dir = self.rundir.path
         self.budget, self.seed, self.keep_top, self.final_epochs = budget, seed, keep_top, final_epochs
         if final_data not in ("train", "train+val"):
             raise ValueError(f"final_data must be 'train' or 'train+val', got {final_data!r}")
@@ -139,14 +160,18 @@ class Study:
         if final is None:
             raise RuntimeError("the study has not finished; run() it first")
         model = self._build_final([self.store.trial(i) for i in final.get("members", [final["trial"]])], final.get("views"))
-        model.load_state_dict(load_weights(self.run_dir / final["weights"]))
+        model.load_state_dict(load_weights(self.run_dir / final["weights"]))  # final.pt (RunDir.final_path)
         return model.eval()
 
     def _build_final(self, members: list[TrialRecord], views: dict[str, Any] | None = None) -> torch.nn.Module:
-        return combine([self.space.build(self.space.from_json(t.genome)) for t in members], make_views(views))
+        return combine([self.space.build(self.space.from_json(t.genome)) for t in members], make_views(views), self._task())
+
+    def _task(self) -> str:
+        """classification, multilabel or regression: how an ensemble of the returned networks averages."""
+        return (self.store.get("dataset") or {}).get("task", "classification")
 
     def weights_path(self, trial_id: int) -> Path:
-        return self.run_dir / "weights" / f"trial_{trial_id:05d}.pt"
+        return self.rundir.weights_path(trial_id)
 
     # -- the loop ------------------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -175,10 +200,43 @@ class Study:
             self.scheduler.requeue()
 
     def run(self) -> Study:
+        """Search until the budget is spent, then finalize. Holds the run's lock throughout; a write
+        that fails (a full disk) ends the run with a RunDirError saying what is safe and how to go on."""
+        self.rundir.acquire()
+        try:
+            self._search()
+            self.finalize()
+            self.store.checkpoint()
+            for callback in self.callbacks:
+                if isinstance(callback, Callback):
+                    callback.on_search_end(self)
+        except WriteFailed as exc:
+            raise WriteFailed(self._write_failure(exc)) from exc
+        finally:
+            self.rundir.release()
+        return self
+
+    def _write_failure(self, exc: WriteFailed) -> str:
+        try:
+            safe = sum(t.status != "running" for t in self.store.trials())
+        except Exception:  # the store itself may be what failed; its count is then unknown
+            return f"{exc}. Continue with: nasforge search --resume --out {self.run_dir}"
+        free = self.rundir.free_bytes()
+        room = f" ({free / 1e6:.0f} MB free there now)" if free is not None else ""
+        return (f"{exc}. {safe} finished trial(s) are safe in {self.store.path}{room}; make room and continue with: "
+                f"nasforge search --resume --out {self.run_dir}")
+
+    def _note(self, line: str) -> None:
+        """A line about the run's own set-up (supernet training): logged, and shown beside the progress bar."""
+        log.info(line)
+        if self.show_progress:
+            print(line, file=sys.stderr, flush=True)
+
+    def _search(self) -> None:
         self._session_start = time.monotonic()
         self._elapsed_before = float(self.store.get("elapsed_seconds", 0.0))
         # One-shot evaluators train their supernet here (or resume it from its checkpoint in the run).
-        self.evaluator.prepare(self.run_dir, log=_log if self.show_progress else None)
+        self.evaluator.prepare(self.run_dir, log=self._note)
         self._load_state()
         finished = len(self.store.trials()) - len(self.store.trials("running"))
         progress = Progress(self.budget, finished, self._best_reward(), enabled=self.show_progress)
@@ -253,6 +311,7 @@ class Study:
                 in_flight.pop(trial_id)
                 in_flight_keys.pop(self.space.key(cand.genome), None)
                 record = self._finish(trial_id, cand, job, result, waiting.pop(trial_id, []))
+                log_trial(record, self.evaluator.reward_name)
                 progress.trial_done(record, self._best_reward(), self._elapsed())
                 for callback in self.callbacks:
                     callback(self, record)
@@ -265,8 +324,6 @@ class Study:
             # store and is run again on resume.
             self.executor.close()
         progress.close()
-        self.finalize()
-        return self
 
     # -- jobs: how long a candidate trains and from which weights -----------------------------------
     def _new_job(self, cand: Candidate) -> dict[str, Any]:
@@ -276,9 +333,7 @@ class Study:
                 path = self.weights_path(parent_id)
                 parent = self.store.trial(parent_id)
                 if path.exists() and parent is not None:
-                    from .export import load_weights
-
-                    job["warmstart"] = Warmstart(load_weights(path), self.space.from_json(parent.genome))
+                    job["warmstart"] = Warmstart(self.rundir.load_weights(path), self.space.from_json(parent.genome))
                     job["inherited_from"] = parent_id
                     if not self.scheduler.multi_fidelity:  # a rung's epochs stand; otherwise a short fine-tune
                         job["epochs"] = self.finetune_epochs
@@ -286,12 +341,10 @@ class Study:
         return job
 
     def _promote(self, promotion: Promotion, in_flight: dict, in_flight_keys: dict, progress: Progress) -> None:
-        from .export import load_weights
-
         rec = self.store.trial(promotion.trial)
         cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
         job = {"epochs": promotion.to_epochs - promotion.from_epochs, "promotion": promotion.to_epochs,
-               "warmstart": Warmstart(load_weights(self.weights_path(rec.id)))}
+               "warmstart": Warmstart(self.rundir.load_weights(self.weights_path(rec.id)))}
         self._submit(rec.id, cand, rec.seed, job, in_flight, in_flight_keys, progress)
 
     def _retry(self, trial_id: int, cand: Candidate, job: dict[str, Any]) -> bool:
@@ -301,6 +354,8 @@ class Study:
         if rec.attempts > self.max_retries:
             return False
         self.store.restart_trial(trial_id)
+        log.warning("trial %d: its worker was lost; running it again (attempt %d of %d)", trial_id, rec.attempts + 1,
+                    self.max_retries + 1)
         self.executor.submit(trial_id, cand.genome, rec.seed, **_evaluator_options(job))
         return True
 
@@ -310,6 +365,11 @@ class Study:
         in_flight_keys[self.space.key(cand.genome)] = trial_id
         note = f" (rung {job['promotion']} epochs)" if "promotion" in job else ""
         progress.started(trial_id, self.space.describe(cand.genome) + note)
+        if self.evaluator.takes_trial_id:
+            job["trial"] = trial_id  # EpochInfo.trial and ctx.trial, where the trial trains
+        for callback in self.callbacks:
+            if isinstance(callback, Callback):
+                callback.on_trial_start(self, trial_id, cand.genome)
         self.executor.submit(trial_id, cand.genome, seed, **_evaluator_options(job))
 
     def _tell(self, trial_id: int, cand: Candidate, reward: float | None, epochs: int | None,
@@ -395,25 +455,14 @@ class Study:
         return ids
 
     def _keep_weights(self, trial_id: int, result: Result) -> None:
-        complete = [t.reward for t in self.store.top(self.keep_top, exclude=trial_id)]
-        top = len(complete) < self.keep_top or result.reward > complete[self.keep_top - 1]
         # With objectives the trial may join the front: keep it now, _prune_weights decides after.
-        if not (top or self.inherit or len(self.objectives) >= 2 or trial_id in self._protected()):
-            return
-        path = self.weights_path(trial_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(result.state_dict, tmp)
-        tmp.replace(path)
+        always = self.inherit or len(self.objectives) >= 2 or trial_id in self._protected()
+        others = [t.reward for t in self.store.top(self.keep_top, exclude=trial_id)]  # all that decides
+        self.rundir.keep_weights(trial_id, result.state_dict, result.reward, others, self.keep_top, always)
 
     def _prune_weights(self) -> None:
         top = self.store.top(self.keep_top)
-        keep = {self.weights_path(i).name for i in {t.id for t in top} | self._protected()}
-        folder = self.run_dir / "weights"
-        if folder.exists():
-            for path in folder.glob("trial_*.pt"):
-                if path.name not in keep:
-                    path.unlink(missing_ok=True)
+        self.rundir.prune_weights({t.id for t in top} | self._protected())
 
     # -- the result ----------------------------------------------------------------------------
     def finalize(self) -> dict[str, Any] | None:
@@ -434,8 +483,10 @@ class Study:
         ids = [record.id for record, _ in members]
         final = self.final
         if (final is not None and final["trial"] == best.id and final.get("members", [best.id]) == ids
-                and final.get("views") == self.test_views):
+                and final.get("views") == self.test_views and (self.run_dir / final["weights"]).exists()):
             return final
+        # (A recorded final model whose final.pt has gone is rebuilt here, as it was made: from the same
+        # trials and seeds, so the same model.)
         with_validation = bool(self.final_epochs) and self.final_data == "train+val"
         models = []
         for record, offset in members:
@@ -448,9 +499,13 @@ class Study:
             if self.final_epochs:
                 self.evaluator.retrain(model, record.seed + offset, self.final_epochs, genome, with_validation=with_validation)
             else:
-                from .export import load_weights
-
-                model.load_state_dict(load_weights(self.weights_path(record.id)))
+                path = self.weights_path(record.id)
+                if not path.exists():
+                    raise RunDirError(f"cannot make the final model: the weights of trial {record.id} are missing from "
+                                      f"{path.parent} (deleted?), and this study returns search weights rather than "
+                                      f"retraining (no final_epochs); export a trial whose weights remain: "
+                                      f"nasforge export {self.run_dir} --trial N --out FOLDER")
+                model.load_state_dict(self.rundir.load_weights(path))
             models.append(model)
         if self.final_epochs:
             source = f"retrained for {self.final_epochs} epochs" + (" on training + validation" if with_validation else "")
@@ -465,10 +520,9 @@ class Study:
             source += f"; picked by validation among the best {len(retrained)} trials, each retrained for {self.final_epochs} epochs"
         if self.test_views is not None:
             source += f", predictions averaged over test-time views of each input {self.test_views}"
-        model = combine(models, make_views(self.test_views))
+        model = combine(models, make_views(self.test_views), self._task())
         model.eval()
-        path = self.run_dir / "final.pt"
-        torch.save(model.state_dict(), path)
+        path = self.rundir.save_final(model.state_dict())
         final = {
             "trial": best.id,
             **({"members": ids} if len(ids) > 1 else {}),
@@ -488,25 +542,21 @@ class Study:
         """The candidates retrained from scratch for final_epochs on the training split, best first by
         validation reward, with the retrained networks. Each retrain is kept (weights/retrained_*.pt and
         the store's `final_candidates`) as it finishes, so a killed finalize does not repeat it."""
-        from .export import load_weights
-
         done: dict[str, dict[str, Any]] = self.store.get("final_candidates") or {}
         models: dict[int, torch.nn.Module] = {}
         for record in candidates:
             genome = self.space.from_json(record.genome)
-            path = self.run_dir / "weights" / f"retrained_{record.id:05d}.pt"
+            path = self.rundir.retrained_path(record.id)
             torch.manual_seed(record.seed)
             model = self.space.build(genome)
             if str(record.id) in done and path.exists():
-                model.load_state_dict(load_weights(path))
+                model.load_state_dict(self.rundir.load_weights(path))
             else:
                 self.evaluator.retrain(model, record.seed, self.final_epochs, genome)
                 metrics = self.evaluator.validate(model)
                 done[str(record.id)] = {"search_reward": record.reward, "reward": self.evaluator.reward_of(metrics),
                                         "accuracy": metrics.get("accuracy")}
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(model.state_dict(), path.with_suffix(".tmp"))
-                path.with_suffix(".tmp").replace(path)
+                self.rundir.save_retrained(record.id, model.state_dict())
                 self.store.set("final_candidates", done)
             models[record.id] = model.eval()
         order = sorted(candidates, key=lambda t: (-done[str(t.id)]["reward"], t.id))
@@ -527,7 +577,3 @@ def _distinct(ranked: list[TrialRecord], k: int) -> list[TrialRecord]:
         if len(out) == k:
             break
     return out
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

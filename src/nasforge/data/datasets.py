@@ -8,6 +8,7 @@ any training starts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,22 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..registry import DATA_SOURCES
+from .arrays import from_arrays
+from .batches import Batches
+
+# An in-memory dataset larger than this that knows how to load itself again (`Dataset.recipe`) is
+# sent to executor workers as that recipe, not as its tensors.
+RECIPE_BYTES = 256 * 2**20
 
 
 @dataclass
 class Dataset:
+    """A dataset held in memory as tensors, split into train / validation / test.
+
+    `num_classes` is the width of the network's head: the classes (classification), the labels
+    (multi-label) or the targets (regression); `classes` names them."""
+
     name: str
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -43,19 +56,95 @@ class Dataset:
     # What the returned model averages its predictions over at test time (FSDD with test_views:
     # SpectrogramViews.spec()); None: the network sees each input once. `make_views` builds it.
     test_views: dict[str, Any] | None = None
+    # classification (y: class indices), multilabel (y: samples x labels of 0/1), regression
+    # (y: samples x targets, in their own units); see data/tasks.py.
+    task: str = "classification"
+    # Regression: training-split mean and std of every target; networks learn standardised targets.
+    target_mean: list[float] = field(default_factory=list)
+    target_std: list[float] = field(default_factory=list)
+    # How to load this dataset again (a picklable callable), for executors' workers; see __getstate__.
+    recipe: Callable[[], Dataset] | None = field(default=None, repr=False, compare=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def num_outputs(self) -> int:
+        return self.num_classes
+
+    def inputs(self, n: int) -> torch.Tensor:
+        """The first `n` training inputs, as the network sees them (cost measures, proxies, examples)."""
+        return self.x_train[:n]
+
+    def batches(self, split: str, batch_size: int, device: torch.device | str = "cpu", seed: int | None = None) -> Batches:
+        """One split ("train", "val", "test", or "train+val" for a final retrain) as index slices of its
+        tensors, on `device` once per process when the data fits there (on_device), else copied there a
+        batch at a time; shuffled by `seed` when given."""
+        from .batches import TensorBatches, indexed_device
+
+        device = indexed_device(device)
+        x, y = self.on_device(split, device)
+        return TensorBatches(x, y, batch_size, device, seed, resident=x.device == device)
+
+    def on_device(self, split: str, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split's (x, y) on `device`, copied there once and kept for this process's later trials,
+        when all splits together fit (data/batches.py: fits_on_device); otherwise the host tensors.
+        The copies are never pickled: each executor worker makes its own, on its own GPU."""
+        from .batches import fits_on_device, indexed_device
+
+        device = indexed_device(device)
+        host = self.joined() if split == "train+val" else (getattr(self, f"x_{split}"), getattr(self, f"y_{split}"))
+        if device.type == "cpu" or host[0].device == device:
+            return host
+        copies = self.__dict__.setdefault("_device_copies", {})
+        fits = copies.setdefault(("fits", str(device)), fits_on_device(self.nbytes(), device))
+        if not fits:
+            return host
+        key = (split, str(device))
+        if key not in copies:
+            copies[key] = tuple(t.to(device) for t in host)
+        return copies[key]
+
+    def joined(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training and validation splits as one (cross-validation folds index into it; a
+        train+val retrain trains on it); token sequences (0 = padding) padded to one length first."""
+        a, b = self.x_train, self.x_val
+        if a.shape[1:] != b.shape[1:]:
+            if a.dim() != 2 or a.dtype.is_floating_point:
+                raise ValueError(f"cannot join splits of shapes {tuple(a.shape[1:])} and {tuple(b.shape[1:])}")
+            width = max(a.shape[1], b.shape[1])
+            a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
+        return torch.cat([a, b]), torch.cat([self.y_train, self.y_val])
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled for every executor worker: a large dataset that can load itself again travels as
+        # its recipe (a path and options) and each worker loads it there, instead of every tensor
+        # being copied through the driver; everything else travels whole, once per worker.
+        if self.recipe is not None and self.nbytes() > RECIPE_BYTES:
+            return {"__recipe__": self.recipe}
+        state = dict(self.__dict__)
+        state.pop("_device_copies", None)  # this process's GPU copies; a worker makes its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "__recipe__" in state:
+            state = dict(state["__recipe__"]().__dict__)
+        self.__dict__.update(state)
+
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "task": self.task,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes],
             "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
             "normalization": {"mean": self.mean, "std": self.std},
+            **({"target_normalization": {"mean": self.target_mean, "std": self.target_std}} if self.target_mean else {}),
             "augment": repr(self.augment) if self.augment is not None else None,
             **({"groups": sorted(np.unique(self.groups).tolist())} if self.groups is not None else {}),
             **({"test_views": self.test_views} if self.test_views is not None else {}),
@@ -101,9 +190,15 @@ class SourceOptions:
     band_norm: str | None = None
     # fsdd: the returned model averages its predictions over shifted / warped copies of each input.
     test_views: bool = False
+    # image folders and torch Datasets: read a batch at a time (True), all into memory (False), or
+    # streamed only when all of it would take more than `memory_mb` as float32 (None).
+    stream: bool | None = None
+    memory_mb: float = 1024
+    # streamed data: DataLoader worker processes reading items.
+    workers: int = 0
 
 
-def _fsdd(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
+def fsdd_arrays(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
     from .audio import MelOptions, load_fsdd
 
     return load_fsdd(path, o.split, o.held_out_speaker, o.cache_dir, options=MelOptions(band_norm=o.band_norm),
@@ -122,6 +217,22 @@ def _fsdd_views(o: SourceOptions) -> dict[str, Any] | None:
     return SpectrogramViews().spec() if o.test_views else None
 
 
+def _streamed_folder(path: str, name: str, o: SourceOptions, **split: Any) -> Any:
+    """An image folder as a StreamedDataset when it is to be streamed (see SourceOptions.stream), else None."""
+    from .images import ImageFolder
+    from .objects import from_datasets
+
+    if o.stream is False:
+        return None
+    folder = ImageFolder(path, o.image_size)
+    needed = len(folder) * (1 if folder.mode == "L" else 3) * o.image_size**2 * 4
+    if o.stream is None and needed <= o.memory_mb * 2**20:
+        return None
+    data = from_datasets({"train": folder}, name, layout="nchw", stream=True, memory_mb=o.memory_mb, workers=o.workers, **split)
+    data.classes = list(folder.classes)  # names, where the items carry indices
+    return data
+
+
 def make_views(spec: dict[str, Any] | None) -> torch.nn.Module | None:
     """The test-time views module a Dataset's (or a stored final model's) `test_views` spec names."""
     if spec is None:
@@ -133,14 +244,15 @@ def make_views(spec: dict[str, Any] | None) -> torch.nn.Module | None:
     raise DataError(f"unknown test-time views {spec!r}")
 
 
-def _images(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
+def image_arrays(path: str, o: SourceOptions) -> dict[str, np.ndarray]:
     from .images import load_image_folder
 
     return load_image_folder(path, o.image_size)
 
 
-# "SOURCE:PATH" -> arrays as a .npz would give them (then split and normalised the same way).
-SOURCES: dict[str, Callable[[str, SourceOptions], dict[str, np.ndarray]]] = {"fsdd": _fsdd, "images": _images}
+# "SOURCE:PATH" -> arrays as a .npz would give them (then split and normalised the same way):
+# registry.DATA_SOURCES, where users register their own (`nasforge.register_data_source`).
+SOURCES = DATA_SOURCES
 # Sources whose training batches are augmented: SOURCE -> the transform for these options.
 AUGMENTS: dict[str, Callable[[SourceOptions], Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None]] = {
     "fsdd": _fsdd_augment}
@@ -155,30 +267,11 @@ LANGUAGE_MODEL_SOURCES = ("tinyshakespeare", "charlm")
 def source_kind(source: str) -> tuple[str, str]:
     """(kind, path) of a SOURCE:PATH name (kind '' for built-ins, files and folders)."""
     prefix, sep, rest = source.partition(":")
-    if sep and prefix in (*SOURCES, *TEXT_SOURCES, *LANGUAGE_MODEL_SOURCES):
+    if sep and (prefix in TEXT_SOURCES or prefix in LANGUAGE_MODEL_SOURCES or prefix in SOURCES):
         if not rest:
             raise DataError(f"dataset {source!r}: give the path after '{prefix}:'")
         return prefix, rest
     return "", source
-
-
-def _to_layout(x: np.ndarray, layout: str, where: str) -> np.ndarray:
-    if layout == "auto":
-        if x.ndim == 4:
-            layout = "nchw"
-        elif x.ndim == 2:
-            layout = "nl"
-        elif x.ndim == 3:
-            # N x H x W (square or near-square images) versus N x C x L (few channels, long signals).
-            layout = "ncl" if x.shape[1] <= 16 and x.shape[2] > 4 * x.shape[1] else "nhw"
-        else:
-            raise DataError(f"{where}: x must be 2-D (N x L), 3-D (N x H x W or N x C x L) or 4-D (N x C x H x W), got shape {x.shape}")
-    expected = {"nchw": 4, "nhw": 3, "ncl": 3, "nl": 2}[layout]
-    if x.ndim != expected:
-        raise DataError(f"{where}: layout {layout!r} needs a {expected}-D x, got shape {x.shape}")
-    if layout in ("nhw", "nl"):
-        x = x[:, None]
-    return x
 
 
 def _load_file(path: Path, label_column: str) -> dict[str, np.ndarray]:
@@ -202,8 +295,13 @@ def _load_file(path: Path, label_column: str) -> dict[str, np.ndarray]:
     if path.suffix == ".csv":
         import csv
 
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.reader(f))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the CSV as UTF-8") from None
+        except (OSError, csv.Error) as exc:
+            raise DataError(f"{path}: cannot read it as CSV ({exc})") from None
         if len(rows) < 2:
             raise DataError(f"{path}: needs a header row and at least one data row")
         header, body = rows[0], rows[1:]
@@ -220,46 +318,6 @@ def _load_file(path: Path, label_column: str) -> dict[str, np.ndarray]:
     raise DataError(f"unknown dataset {str(path)!r}: give a built-in name ({', '.join(BUILTIN)}) or a .npz / .csv path")
 
 
-def _labels(y: np.ndarray, classes: np.ndarray | None, where: str) -> tuple[np.ndarray, np.ndarray]:
-    if y.ndim != 1:
-        raise DataError(f"{where}: y must be 1-D (one label per sample), got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise DataError(f"{where}: float labels must be finite whole numbers")
-        y = y.astype(np.int64)
-    if classes is None:
-        classes = np.unique(y)
-    index = {c: i for i, c in enumerate(classes.tolist())}
-    unknown = set(np.unique(y).tolist()) - set(index)
-    if unknown:
-        raise DataError(f"{where}: labels {sorted(unknown)[:5]} do not occur in the training data")
-    return np.array([index[v] for v in y.tolist()], dtype=np.int64), classes
-
-
-def _check_x(x: np.ndarray, n: int, where: str) -> np.ndarray:
-    if x.dtype.kind not in "fiub":
-        raise DataError(f"{where}: x must be numeric, got dtype {x.dtype}")
-    x = x.astype(np.float32)
-    if len(x) != n:
-        raise DataError(f"{where}: x has {len(x)} samples but y has {n}")
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{where}: x contains NaN or infinite values ({int(np.sum(~np.isfinite(x)))} of them)")
-    return x
-
-
-def _split(n: int, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(n)
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
-    try:
-        a, b = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
-    except ValueError:
-        a, b = train_test_split(idx, test_size=fraction, random_state=seed)
-    return np.sort(a), np.sort(b)
-
-
 def load_dataset(
     source: str,
     *,
@@ -270,10 +328,13 @@ def load_dataset(
     layout: str = "auto",
     normalize: bool | None = None,
     options: SourceOptions | None = None,
+    task: str = "auto",
 ) -> Dataset:
-    """Load a built-in or user dataset and split it; `seed` fixes the splits."""
+    """Load a built-in or user dataset and split it; `seed` fixes the splits; `task` "auto" infers
+    classification, multi-label or regression from the targets (data/tasks.py)."""
     options = options or SourceOptions()
     kind, rest = source_kind(source)
+    table = False
     if kind in LANGUAGE_MODEL_SOURCES:
         raise DataError(f"{source}: a language-model corpus, not a classification dataset; load it with data.text.load_char_corpus")
     if kind in TEXT_SOURCES:
@@ -285,8 +346,19 @@ def load_dataset(
         arrays = BUILTIN[source]()
         name, layout = source, "nchw" if arrays["x"].ndim == 4 else "ncl"
         normalize = False if normalize is None else normalize
-    elif kind or Path(source).expanduser().is_dir():
-        arrays = SOURCES[kind or "images"](rest, options)
+    elif kind == "images" or (not kind and Path(source).expanduser().is_dir()):
+        streamed = _streamed_folder(rest, source, options, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                                    task=task, normalize=True if normalize is None else normalize)
+        if streamed is not None:
+            return streamed
+        arrays = image_arrays(rest, options)
+        name = source
+        normalize = True if normalize is None else normalize
+    elif kind:
+        try:
+            arrays = SOURCES[kind](rest, options)
+        except (ImportError, AttributeError) as exc:
+            raise DataError(f"{source}: the data source {kind!r} cannot be imported: {exc}") from None
         name = source
         normalize = True if normalize is None else normalize
     else:
@@ -294,64 +366,36 @@ def load_dataset(
         arrays = _load_file(path, label_column)
         name = path.name
         normalize = True if normalize is None else normalize
-    where = name
-    y_all, classes = _labels(np.asarray(arrays["y"]), None, where)
-    x_all = _check_x(_to_layout(np.asarray(arrays["x"]), layout, where), len(y_all), where)
-    if len(classes) < 2:
-        raise DataError(f"{where}: need at least 2 classes, found {len(classes)} ({classes.tolist()})")
-    if len(y_all) < 10:
-        raise DataError(f"{where}: need at least 10 samples, found {len(y_all)}")
+        table = path.suffix == ".csv"  # columns are features; an .npz's 2-D x is N x L signals
+    dataset = from_arrays(arrays, name, layout=layout, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                          normalize=normalize, task=task, table=table,
+                          # Groups mean something only when the source chose its validation split (a whole
+                          # speaker); with a random one, the same groups would sit on both sides of it.
+                          groups=np.asarray(arrays["groups"]) if kind and "groups" in arrays else None,
+                          augment=AUGMENTS[kind](options) if kind in AUGMENTS else None,
+                          test_views=VIEWS[kind](options) if kind in VIEWS else None)
+    # Workers of the pool and Ray executors load a large dataset again from here instead of
+    # receiving its tensors (see Dataset.__getstate__); the same arguments give the same splits.
+    dataset.recipe = functools.partial(load_dataset, source, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                                       label_column=label_column, layout=layout, normalize=normalize, options=options,
+                                       task=task)
+    return dataset
 
-    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for split in ("val", "test"):
-        if f"x_{split}" in arrays:
-            ys, _ = _labels(np.asarray(arrays[f"y_{split}"]), classes, f"{where} ({split})")
-            xs = _check_x(_to_layout(np.asarray(arrays[f"x_{split}"]), layout, f"{where} ({split})"), len(ys), f"{where} ({split})")
-            if xs.shape[1:] != x_all.shape[1:]:
-                raise DataError(f"{where}: x_{split} samples have shape {xs.shape[1:]}, x has {x_all.shape[1:]}")
-            parts[split] = (xs, ys)
-    # Groups mean something only when the source chose its validation split (a whole speaker);
-    # with a random one, the same groups would sit on both sides of it.
-    groups = np.asarray(arrays["groups"]) if kind and "groups" in arrays and "val" in parts else None
-    if groups is not None and len(groups) != len(y_all):
-        raise DataError(f"{where}: {len(groups)} groups for {len(y_all)} samples")
-    x_train, y_train = x_all, y_all
-    for split, fraction in (("test", test_fraction), ("val", val_fraction)):
-        if split not in parts:
-            keep, held = _split(len(y_train), y_train, fraction, seed)
-            parts[split] = (x_train[held], y_train[held])
-            x_train, y_train = x_train[keep], y_train[keep]
-            groups = groups[keep] if groups is not None else None
-    if len(np.unique(y_train)) < 2:
-        raise DataError(f"{where}: the training split has fewer than 2 classes")
 
-    mean: list[float] = []
-    std: list[float] = []
-    if normalize:
-        axes = (0, *range(2, x_train.ndim))
-        m = x_train.mean(axis=axes, keepdims=True)
-        s = x_train.std(axis=axes, keepdims=True)
-        s[s == 0] = 1.0
-        x_train = (x_train - m) / s
-        parts = {k: ((xv - m) / s, yv) for k, (xv, yv) in parts.items()}
-        mean, std = m.ravel().tolist(), s.ravel().tolist()
-
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a))
-
-    return Dataset(
-        name=name,
-        x_train=t(x_train.astype(np.float32)),
-        y_train=t(y_train),
-        x_val=t(parts["val"][0].astype(np.float32)),
-        y_val=t(parts["val"][1]),
-        x_test=t(parts["test"][0].astype(np.float32)),
-        y_test=t(parts["test"][1]),
-        num_classes=len(classes),
-        classes=classes.tolist(),
-        mean=mean,
-        std=std,
-        augment=AUGMENTS[kind](options) if kind in AUGMENTS else None,
-        groups=groups,
-        test_views=VIEWS[kind](options) if kind in VIEWS else None,
-    )
+def split_warnings(data: Dataset) -> list[str]:
+    """Why a classifier's scores on this data will mislead: validation or test classes that never occur
+    in training (a network cannot learn a class it never sees; with one sample per class, most cannot)."""
+    if data.task != "classification":
+        return []
+    seen = set(np.unique(data.y_train.cpu().numpy()).tolist())
+    found = []
+    for split, y in (("validation", data.y_val), ("test", data.y_test)):
+        classes = set(np.unique(y.cpu().numpy()).tolist())
+        missing = sorted(classes - seen)
+        if missing:
+            names = ", ".join(str(data.classes[i]) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+            share = float(np.isin(y.cpu().numpy(), missing).mean())
+            found.append(f"{data.name}: {len(missing)} of the {len(classes)} classes in the {split} split never occur in "
+                         f"training ({names}): {share:.0%} of its samples cannot be classified right, so its scores are "
+                         "capped accordingly; give more samples per class (or other split fractions)")
+    return found

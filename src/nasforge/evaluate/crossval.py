@@ -40,6 +40,10 @@ def extra_folds(data: Dataset, k: int, seed: int) -> list[tuple[torch.Tensor, to
             raise ValueError(f"{k} folds need {k - 1} groups in the training split besides the validation split's; "
                              f"it has {n_groups} ({', '.join(map(str, sorted(np.unique(groups).tolist())))})")
         splits = GroupKFold(n_splits=k - 1).split(rows, y, groups)
+    elif getattr(data, "task", "classification") != "classification":
+        from sklearn.model_selection import KFold
+
+        splits = KFold(n_splits=k - 1, shuffle=True, random_state=seed).split(rows)
     else:
         counts = np.bincount(y)
         smallest = int(counts[counts > 0].min())
@@ -53,11 +57,14 @@ def extra_folds(data: Dataset, k: int, seed: int) -> list[tuple[torch.Tensor, to
 
 def summarize(scores: list[dict[str, Any]]) -> dict[str, Any]:
     """One metrics dict from per-fold scores: each scalar is the unweighted mean over folds (every
-    fold, e.g. every speaker, counts the same), the confusion matrix their sum, and `cv_accuracy` /
-    `cv_loss` list the folds' own figures (fold 1, the validation split, first)."""
-    out: dict[str, Any] = {key: float(np.mean([s[key] for s in scores]))
-                           for key in ("accuracy", "precision", "recall", "f1", "loss")}
-    out["confusion"] = np.sum([np.asarray(s["confusion"]) for s in scores], axis=0).tolist()
-    out["cv_accuracy"] = [float(s["accuracy"]) for s in scores]
-    out["cv_loss"] = [float(s["loss"]) for s in scores]
+    fold, e.g. every speaker, counts the same), the confusion matrix their sum, and `cv_accuracy` (or
+    `cv_rmse`) / `cv_loss` list the folds' own figures (fold 1, the validation split, first)."""
+    numbers = [k for k, v in scores[0].items() if isinstance(v, (int, float)) and all(isinstance(s.get(k), (int, float))
+                                                                                       for s in scores)]
+    out: dict[str, Any] = {key: float(np.mean([s[key] for s in scores])) for key in numbers}
+    if all("confusion" in s for s in scores):
+        out["confusion"] = np.sum([np.asarray(s["confusion"]) for s in scores], axis=0).tolist()
+    for key in ("accuracy", "rmse", "loss"):
+        if key in numbers:
+            out[f"cv_{key}"] = [float(s[key]) for s in scores]
     return out

@@ -20,14 +20,18 @@ import torch
 from torch import nn
 
 from ..data.text import CharCorpus
-from ..errors import TrialFailure
+from ..errors import DataError, TrialFailure
 from ..space.base import Genome, SearchSpace
-from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed
+from .accelerator import DeviceRun, PeakMemory, backward_step, run_compiled, scaled_steps
+from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed, hard_limit, released
+from .footprint import check as check_footprint
 from .metrics import REWARDS, classification_metrics
-from .trainer import TrainingOptions, TrainingOutcome
+from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device
 
 # Gradient-norm clip: recurrent and attention stacks on long windows blow up without one.
 CLIP = 1.0
+# What lm_metrics computes (next-token classification scores and the loss).
+LM_REWARDS = ("neg_loss", "accuracy", "precision", "recall", "f1")
 
 
 def windows(stream: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,14 +43,19 @@ def windows(stream: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def lm_metrics(model: nn.Module, stream: torch.Tensor, seq_len: int, vocab_size: int, batch_size: int = 64) -> dict[str, Any]:
+def lm_metrics(model: nn.Module, stream: torch.Tensor, seq_len: int, vocab_size: int, batch_size: int = 64,
+               precision: str = "32") -> dict[str, Any]:
     model.eval()
+    device = model_device(model)
+    run = DeviceRun(device, precision)
     x, y = windows(stream, seq_len)
     total, preds = 0.0, []
     for i in range(0, len(x), batch_size):
-        logits = model(x[i : i + batch_size])
-        total += float(nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y[i : i + batch_size].reshape(-1), reduction="sum"))
-        preds.append(logits.argmax(-1).reshape(-1))
+        with run.autocast():
+            logits = model(x[i : i + batch_size].to(device))
+        total += float(nn.functional.cross_entropy(logits.float().reshape(-1, vocab_size),
+                                                   y[i : i + batch_size].to(device).reshape(-1), reduction="sum"))
+        preds.append(logits.argmax(-1).reshape(-1).cpu())
     loss = total / y.numel()
     metrics = classification_metrics(y.reshape(-1).numpy(), torch.cat(preds).numpy(), vocab_size, loss)
     metrics.pop("confusion")  # vocabulary x vocabulary: too big to keep per trial, and unread
@@ -63,50 +72,54 @@ def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, s
         raise ValueError(f"training text of {len(stream)} tokens is shorter than one window of {seq_len + 1}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    device = model_device(model)
+    stream = stream.to(device)  # once per candidate: windows are gathered on the device
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     timed = cpu_seconds is not None
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if options.cosine and not timed else None
-    offsets = torch.arange(seq_len + 1)
+    offsets = torch.arange(seq_len + 1, device=device)
+    run = DeviceRun(device, options.precision)
+    scaler = run.scaler()
     outcome = TrainingOutcome()
     start, cpu_start = time.perf_counter(), time.process_time()
     deadline = start + options.time_limit if options.time_limit else math.inf
     model.train()
-    total, first = torch.zeros(()), None
+    total, first = torch.zeros((), device=device), None
     step, last = 0, False
-    while not last:
-        step += 1
-        if timed:
-            elapsed = time.process_time() - cpu_start
-            last = elapsed >= cpu_seconds
-            if options.cosine:
-                for group in optimizer.param_groups:
-                    group["lr"] = 0.5 * options.lr * (1 + math.cos(math.pi * min(1.0, elapsed / cpu_seconds)))
-        else:
-            last = step == steps
-        starts = torch.randint(0, len(stream) - seq_len - 1, (options.batch_size,), generator=generator)
-        batch = stream[starts[:, None] + offsets]
-        logits = model(batch[:, :-1])
-        loss = nn.functional.cross_entropy(logits.reshape(-1, vocab_size), batch[:, 1:].reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        total += loss.detach()
-        if time.perf_counter() > deadline:
-            raise TrialFailure(f"time limit of {options.time_limit:g}s exceeded at step {step}")
-        if step % steps_per_epoch == 0 or last:
-            n = step % steps_per_epoch or steps_per_epoch
-            train_loss = float(total) / n
-            total = torch.zeros(())
-            if not math.isfinite(train_loss):
-                raise TrialFailure(f"training loss became {train_loss} at step {step}")
-            first = first if first is not None else train_loss
-            if train_loss > options.divergence_factor * max(first, 1e-3):
-                raise TrialFailure(f"training diverged: loss {train_loss:.3g} at step {step} (first {first:.3g})")
-            outcome.curve.append({"epoch": math.ceil(step / steps_per_epoch), "step": step, "train_loss": train_loss,
-                                  "cpu_seconds": time.process_time() - cpu_start})
+    with scaled_steps(scaler):
+        while not last:
+            step += 1
+            if timed:
+                elapsed = time.process_time() - cpu_start
+                last = elapsed >= cpu_seconds
+                if options.cosine:
+                    for group in optimizer.param_groups:
+                        group["lr"] = 0.5 * options.lr * (1 + math.cos(math.pi * min(1.0, elapsed / cpu_seconds)))
+            else:
+                last = step == steps
+            starts = torch.randint(0, len(stream) - seq_len - 1, (options.batch_size,), generator=generator).to(device)
+            batch = stream[starts[:, None] + offsets]
+            with run.autocast():  # forward and loss only
+                logits = model(batch[:, :-1])
+                loss = nn.functional.cross_entropy(logits.reshape(-1, vocab_size), batch[:, 1:].reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            backward_step(loss, optimizer, scaler, clip=(model.parameters(), CLIP))
+            if scheduler is not None:
+                scheduler.step()
+            total += loss.detach()
+            if time.perf_counter() > deadline:
+                raise TrialFailure(f"time limit of {options.time_limit:g}s exceeded at step {step}")
+            if step % steps_per_epoch == 0 or last:
+                n = step % steps_per_epoch or steps_per_epoch
+                train_loss = float(total) / n
+                total = torch.zeros((), device=device)
+                if not math.isfinite(train_loss):
+                    raise TrialFailure(f"training loss became {train_loss} at step {step}")
+                first = first if first is not None else train_loss
+                if train_loss > options.divergence_factor * max(first, 1e-3):
+                    raise TrialFailure(f"training diverged: loss {train_loss:.3g} at step {step} (first {first:.3g})")
+                outcome.curve.append({"epoch": math.ceil(step / steps_per_epoch), "step": step, "train_loss": train_loss,
+                                      "cpu_seconds": time.process_time() - cpu_start})
     outcome.seconds = time.perf_counter() - start
     outcome.samples = step * options.batch_size
     return outcome
@@ -117,12 +130,25 @@ class LanguageModelEvaluator(Evaluator):
 
     def __init__(self, space: SearchSpace, data: CharCorpus, training: TrainingOptions, reward: str = "neg_loss",
                  seq_len: int = 128, steps_per_epoch: int = 100):
-        if reward not in REWARDS:
-            raise ValueError(f"unknown reward {reward!r}; choose from {sorted(REWARDS)}")
+        if reward not in LM_REWARDS:
+            raise ValueError(f"reward {reward!r} does not apply to language models; choose from {', '.join(LM_REWARDS)}")
         if seq_len < 1 or steps_per_epoch < 1:
             raise ValueError("seq_len and steps_per_epoch must be positive")
         self.space, self.data, self.training, self.reward = space, data, training, reward
         self.seq_len, self.steps_per_epoch = seq_len, steps_per_epoch
+        # Every trial is scored on validation windows and the returned model on test windows: a
+        # held-out text shorter than one window would fail them all, so say so before the search.
+        for split, stream in (("validation", data.val), ("test", data.test)):
+            if len(stream) <= seq_len:
+                raise DataError(f"the {split} text has {len(stream)} characters, not enough for one window of {seq_len} "
+                                "(the last 10% of the corpus is held out): give a longer corpus or a smaller dataset.max_length")
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.training.device in ("auto", "cuda")
+
+    def stop_after(self) -> float | None:
+        return hard_limit(self.training.time_limit)
 
     def _train(self, model: nn.Module, seed: int, epochs: int | None, stream: torch.Tensor | None = None,
                timed: bool = True) -> TrainingOutcome:
@@ -141,34 +167,62 @@ class LanguageModelEvaluator(Evaluator):
         """As TrainingEvaluator; a warm start from the candidate's own weights continues training them,
         one from another genome's is ignored (weights do not carry across sequence genomes), and
         `prune_below` is ignored (an LM epoch has no validation score to prune on)."""
+        return released(self._evaluate(genome, seed, epochs, warmstart))
+
+    def _evaluate(self, genome: Genome, seed: int, epochs: int | None, warmstart: Warmstart | None) -> Result:
         start = time.perf_counter()
         params = None
+        device = resolve_device(self.training.device)  # training.device, as for every evaluator
+        where: dict[str, Any] = DeviceRun(device, self.training.precision).describe()
+        peak = PeakMemory(device)
         try:
+            example = torch.zeros((1, self.seq_len), dtype=torch.long)
+            # Checked against the memory of the device the model trains on (training.device).
+            footprint, too_large = check_footprint(self.space, genome, example, self.training.batch_size, self.training.memory_limit,
+                                                   device)
+            if too_large is not None:
+                return Result("failed", metrics=dict(where), params=footprint.params, train_seconds=time.perf_counter() - start,
+                              error=too_large)
             torch.manual_seed(seed)
             model = self.space.build(genome)
             params = count_params(model)
             if warmstart is not None and warmstart.parent is None:
                 model.load_state_dict(warmstart.state_dict)
+            model.to(device)
             outcome = self._train(model, seed, epochs)
-            metrics = self.validate(model)
+            metrics = {**self.validate(model), **where, "peak_memory_mb": peak.mb()}
             metrics["train_cpu_seconds"] = outcome.curve[-1]["cpu_seconds"] if outcome.curve else 0.0
         except CANDIDATE_ERRORS as exc:
-            return failed(exc, params, start)
+            return failed(exc, params, start, {**where, "peak_memory_mb": peak.mb()})
         return Result("complete", reward=float(REWARDS[self.reward](metrics)), metrics=metrics, params=params,
                       train_seconds=outcome.seconds, curve=outcome.curve,
-                      state_dict={k: v.detach().clone() for k, v in model.state_dict().items()})
+                      state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
 
     def retrain(self, model: nn.Module, seed: int, epochs: int, genome: Genome | None = None,
                 with_validation: bool = False) -> None:
         """`with_validation`: on the training text followed by the validation text (they are contiguous)."""
-        self._train(model, seed, epochs, torch.cat([self.data.train, self.data.val]) if with_validation else None, timed=False)
+        model.to(resolve_device(self.training.device))
+        stream = torch.cat([self.data.train, self.data.val]) if with_validation else None
+
+        def fit(net: nn.Module) -> None:
+            self._train(net, seed, epochs, stream, timed=False)
+
+        if self.training.final_compile:
+            run_compiled(model, fit)
+        else:
+            fit(model)
+        model.cpu()
 
     def validate(self, model: nn.Module) -> dict[str, Any]:
-        return lm_metrics(model, self.data.val, self.seq_len, self.data.vocab_size)
+        return lm_metrics(model, self.data.val, self.seq_len, self.data.vocab_size, precision=self.training.precision)
 
     def test(self, model: nn.Module) -> dict[str, Any]:
         """Loss on the test text: called once, for the final model, never for selection."""
-        return lm_metrics(model, self.data.test, self.seq_len, self.data.vocab_size)
+        model.to(resolve_device(self.training.device))
+        try:
+            return lm_metrics(model, self.data.test, self.seq_len, self.data.vocab_size, precision=self.training.precision)
+        finally:
+            model.cpu()
 
 
 def generate(model: nn.Module, prompt: list[int], length: int, seq_len: int, temperature: float = 1.0, seed: int = 0) -> list[int]:

@@ -196,6 +196,10 @@ class TabularEvaluator(Evaluator):
     scalarization: Scalarization | None = None
     _seen: dict[str, Answer] = field(default_factory=dict, repr=False)
 
+    @property
+    def wants_gpu(self) -> bool:
+        return False  # a table look-up
+
     def _arch(self, genome: Genome) -> str:
         text = self.key(genome) if self.key else self.space.to_json(genome)
         if not isinstance(text, str):

@@ -10,8 +10,13 @@ starts, never per trial.
 
 Each worker has its own pipe, so the driver always knows which trial a worker holds: when a
 worker dies (SIGKILL, the OOM killer) exactly that trial comes back as LOST and the study decides
-whether to run it again. Workers ignore SIGINT: Ctrl-C belongs to the driver, which then closes
-the pool; the trials left 'running' in the store are run again on resume.
+whether to run it again. With a `time_limit`, a worker still busy with one trial past it is killed
+(mid-batch, mid-measurement: wherever it is) and the trial comes back failed, with that reason; a
+new worker takes its slot. This is what makes trial_timeout a real limit, and why the serial
+executor becomes a one-worker pool when there is one (execute/__init__.py).
+
+Workers ignore SIGINT: Ctrl-C belongs to the driver, which then closes the pool; the trials left
+'running' in the store are run again on resume.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ def available_cores() -> int:
 
 
 def visible_gpus() -> list[str]:
-    """CUDA device ids the workers may be pinned to; empty without CUDA."""
+    """CUDA device ids the workers may be pinned to (as CUDA_VISIBLE_DEVICES lists them: indices or
+    GPU-... UUIDs); empty without CUDA."""
     import torch
 
     if not torch.cuda.is_available():
@@ -62,6 +68,20 @@ def visible_gpus() -> list[str]:
     if listed:
         return [d.strip() for d in listed.split(",") if d.strip()]
     return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def assign_gpus(gpus: list[str], workers: int | None, cores: int) -> tuple[int, list[str]]:
+    """(capacity, the GPU of each worker slot): one GPU per worker and never one GPU for two, so that a
+    trial never lands on a GPU another trial holds. Without GPUs: `workers`, or one per core. With
+    GPUs: one worker per GPU by default; more workers than GPUs is an ExecutorError."""
+    if not gpus:
+        return workers or cores, []
+    if workers is not None and workers > len(gpus):
+        raise ExecutorError(f"executor.workers: {workers} pool workers, but {len(gpus)} GPU(s) visible ({', '.join(gpus)}); "
+                            "each worker trains on a GPU of its own, so use at most that many workers, training.device cpu "
+                            "to train on the CPU, or the ray executor with a fractional gpus_per_trial to share GPUs")
+    capacity = workers or len(gpus)
+    return capacity, list(gpus[:capacity])
 
 
 def death_reason(exitcode: int | None) -> str:
@@ -142,6 +162,7 @@ class _Worker:
     conn: Connection
     ready: bool = False
     task: _Task | None = None
+    started: float = 0.0  # time.monotonic() when the task was sent
 
 
 class PoolExecutor(Executor):
@@ -149,16 +170,22 @@ class PoolExecutor(Executor):
 
     @classmethod
     def from_config(cls, evaluator: Evaluator, config: Any) -> PoolExecutor:
-        return cls(evaluator, workers=config.workers, threads=config.threads)
+        return cls(evaluator, workers=config.workers, threads=config.threads,
+                   time_limit=evaluator.stop_after() if evaluator is not None else None)
 
     def __init__(self, evaluator: Evaluator, workers: int | None = None, threads: int | None = None,
-                 gpus: list[str] | None = None):
+                 gpus: list[str] | None = None, time_limit: float | None = None):
+        """`gpus`: the device ids to pin workers to (default: the visible ones, when the evaluator
+        trains on a GPU, see Evaluator.wants_gpu); one worker per GPU. `time_limit`: seconds a worker
+        may spend on one trial before it is killed."""
         cores = available_cores()
-        self.capacity = workers or cores
-        if self.capacity < 1:
-            raise ExecutorError(f"executor.workers: need at least 1 worker, got {self.capacity}")
+        if workers is not None and workers < 1:
+            raise ExecutorError(f"executor.workers: need at least 1 worker, got {workers}")
+        if gpus is None:
+            gpus = visible_gpus() if evaluator is not None and evaluator.wants_gpu else []
+        self.capacity, self.gpus = assign_gpus(list(gpus), workers, cores)
         self.threads = threads or max(1, cores // self.capacity)
-        self.gpus = visible_gpus() if gpus is None else list(gpus)
+        self.time_limit = time_limit  # seconds a worker may spend on one trial before it is killed
         try:
             self._payload = pickle.dumps(evaluator, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -173,8 +200,9 @@ class PoolExecutor(Executor):
         threads = str(self.threads)
         env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
         if self.gpus:
-            # One device per worker, round-robin: inside, the worker's torch sees it as cuda:0.
-            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+            # Slot k's worker, and whichever worker replaces it, has GPU k alone: inside, its torch sees
+            # it as cuda:0. A slot runs one trial at a time, so no two trials share a GPU.
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot]
         return env
 
     def _spawn(self, slot: int) -> _Worker:
@@ -222,6 +250,7 @@ class PoolExecutor(Executor):
                 worker = self._spawn(slot)
             task = self._queue.popleft()
             worker.task = task
+            worker.started = time.monotonic()
             # If it died just now, its sentinel fires and next_result reports the trial lost.
             with contextlib.suppress(OSError):
                 worker.conn.send_bytes(pickle.dumps(task))
@@ -231,12 +260,36 @@ class PoolExecutor(Executor):
             busy = [(slot, w) for slot, w in enumerate(self._slots) if w is not None and w.task is not None]
             if not busy:
                 raise RuntimeError("next_result() called with no evaluation out")
-            ready = set(wait([w.conn for _, w in busy] + [w.process.sentinel for _, w in busy]))
+            ready = set(wait([w.conn for _, w in busy] + [w.process.sentinel for _, w in busy], timeout=self._until_overdue(busy)))
             for slot, worker in busy:
                 if worker.conn in ready or worker.process.sentinel in ready:
                     self._collect(slot, worker)
+            self._stop_overdue()
             self._dispatch()
         return self._done.popleft()
+
+    def _until_overdue(self, busy: list[tuple[int, _Worker]]) -> float | None:
+        if self.time_limit is None:
+            return None
+        first = min(w.started for _, w in busy) + self.time_limit
+        return max(0.0, first - time.monotonic())
+
+    def _stop_overdue(self) -> None:
+        """Kill every worker whose trial has run past the time limit; the trial comes back failed."""
+        if self.time_limit is None:
+            return
+        now = time.monotonic()
+        for slot, worker in enumerate(self._slots):
+            if worker is None or worker.task is None or now - worker.started < self.time_limit:
+                continue
+            trial_id = worker.task[0]
+            worker.process.kill()
+            worker.process.join(timeout=5)
+            self._retire(slot)
+            self._done.append((trial_id, Result(
+                "failed", train_seconds=now - worker.started,
+                error=f"time limit exceeded: still running after {now - worker.started:.0f}s (the limit, with its grace, is "
+                      f"{self.time_limit:.0f}s); stopped wherever it was (building, measuring costs or inside a batch)")))
 
     def _collect(self, slot: int, worker: _Worker) -> None:
         """Read what a worker said, or find out that it died; at most one message per call."""

@@ -73,6 +73,18 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
         raise ExecutorError(f"executor.address: nothing answers at {address} ({exc}); is the Ray head running there?") from exc
 
 
+def ray_slots(resources: dict[str, float], cpus_per_trial: float, gpus_per_trial: float, workers: int | None = None) -> int:
+    """Trials at once on a cluster with `resources`: `workers` when given, else as many as its CPUs
+    and (with a GPU share) its GPUs hold; Ray's scheduler then never grants more of a GPU than there is,
+    so with gpus_per_trial 1 no two trials share one and with 0.5 two do."""
+    if workers:
+        return workers
+    slots = resources.get("CPU", 1) / cpus_per_trial
+    if gpus_per_trial:
+        slots = min(slots, resources.get("GPU", 0) / gpus_per_trial)
+    return max(1, math.floor(slots + 1e-9))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:500] if text else ""
@@ -90,13 +102,16 @@ class RayExecutor(Executor):
 
     def __init__(self, evaluator: Evaluator, address: str | None = None, workers: int | None = None,
                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, temp_dir: str | Path | None = None,
-                 num_cpus: int | None = None):
+                 num_cpus: int | None = None, num_gpus: int | None = None):
+        """`num_cpus` / `num_gpus`: the resources of a local Ray that this executor starts (default:
+        what Ray detects); Ray schedules by these counts and sets each task's CUDA_VISIBLE_DEVICES
+        to the GPUs it was granted."""
         self.ray = import_ray()
         self.evaluator = evaluator
         self.address, self.workers = address, workers
         self.cpus_per_trial, self.gpus_per_trial = cpus_per_trial, gpus_per_trial
         self.temp_dir = Path(temp_dir).resolve() if temp_dir else None
-        self.num_cpus = num_cpus
+        self.num_cpus, self.num_gpus = num_cpus, num_gpus
         self._capacity: int | None = None
         self._started = False
         self._owns_ray = False  # we called ray.init, so we call ray.shutdown
@@ -133,20 +148,24 @@ class RayExecutor(Executor):
             self._start_local()
         self._started = True
         resources = ray.cluster_resources()
-        if self.workers:
-            self._capacity = self.workers
-        else:
-            slots = resources.get("CPU", 1) / self.cpus_per_trial
-            if self.gpus_per_trial:
-                slots = min(slots, resources.get("GPU", 0) / self.gpus_per_trial)
-            self._capacity = max(1, math.floor(slots + 1e-9))
+        self._capacity = ray_slots(resources, self.cpus_per_trial, self.gpus_per_trial, self.workers)
         if self.gpus_per_trial and not resources.get("GPU"):
             self.close()
             raise ExecutorError(f"executor.gpus_per_trial: {self.gpus_per_trial:g} GPUs asked per trial, but the Ray cluster has no GPU")
+        if resources.get("GPU") and not self.gpus_per_trial and self.evaluator.wants_gpu:
+            logging.getLogger("nasforge").info(
+                "the Ray cluster has %g GPU(s), but executor.gpus_per_trial is 0: Ray hides GPUs from tasks that ask for none, "
+                "so trials train on the CPU", resources["GPU"])
         self._ref = ray.put(self.evaluator)
-        self._task = ray.remote(_evaluate).options(
-            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0, retry_exceptions=False
-        )
+        options: dict[str, Any] = dict(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0,
+                                       retry_exceptions=False)
+        if self.gpus_per_trial:
+            # torch reads CUDA_VISIBLE_DEVICES once per process: a Ray worker reused for a task granted
+            # another GPU would go on using its first one, which another trial may hold. So every GPU
+            # trial gets a fresh worker process (Ray's own default for GPU tasks declared in
+            # @ray.remote; .options() would not carry it).
+            options["max_calls"] = 1
+        self._task = ray.remote(**options)(_evaluate)
 
     def _start_local(self) -> None:
         # Only the token: with RAY_AUTH_MODE unset, ray.init turns token mode on for a new local
@@ -170,7 +189,7 @@ class RayExecutor(Executor):
         level = announcer.level
         announcer.setLevel(logging.ERROR)
         try:
-            self.ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, _temp_dir=temp,
+            self.ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus, include_dashboard=False, _temp_dir=temp,
                           log_to_driver=False, configure_logging=False)
         except Exception as exc:
             self._cleanup_local()

@@ -23,10 +23,12 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     `out` may also name the HTML file itself (anything ending in .html); the PNGs go beside it.
     """
+    from ..rundir import make_folder
+
     snap = read_run(run_dir)
     target = Path(out) if out is not None else Path(run_dir) / REPORT_DIR
     page_path = target if target.suffix.lower() in (".html", ".htm") else target / REPORT_FILE
-    page_path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(page_path.parent, "out")
     page, pngs = render(snap)
     for name, data in pngs.items():
         (page_path.parent / f"{name}.png").write_bytes(data)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..objectives import objective_value, pareto_front
-from ..space import make_space
+from ..space import space_from_record
 from ..store import TrialRecord
 from .lineage import lineage
 from .plots import PLOTS, pareto_objectives
@@ -115,8 +115,8 @@ class _Describer:
 
     def __init__(self, snap: RunSnapshot):
         try:
-            self.space = make_space(snap.space["name"], snap.space["config"]) if snap.space else None
-        except Exception:  # an unknown space name: the table still renders, without descriptions
+            self.space = space_from_record(snap.space) if snap.space else None
+        except Exception:  # a space not rebuildable here (unknown name, function not importable): no descriptions
             self.space = None
 
     def __call__(self, genome: Any) -> str:

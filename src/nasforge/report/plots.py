@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.ticker import MaxNLocator
 
+from ..errors import NasforgeError
 from ..objectives import Objective, objective_value, pareto_front, study_objectives
-from ..space import make_space
+from ..space import space_from_record
 from ..store import TrialRecord
 from .architecture import architecture_figure
 from .lineage import lineage
@@ -230,9 +231,12 @@ def architecture_plot(snap: RunSnapshot) -> Figure | None:
     best = snap.best
     if best is None or not snap.space:
         return None
-    space = make_space(snap.space["name"], snap.space["config"])
-    genome = space.from_json(best.genome)
-    net = space.build(genome)
+    try:
+        space = space_from_record(snap.space)
+        genome = space.from_json(best.genome)
+        net = space.build(genome)
+    except NasforgeError:  # a user's space that cannot be rebuilt here (its function is not importable)
+        return None
     if not hasattr(net, "plan"):  # a space whose networks are not Plans has no diagram (yet)
         return None
     shape = tuple(snap.dataset.get("input_shape") or snap.space["config"].get("input_shape") or ()) or None

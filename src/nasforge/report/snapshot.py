@@ -1,8 +1,8 @@
 """A read-only snapshot of a study: everything a report shows, read without ever writing the store.
 
-The store's own `Store` class creates its schema and switches the journal mode on open, which are
-writes. A report may run while a search is writing (the live view), so it opens the SQLite file with
-`mode=ro`: WAL lets one reader see a consistent state while the single writer carries on.
+A report may run while a search is writing (the live view), so it opens the SQLite file with
+`mode=ro` (store.open_checked, which also refuses an empty, incomplete or damaged store): WAL lets
+one reader see a consistent state while the single writer carries on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..store import STORE_FILE, TrialRecord
+from ..store import STORE_FILE, TrialRecord, open_checked
 
 _COLUMNS = ("id, genome, genome_key, parents, operator, status, reward, metrics, params, train_seconds, curve, seed, "
             "error, started_at, finished_at, attempts")
@@ -29,6 +29,9 @@ class RunSnapshot:
     final: dict[str, Any] | None
     elapsed_seconds: float | None
     trials: list[TrialRecord] = field(default_factory=list)
+    # What the reward measures (the evaluator's reward_name: "auto" resolved by the task, a custom
+    # metric's name); stored since rewards became per task. Older runs: the config's reward.
+    reward: str | None = None
 
     @property
     def complete(self) -> list[TrialRecord]:
@@ -36,7 +39,7 @@ class RunSnapshot:
 
     @property
     def reward_name(self) -> str:
-        return str(self.config.get("reward", "reward"))
+        return self.reward or str(self.config.get("reward", "reward"))
 
     def trial(self, trial_id: int) -> TrialRecord | None:
         return next((t for t in self.trials if t.id == trial_id), None)
@@ -54,20 +57,11 @@ class RunSnapshot:
         return self.final is not None
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-
-
 def read_run(run_dir: str | Path) -> RunSnapshot:
     """One consistent read of a run directory's store (a single read transaction)."""
     run_dir = Path(run_dir)
     path = run_dir / STORE_FILE
-    if not path.exists():
-        raise StoreError(f"{run_dir} holds no study (expected {path})")
-    try:
-        db = _connect(path)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path} read-only ({exc})") from exc
+    db = open_checked(path, readonly=True)
     try:
         with db:
             db.execute("BEGIN")  # meta and trials from the same moment, even with a writer active
@@ -85,6 +79,7 @@ def read_run(run_dir: str | Path) -> RunSnapshot:
         final=meta.get("final"),
         elapsed_seconds=meta.get("elapsed_seconds"),
         trials=[_record(row) for row in rows],
+        reward=meta.get("reward_name"),
     )
 
 

@@ -1,6 +1,6 @@
 """The median stopping rule (Golovin et al., Google Vizier 2017) as a scheduler around another.
 
-A candidate whose validation accuracy after epoch e falls below the median that earlier trials
+A candidate whose validation score (its reward) after epoch e falls below the median that earlier trials
 trained from scratch had after epoch e is stopped there (status 'pruned', its partial score kept).
 The thresholds are computed when a candidate starts and travel with its job, so the evaluator
 prunes between epochs wherever it runs. Everything else is the inner scheduler's (FIFO or
@@ -25,14 +25,16 @@ class MedianStopping(Scheduler):
         self.multi_fidelity = inner.multi_fidelity
 
     def thresholds(self, history: History) -> dict[int, float]:
-        """Median validation accuracy per epoch of earlier trials trained from scratch."""
+        """Median validation score per epoch of earlier trials trained from scratch: `val_score` (the
+        reward, as the trainer and `ctx.report` record it; `val_accuracy` in runs from before it)."""
         by_epoch: dict[int, list[float]] = {}
         for t in history.trials():
             if t.status == "running" or "inherited_tensors" in t.metrics:
                 continue
             for point in t.curve[: self.epochs or None]:
-                if "val_accuracy" in point:
-                    by_epoch.setdefault(int(point["epoch"]), []).append(point["val_accuracy"])
+                value = point.get("val_score", point.get("val_accuracy"))
+                if value is not None:
+                    by_epoch.setdefault(int(point["epoch"]), []).append(value)
         return {e: float(statistics.median(v)) for e, v in by_epoch.items() if len(v) >= self.min_trials}
 
     def start(self, trial: int) -> None:

@@ -79,6 +79,9 @@ class SearchSpace(ABC):
     # -- optional: the space as a sequence of categorical decisions ---------------------------
     # Strategies that learn over decisions (policy gradient, surrogate models) need these; a space
     # that cannot express itself this way keeps the defaults and those strategies refuse it.
+    # A space whose decisions depend on each other (a define-by-run space: `kernel3` exists only when
+    # depth is 4) encodes a decision that does not occur in a genome as -1, and says which occur with
+    # `occurred`; strategies learn nothing about a decision that did not occur.
     def decisions(self) -> list[int]:
         """Number of choices of each decision, in order."""
         raise NotImplementedError(f"the {self.name!r} space does not express itself as categorical decisions")
@@ -90,6 +93,11 @@ class SearchSpace(ABC):
     def decode(self, choices: Sequence[int]) -> Genome:
         """A valid genome from one choice per decision (repaired where the space repairs)."""
         raise NotImplementedError(f"the {self.name!r} space does not express itself as categorical decisions")
+
+    def occurred(self, genome: Genome) -> list[bool] | None:
+        """Which decisions occur in `genome` (`encode` gives -1 for the others); None: all of them,
+        as in every space whose decisions do not depend on each other."""
+        return None
 
     def decision_features(self, choices: np.ndarray) -> np.ndarray:
         """Numeric features of a batch of choice vectors (n x decisions) for surrogate models:

@@ -109,8 +109,9 @@ class CellSpace(SearchSpace):
     def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, channels: int = 16, cells_per_stage: int = 1):
         if len(input_shape) not in (2, 3) or any(int(d) < 1 for d in input_shape):
             raise InvalidGenome(f"input shape must be (C, L) or (C, H, W) with positive sizes, got {tuple(input_shape)}")
-        if num_classes < 2:
-            raise InvalidGenome(f"need at least 2 classes, got {num_classes}")
+        # The head's width: classes, multi-label labels, or regression targets (1 for one target).
+        if num_classes < 1:
+            raise InvalidGenome(f"need at least 1 output (classes, labels or targets), got {num_classes}")
         if channels < 1 or cells_per_stage < 1:
             raise InvalidGenome(f"channels and cells_per_stage must be >= 1, got {channels} and {cells_per_stage}")
         # Two reductions need a map of at least 2 at each: 3 -> 2 -> 1.

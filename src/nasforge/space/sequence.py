@@ -111,8 +111,8 @@ class SequenceSpace(SearchSpace):
             raise InvalidGenome(f"sequence space: task must be one of {TASKS}, got {task!r}")
         if vocab_size < 3 or max_length < 1:
             raise InvalidGenome(f"sequence space: need a vocabulary of 3+ tokens and max_length >= 1, got {vocab_size}, {max_length}")
-        if task == "classify" and (num_classes is None or num_classes < 2):
-            raise InvalidGenome(f"need at least 2 classes, got {num_classes}")
+        if task == "classify" and (num_classes is None or num_classes < 1):
+            raise InvalidGenome(f"need at least 1 output (classes, labels or targets), got {num_classes}")
         self.vocab_size, self.max_length, self.task = int(vocab_size), int(max_length), task
         self.num_classes = int(num_classes) if task == "classify" else self.vocab_size
         self.options = options or SequenceSpaceOptions()

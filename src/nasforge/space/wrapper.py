@@ -68,6 +68,9 @@ class SpaceWrapper(SearchSpace):
         # A policy's sample is its own choice: wrappers change sample/mutate/crossover only.
         return self.inner.decode(choices)
 
+    def occurred(self, genome: Genome) -> list[bool] | None:
+        return self.inner.occurred(genome)
+
     def decision_features(self, choices: np.ndarray) -> np.ndarray:
         return self.inner.decision_features(choices)
 

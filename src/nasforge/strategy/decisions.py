@@ -20,9 +20,11 @@ def decision_sizes(space: SearchSpace, strategy: str) -> list[int]:
 
 
 def choices_of(space: SearchSpace, candidate: Candidate) -> list[int]:
-    """The choices a candidate was sampled with; after a resume (info is not stored) its encoding."""
+    """The choices a candidate was sampled with; after a resume (info is not stored) its encoding,
+    where a decision that did not occur (-1) reads as its first option: `space.occurred` tells the
+    strategy to learn nothing from it."""
     choices = candidate.info.get("choices")
-    return list(choices) if choices is not None else space.encode(candidate.genome)
+    return list(choices) if choices is not None else [max(int(c), 0) for c in space.encode(candidate.genome)]
 
 
 def encode_or_none(space: SearchSpace, genome: Genome) -> list[int] | None:

@@ -548,7 +548,9 @@ class PredictorEvolution(Strategy):
         self.members.append(member)
         if choices is None:
             code = encode_or_none(self.space, member.genome)
-            choices = None if code is None else np.asarray(code, dtype=np.int64)
+            # A decision that did not occur encodes as -1; any choice there decodes to the same genome,
+            # so it is stored as 0 (codes stay non-negative) and the space's features leave it at zero.
+            choices = None if code is None else np.maximum(np.asarray(code, dtype=np.int64), 0)
         if choices is not None:
             self._gp_add(choices, float(member.reward), int(member.trial))
 

@@ -49,8 +49,10 @@ class _Independent:
     def sample(self, rng: np.random.Generator) -> list[int]:
         return _draw(self.probs(), rng)
 
-    def update(self, choices: list[int], advantage: float, entropy_weight: float) -> None:
-        """One Adam step on -advantage * log p(choices) - entropy_weight * H."""
+    def update(self, choices: list[int], advantage: float, entropy_weight: float, live: list[bool] | None = None) -> None:
+        """One Adam step on -advantage * log p(choices) - entropy_weight * H. A decision that did not
+        occur (`live` False) has no gradient and keeps its logits and Adam moments as they were (the
+        step count is shared, so its bias correction runs ahead: a small, bounded inexactness)."""
         logp = self.log_probs()
         p = np.exp(logp)
         onehot = np.zeros_like(p)
@@ -62,10 +64,15 @@ class _Independent:
         grad = np.where(self.valid, grad, 0.0)
         b1, b2 = self.betas
         self.t += 1
-        self.m = b1 * self.m + (1 - b1) * grad
-        self.v = b2 * self.v + (1 - b2) * grad * grad
-        m_hat, v_hat = self.m / (1 - b1**self.t), self.v / (1 - b2**self.t)
-        self.logits = self.logits - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        m = b1 * self.m + (1 - b1) * grad
+        v = b2 * self.v + (1 - b2) * grad * grad
+        m_hat, v_hat = m / (1 - b1**self.t), v / (1 - b2**self.t)
+        logits = self.logits - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        if live is None:
+            self.m, self.v, self.logits = m, v, logits
+        else:
+            rows = np.asarray(live, dtype=bool)[:, None]
+            self.m, self.v, self.logits = np.where(rows, m, self.m), np.where(rows, v, self.v), np.where(rows, logits, self.logits)
 
     def state(self) -> dict[str, Any]:
         return {"logits": self.logits.tolist(), "m": self.m.tolist(), "v": self.v.tolist(), "t": self.t}
@@ -112,10 +119,15 @@ class _LSTMController(nn.Module):
         with torch.no_grad():
             return self._run(None, rng)[0]
 
-    def update(self, choices: list[int], advantage: float, entropy_weight: float) -> None:
+    def update(self, choices: list[int], advantage: float, entropy_weight: float, live: list[bool] | None = None) -> None:
+        """One Adam step; decisions that did not occur (`live` False) add no terms to the loss (the
+        controller still read their sampled choices as it stepped past them)."""
         _, logps = self._run(choices, None)
-        taken = sum(lp[k] for lp, k in zip(logps, choices))
-        entropy = sum(-(lp.exp() * lp).sum() for lp in logps)
+        keep = live if live is not None else [True] * len(choices)
+        if not any(keep):
+            return
+        taken = sum(lp[k] for lp, k, on in zip(logps, choices, keep) if on)
+        entropy = sum(-(lp.exp() * lp).sum() for lp, on in zip(logps, keep) if on)
         loss = -advantage * taken - entropy_weight * entropy
         self.optimizer.zero_grad()
         loss.backward()
@@ -229,7 +241,8 @@ class Reinforce(Strategy):
         scale = self.scale.value or 0.0
         if scale > 0:
             advantage /= scale
-        self.policy.update(choices_of(self.space, candidate), advantage, self.entropy)
+        # A decision that did not occur in the genome (it depends on another's value) is not learnt from.
+        self.policy.update(choices_of(self.space, candidate), advantage, self.entropy, self.space.occurred(candidate.genome))
         self.updates += 1
 
     def probabilities(self) -> list[list[float]]:

@@ -64,7 +64,7 @@ class OneShotEvaluator(Evaluator):
 
     @property
     def reward_name(self) -> str:
-        return self.reward
+        return self.standalone.reward_name  # "auto" resolved for the task
 
     # -- the supernet --------------------------------------------------------------------------
     def signature(self) -> dict[str, Any]:
