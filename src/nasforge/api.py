@@ -29,7 +29,7 @@ from .evaluate.language_model import LanguageModelEvaluator
 from .evaluate.metrics import CustomMetric
 from .evaluate.trainer import TrainingOptions, auto_batch_size, check_device
 from .example import example_of, save_example
-from .execute import Executor, make_executor
+from .execute import Executor, SerialExecutor, make_executor
 from .registry import EVALUATORS, EXECUTORS, STRATEGIES
 from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
 from .schedule import make_scheduler
@@ -55,6 +55,9 @@ RESUMABLE = {"trials", "seconds", "target", "progress",
 SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "channels": "widths", "kernels": "kernels",
                    "dropout_rates": "dropout_rates", "blocks": "kinds", "rnn_widths": "rnn_widths", "rnn_layers": "rnn_layers",
                    "ngrams": "ngrams", "bag_dims": "bag_dims"}
+
+# Space fields of the cell space alone.
+CELL_FIELDS = {"cell_channels", "cells_per_stage"}
 
 # Space fields the layers space has no option for (it is built from the rest of the space config).
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
@@ -93,6 +96,10 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
     if name != "layers" and config.space.hparams:
         raise ConfigError(f"space.hparams: training hyper-parameters are searched only in the layers space, not in {name!r}; "
                           "set them under training: instead")
+    # Compared with the defaults, not model_fields_set: a resumed run's stored config names every field.
+    cell_only = {f for f in CELL_FIELDS if getattr(config.space, f) != type(config.space).model_fields[f].default}
+    if name != "cell" and cell_only:
+        raise ConfigError(f"space: {', '.join(sorted(cell_only))} shape the cell space, not the {name!r} space")
     if name == "sequence":
         options = SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
                                           if f in config.space.model_fields_set})
@@ -100,7 +107,8 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
             return SequenceSpace(data.vocab_size, None, config.dataset.max_length or 128, "lm", options)
         return SequenceSpace(len(data.tokenizer), data.num_classes, data.input_shape[0], "classify", options)
     if name == "cell":
-        return CellSpace(data.input_shape, data.num_classes)
+        return CellSpace(data.input_shape, data.num_classes, channels=config.space.cell_channels,
+                         cells_per_stage=config.space.cells_per_stage)
     return make_space_for(config, data.input_shape, data.num_classes)
 
 
@@ -144,6 +152,8 @@ def make_scalarization(config: SearchConfig) -> Scalarization | None:
 def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus, training: TrainingOptions,
                    objects: UserObjects | None = None, epoch_callbacks: tuple[Any, ...] = ()) -> Evaluator:
     objects = objects or UserObjects()
+    if config.evaluation.name == "one-shot":
+        return make_one_shot_evaluator(config, space, data, training, objects)
     name = "functional" if objects.evaluate is not None else config.evaluator
     if isinstance(data, CharCorpus):
         used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
@@ -212,6 +222,35 @@ MIN_FLOPS_CAP = 20e6
 FLOPS_PER_INPUT = 10_000
 
 
+def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus,
+                            training: TrainingOptions, objects: UserObjects | None = None) -> Evaluator:
+    """The supernet evaluator of `evaluation: one-shot` (evaluate/oneshot/); ENAS's when shared_steps > 0.
+    The supernet trains with the training section's batch size, learning rate, weight decay and schedule."""
+    from .evaluate.oneshot import OneShotEvaluator, ScoringOptions, SupernetOptions
+    from .evaluate.oneshot.enas import EnasEvaluator
+
+    if isinstance(data, CharCorpus):
+        raise ConfigError("evaluation: one-shot evaluation scores classifiers; language models are trained on their own")
+    if objects is not None and objects.evaluate is not None:
+        raise ConfigError("evaluation: one-shot scores paths of a supernet with its own evaluator; evaluate=fn(model, ctx) "
+                          "trains each candidate its own way (drop one of them)")
+    if isinstance(data, StreamedDataset):
+        raise ConfigError("evaluation: one-shot trains its supernet on data held in memory; this data is streamed "
+                          "(set dataset.stream: false)")
+    if getattr(data, "task", "classification") != "classification":
+        raise ConfigError(f"evaluation: one-shot scores classifiers by their class predictions; this data is a "
+                          f"{data.task} task (use evaluation train)")
+    e = config.evaluation
+    supernet = SupernetOptions(epochs=e.supernet_epochs, sampling=e.sampling, batch_size=training.batch_size, lr=training.lr,
+                               weight_decay=training.weight_decay, cosine=training.cosine,
+                               label_smoothing=training.label_smoothing)
+    scoring = ScoringOptions(bn_batches=e.bn_batches, batch_size=training.batch_size)
+    if e.shared_steps:
+        return EnasEvaluator(space, data, training, supernet, scoring, config.reward, config.seed,
+                             shared_steps=e.shared_steps, shared_every=e.shared_every)
+    return OneShotEvaluator(space, data, training, supernet, scoring, config.reward, config.seed)
+
+
 def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
     """The space strategies draw from: only feasible candidates under constraints (and the compute
     cap), and pre-screened by a zero-cost proxy when configured (screening picks among feasible
@@ -229,7 +268,7 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY})
+    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY, *CELL_FIELDS})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))
@@ -329,6 +368,10 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
         store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
+    # One-shot scores only rank: the best top_k paths are retrained from scratch (final_epochs, else epochs).
+    one_shot = config.evaluation.name == "one-shot"
+    final_epochs = t.final_epochs or (t.epochs if one_shot else None)
+    final_candidates = config.evaluation.top_k if one_shot else 1
     f = config.fidelity
     scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
     if strategy is None:
@@ -339,11 +382,15 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
                           "on the study's space")
     if given:
         strategy = GivenFirst(strategy, given)
+    if executor is not None and evaluator.serial_only and not isinstance(executor, SerialExecutor):
+        raise ConfigError(f"executor: {type(evaluator).__name__} holds its shared weights in this process; trials cannot "
+                          "go to another executor")
     return Study(
         space, strategy, evaluator, store, rundir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
-        keep_top=config.keep_top, final_epochs=t.final_epochs, final_data=t.final_data,
-        final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, progress=config.progress, callbacks=callbacks,
+        keep_top=config.keep_top, final_epochs=final_epochs, final_data=t.final_data,
+        final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, final_candidates=final_candidates,
+        progress=config.progress, callbacks=callbacks,
         executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
         objectives=config.objectives,

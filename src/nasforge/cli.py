@@ -168,7 +168,13 @@ def print_summary(study: Any, config: Any) -> None:
         where = f"validation ({folds}-fold mean)" if folds else "validation"
         print(f"best architecture (trial {best.id}): {study.space.describe(study.space.from_json(best.genome))}")
         params = f"{best.params:,} parameters" if best.params is not None else "parameters not counted"
+        candidates = final.get("candidates") or {}
+        if candidates:  # the search's scores only ranked (one-shot): the returned network was retrained and re-scored
+            where = "search-time validation (shared weights)"
         print(f"  {where} {study.evaluator.reward_name} {best.reward:.4f}, {params}")
+        if str(best.id) in candidates:
+            print(f"  retrained from scratch: validation {study.evaluator.reward_name} {candidates[str(best.id)]['reward']:.4f}, "
+                  f"the best of the {len(candidates)} best trials retrained")
         test = final.get("test") or {}
         # Accuracy, the study's own reward where the test split has it (f1, precision, ...), and the loss.
         names = dict.fromkeys(("accuracy", study.evaluator.reward_name, "f1", "loss"))

@@ -219,6 +219,13 @@ class Store:
         sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
         return [self._record(r) for r in self.db.execute(sql, (status,) if status else ())]
 
+    def top(self, k: int, exclude: int | None = None) -> list[TrialRecord]:
+        """The k complete trials of highest reward (the earlier on a tie), without reading the others:
+        a one-shot search stores thousands of trials and asks for its best after each."""
+        rows = self.db.execute("SELECT * FROM trials WHERE status = 'complete' AND id IS NOT ? ORDER BY reward DESC, id LIMIT ?",
+                               (exclude, k))
+        return [self._record(r) for r in rows]
+
     def trial(self, trial_id: int) -> TrialRecord | None:
         row = self.db.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
         return self._record(row) if row else None

@@ -7,6 +7,7 @@ already evaluated is never trained again: the strategy is told the stored result
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,7 @@ class Study:
         final_data: str = "train",
         final_ensemble: int = 1,
         final_seeds: int = 1,
+        final_candidates: int = 1,
         executor: Executor | None = None,
         max_retries: int = 2,
         scheduler: Scheduler | None = None,
@@ -97,6 +99,12 @@ class Study:
                 raise ValueError(f"{name}: a search with several objectives returns its Pareto front, not one model")
         if final_seeds > 1 and not final_epochs:
             raise ValueError("final_seeds: retrains from several seeds need final_epochs (a trial's weights exist once)")
+        if final_candidates < 1 or (final_candidates > 1 and (not final_epochs or len(objectives) >= 2)):
+            raise ValueError(f"final_candidates ({final_candidates}): the best N trials are retrained from scratch and the best "
+                             "by validation returned; N >= 1, and N > 1 needs final_epochs and a single objective")
+        # The best N trials by the search's reward are retrained and the best by validation returned:
+        # for rewards that rank only roughly (one-shot scores from a supernet).
+        self.final_candidates = final_candidates
         if final_epochs and not evaluator.can_retrain:
             raise ValueError(f"final_epochs: {type(evaluator).__name__} cannot retrain a network (it implements no retrain); "
                              "drop final_epochs to return the search trial's own weights")
@@ -127,8 +135,8 @@ class Study:
 
     @property
     def best(self) -> TrialRecord | None:
-        complete = self.store.trials("complete")
-        return max(complete, key=lambda t: (t.reward, -t.id)) if complete else None
+        top = self.store.top(1)
+        return top[0] if top else None
 
     @property
     def front(self) -> list[TrialRecord]:
@@ -218,9 +226,17 @@ class Study:
         return (f"{exc}. {safe} finished trial(s) are safe in {self.store.path}{room}; make room and continue with: "
                 f"nasforge search --resume --out {self.run_dir}")
 
+    def _note(self, line: str) -> None:
+        """A line about the run's own set-up (supernet training): logged, and shown beside the progress bar."""
+        log.info(line)
+        if self.show_progress:
+            print(line, file=sys.stderr, flush=True)
+
     def _search(self) -> None:
         self._session_start = time.monotonic()
         self._elapsed_before = float(self.store.get("elapsed_seconds", 0.0))
+        # One-shot evaluators train their supernet here (or resume it from its checkpoint in the run).
+        self.evaluator.prepare(self.run_dir, log=self._note)
         self._load_state()
         finished = len(self.store.trials()) - len(self.store.trials("running"))
         progress = Progress(self.budget, finished, self._best_reward(), enabled=self.show_progress)
@@ -441,11 +457,11 @@ class Study:
     def _keep_weights(self, trial_id: int, result: Result) -> None:
         # With objectives the trial may join the front: keep it now, _prune_weights decides after.
         always = self.inherit or len(self.objectives) >= 2 or trial_id in self._protected()
-        others = [t.reward for t in self.store.trials("complete") if t.id != trial_id]
+        others = [t.reward for t in self.store.top(self.keep_top, exclude=trial_id)]  # all that decides
         self.rundir.keep_weights(trial_id, result.state_dict, result.reward, others, self.keep_top, always)
 
     def _prune_weights(self) -> None:
-        top = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.keep_top]
+        top = self.store.top(self.keep_top)
         self.rundir.prune_weights({t.id for t in top} | self._protected())
 
     # -- the result ----------------------------------------------------------------------------
@@ -454,7 +470,11 @@ class Study:
         With final_ensemble N the returned model averages the N best trials' networks; with final_seeds K
         each of them is retrained K times (seeds trial seed, +1, ...) and all N x K are averaged."""
         # Highest reward first, the earlier trial on a tie: the head is `self.best`.
-        best_trials = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.final_ensemble]
+        ranked = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))
+        retrained: dict[int, torch.nn.Module] = {}
+        if self.final_candidates > 1 and ranked:
+            ranked, retrained = self._pick_by_retraining(_distinct(ranked, self.final_candidates))
+        best_trials = ranked[: self.final_ensemble]
         if not best_trials:
             return None
         best = best_trials[0]
@@ -470,6 +490,9 @@ class Study:
         with_validation = bool(self.final_epochs) and self.final_data == "train+val"
         models = []
         for record, offset in members:
+            if offset == 0 and record.id in retrained and not with_validation:
+                models.append(retrained[record.id])  # retrained exactly so while the candidates were picked
+                continue
             genome = self.space.from_json(record.genome)
             torch.manual_seed(record.seed + offset)
             model = self.space.build(genome)
@@ -493,6 +516,8 @@ class Study:
         if len(models) > 1:
             trials = ", ".join(str(record.id) for record in best_trials)
             source = f"ensemble of trial{'s' if len(best_trials) > 1 else ''} {trials} (mean probabilities), " + source
+        if retrained:
+            source += f"; picked by validation among the best {len(retrained)} trials, each retrained for {self.final_epochs} epochs"
         if self.test_views is not None:
             source += f", predictions averaged over test-time views of each input {self.test_views}"
         model = combine(models, make_views(self.test_views), self._task())
@@ -508,6 +533,47 @@ class Study:
             "val": self.evaluator.validate(model),
             "val_in_training": with_validation,
             "test": self.evaluator.test(model),
+            **({"candidates": self.store.get("final_candidates")} if retrained else {}),
         }
         self.store.set("final", final)
         return final
+
+    def _pick_by_retraining(self, candidates: list[TrialRecord]) -> tuple[list[TrialRecord], dict[int, torch.nn.Module]]:
+        """The candidates retrained from scratch for final_epochs on the training split, best first by
+        validation reward, with the retrained networks. Each retrain is kept (weights/retrained_*.pt and
+        the store's `final_candidates`) as it finishes, so a killed finalize does not repeat it."""
+        done: dict[str, dict[str, Any]] = self.store.get("final_candidates") or {}
+        models: dict[int, torch.nn.Module] = {}
+        for record in candidates:
+            genome = self.space.from_json(record.genome)
+            path = self.rundir.retrained_path(record.id)
+            torch.manual_seed(record.seed)
+            model = self.space.build(genome)
+            if str(record.id) in done and path.exists():
+                model.load_state_dict(self.rundir.load_weights(path))
+            else:
+                self.evaluator.retrain(model, record.seed, self.final_epochs, genome)
+                metrics = self.evaluator.validate(model)
+                done[str(record.id)] = {"search_reward": record.reward, "reward": self.evaluator.reward_of(metrics),
+                                        "accuracy": metrics.get("accuracy")}
+                self.rundir.save_retrained(record.id, model.state_dict())
+                self.store.set("final_candidates", done)
+            models[record.id] = model.eval()
+        order = sorted(candidates, key=lambda t: (-done[str(t.id)]["reward"], t.id))
+        return order, models
+
+
+def _distinct(ranked: list[TrialRecord], k: int) -> list[TrialRecord]:
+    """The first k trials of `ranked` whose scores differ: two trials with the same reward and the same
+    validation loss compute the same function (one-shot: cells that differ only on edges no path to the
+    output uses), and retraining both would spend a retrain on one network twice."""
+    seen, out = set(), []
+    for record in ranked:
+        score = (record.reward, record.metrics.get("loss"))
+        if score in seen and score[1] is not None:
+            continue
+        seen.add(score)
+        out.append(record)
+        if len(out) == k:
+            break
+    return out

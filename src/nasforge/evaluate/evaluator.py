@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ from .cost import DEFAULT_COSTS, GENOME_MEASURES, MEASURES, CostOptions, count_p
 from .crossval import summarize
 from .footprint import check as check_footprint
 from .inherit import inherit
-from .metrics import CustomMetric
+from .metrics import REWARDS, CustomMetric
 from .proxies import score_proxies
 from .tasks import Task
 from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device, score_batches, train_batches
@@ -100,12 +101,23 @@ class Evaluator(ABC):
     # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
     # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
     inherits_weights = False
+    # Whether evaluate() needs state of this process (a supernet's shared weights), so that trials
+    # cannot run in worker processes.
+    serial_only = False
     # Called after every epoch of every trial, in the process that trains it (a pool or Ray worker
     # under those executors), with an EpochInfo; evaluators that train set them (callbacks.py).
     epoch_callbacks: tuple[Any, ...] = ()
     # Whether evaluate() takes the trial's id as `trial` (for EpochInfo and ctx.trial); the study
     # passes it only then, so evaluators written before it need not accept it.
     takes_trial_id = False
+
+    def prepare(self, run_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> None:  # noqa: B027
+        """Set up before the first evaluation (one-shot: train the supernet, or resume its training
+        from the checkpoint in `run_dir`); called by the study at the start of every run."""
+
+    def reward_of(self, metrics: dict[str, Any]) -> float:
+        """The reward of validation metrics (finalize picks among retrained candidates by it); accuracy by default."""
+        return float(REWARDS["accuracy"](metrics))
 
     @property
     def wants_gpu(self) -> bool:
@@ -166,8 +178,6 @@ def hard_limit(time_limit: float | None, runs: int = 1) -> float | None:
         return None
     soft = time_limit * runs
     return soft + max(5.0, 0.25 * soft)
-
-
 
 
 # Samples per batch when an in-memory split is scored (streamed splits use the training batch size).
@@ -242,6 +252,9 @@ class TrainingEvaluator(Evaluator):
         run = run or DeviceRun(model_device(model), options.precision, options.channels_last and has_conv2d(model))
         return score_batches(model, self._batches(split, options, run.device), self.task, self.reward_spec,
                              self.metric, options.loss, run)
+
+    def reward_of(self, metrics: dict[str, Any]) -> float:
+        return self._reward(metrics)
 
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None, trial: int | None = None) -> Result:

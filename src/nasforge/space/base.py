@@ -110,6 +110,12 @@ class SearchSpace(ABC):
         out[rows, (choices + offsets).ravel()] = 1.0
         return out
 
+    # -- optional: weight sharing --------------------------------------------------------------
+    def supernet(self) -> nn.Module:
+        """One network holding every genome of the space as a path (space/supernet/: a Supernet, whose
+        `extract(genome)` is `build(genome)` with the shared weights); one-shot evaluation needs it."""
+        raise NotImplementedError(f"the {self.name!r} space has no supernet (weight sharing); the cell space has one")
+
     # -- optional: what evaluation needs to know beyond the network ----------------------------
     def module_map(self, parent: Genome, child: Genome) -> dict[str, str] | None:
         """Which parent module each child module corresponds to, for weight inheritance.

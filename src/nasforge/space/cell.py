@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from ..errors import InvalidGenome
 from .base import SearchSpace
@@ -255,6 +256,11 @@ class CellSpace(SearchSpace):
 
     def build(self, genome: CellGenome) -> PlanNet:
         return PlanNet(self.plan(genome))
+
+    def supernet(self) -> nn.Module:
+        from .supernet.cell import CellSupernet
+
+        return CellSupernet(self)
 
 
 def _feature_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
