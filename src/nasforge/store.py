@@ -178,7 +178,9 @@ class Store:
                 (json.dumps(genome), genome_key, json.dumps(parents), operator, seed, time.time()),
             )
             self._save_state(state)
-            return int(cur.lastrowid)
+            trial_id = cur.lastrowid
+            assert trial_id is not None  # sqlite3 sets it after every INSERT
+            return trial_id
 
     def restart_trial(self, trial_id: int) -> None:
         self._write("UPDATE trials SET attempts = attempts + 1, started_at = ? WHERE id = ?", (time.time(), trial_id))

@@ -101,7 +101,7 @@ def parse_arch(text: str) -> CellGenome:
     return CellGenome(tuple(ops))
 
 
-class CellSpace(SearchSpace):
+class CellSpace(SearchSpace[CellGenome]):
     """NB201 cells for a task of `input_shape` (C, H, W) or (C, L) and `num_classes` classes."""
 
     name = "cell"
