@@ -124,6 +124,15 @@ def test_training_order_is_seeded_and_the_same_on_both_paths(small) -> None:
     assert [len(b) for b, _ in TensorBatches(five, five, 2).epoch()] == [2, 2, 1]
 
 
+def test_loader_batches_standardise_per_channel_and_need_a_std_per_mean() -> None:
+    x = torch.arange(24.0).reshape(4, 2, 3)  # 4 items, 2 channels
+    data = torch.utils.data.TensorDataset(x, torch.zeros(4))
+    (batch, _), = LoaderBatches(data, 4, mean=(1.0, 2.0), std=(2.0, 4.0)).epoch()
+    assert torch.equal(batch[:, 0], (x[:, 0] - 1.0) / 2.0) and torch.equal(batch[:, 1], (x[:, 1] - 2.0) / 4.0)
+    with pytest.raises(ValueError, match="mean and std"):
+        LoaderBatches(data, 4, mean=(1.0, 2.0))
+
+
 def test_a_large_npz_travels_to_workers_as_its_recipe(tmp_path, small, monkeypatch) -> None:
     import nasforge.data.dataset as dataset
 

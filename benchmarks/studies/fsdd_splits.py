@@ -109,7 +109,8 @@ def main() -> None:
         excluded = args.exclude_speaker is not None and split != "upstream"
         x_fit = data.x_train if excluded else torch.cat([data.x_train, data.x_val])
         y_fit = data.y_train if excluded else torch.cat([data.y_train, data.y_val])
-        space = LayerGraphSpace(data.input_shape, data.num_classes)
+        if not args.run:  # a run's genome is built by the run's own space (layers, cell, ...)
+            space = LayerGraphSpace(data.input_shape, data.num_classes)
         start = time.process_time()
         accs, probs = [], []
         for seed in args.seed:

@@ -31,7 +31,7 @@ from .evaluate.cost import GENOME_MEASURES, CostModel
 from .evaluate.factory import cost_options, default_inherit, make_evaluator, training_options
 from .evaluate.trainer import check_device
 from .example import example_of, save_example
-from .execute import Executor, make_executor
+from .execute import Executor, SerialExecutor, make_executor
 from .final import FinalOptions
 from .registry import EXECUTORS, STRATEGIES
 from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
@@ -174,6 +174,10 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     else:
         store.set("config", to_dict(config))  # only budget fields can differ, see resume_config
         store.set("reward_name", evaluator.reward_name)  # "auto" resolved for the task; a custom metric's name
+    # One-shot scores only rank: the best top_k paths are retrained from scratch (final_epochs, else epochs).
+    one_shot = config.evaluation.name == "one-shot"
+    final_epochs = t.final_epochs or (t.epochs if one_shot else None)
+    final_candidates = config.evaluation.top_k if one_shot else 1
     f = config.fidelity
     scheduler = make_scheduler(f.name, f.min_epochs, f.eta, f.rungs, t.early_stop, t.early_stop_min_trials, evaluator.epochs)
     if strategy is None:
@@ -184,12 +188,15 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
                           "on the study's space")
     if given:
         strategy = GivenFirst(strategy, given)
+    if executor is not None and evaluator.serial_only and not isinstance(executor, SerialExecutor):
+        raise ConfigError(f"executor: {type(evaluator).__name__} holds its shared weights in this process; trials cannot "
+                          "go to another executor")
     return Study(
         space, strategy, evaluator, store, rundir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
         keep_top=config.keep_top, progress=config.progress, callbacks=callbacks,
-        final=FinalOptions(epochs=t.final_epochs, data=t.final_data, ensemble=t.final_ensemble, seeds=t.final_seeds,
-                           test_views=getattr(data, "test_views", None)),
+        final=FinalOptions(epochs=final_epochs, data=t.final_data, ensemble=t.final_ensemble, seeds=t.final_seeds,
+                           candidates=final_candidates, test_views=getattr(data, "test_views", None)),
         executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
         objectives=config.objectives,

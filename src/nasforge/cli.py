@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .config import flags
 from .errors import NasforgeError, NasforgeWarning
+
+if TYPE_CHECKING:
+    from .store import TrialRecord
 
 
 def _bool(text: str) -> bool:
@@ -26,7 +30,7 @@ def _bool(text: str) -> bool:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: same exit code as config errors
+    def error(self, message: str) -> NoReturn:  # argparse's own errors: same exit code as config errors
         self.print_usage(sys.stderr)
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
@@ -49,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif flag.kind == "list":
             p.add_argument(flag.option, dest=name, default=None, metavar="A,B,...", help=text)
         else:
-            kinds = {"bool": _bool, "int": int, "float": float, "str": str}
+            kinds: dict[str, Callable[[str], Any]] = {"bool": _bool, "int": int, "float": float, "str": str}
             p.add_argument(flag.option, dest=name, type=kinds[flag.kind], default=None, metavar=flag.kind.upper(), help=text)
 
     p = sub.add_parser("show", help="leaderboard of a study")
@@ -168,7 +172,13 @@ def print_summary(study: Any, config: Any) -> None:
         where = f"validation ({folds}-fold mean)" if folds else "validation"
         print(f"best architecture (trial {best.id}): {study.space.describe(study.space.from_json(best.genome))}")
         params = f"{best.params:,} parameters" if best.params is not None else "parameters not counted"
+        candidates = final.get("candidates") or {}
+        if candidates:  # the search's scores only ranked (one-shot): the returned network was retrained and re-scored
+            where = "search-time validation (shared weights)"
         print(f"  {where} {study.evaluator.reward_name} {best.reward:.4f}, {params}")
+        if str(best.id) in candidates:
+            print(f"  retrained from scratch: validation {study.evaluator.reward_name} {candidates[str(best.id)]['reward']:.4f}, "
+                  f"the best of the {len(candidates)} best trials retrained")
         test = final.get("test") or {}
         # Accuracy, the study's own reward where the test split has it (f1, precision, ...), and the loss.
         names = dict.fromkeys(("accuracy", study.evaluator.reward_name, "f1", "loss"))
@@ -234,7 +244,13 @@ def _show_front(args: argparse.Namespace) -> int:
             except ValueError:
                 raise NasforgeError(f"--reference: {item!r} is not NAME=NUMBER") from None
     volume = front_hypervolume(snap.trials, objs, [reference[o.name] for o in objs])
-    front = sorted(front, key=lambda t: objective_value(t, objs[0].name) * (-1 if objs[0].maximize else 1))
+    first = objs[0]
+
+    def best_first(trial: TrialRecord) -> float:  # every trial of the front has every objective's value
+        value = objective_value(trial, first.name)
+        return math.inf if value is None else (-value if first.maximize else value)
+
+    front = sorted(front, key=best_first)
     extra = [m for m in ("params", "flops", "latency_ms", "size_bytes") if m not in {o.name for o in objs}]
     if args.json:
         print(json.dumps({"objectives": [o.label for o in objs], "reference": reference, "hypervolume": volume,

@@ -116,7 +116,8 @@ def derive(model: type[BaseModel], extra_sections: dict[str, Iterable[tuple[str,
             child = _section(info.annotation)
             if child is not None and "flag_type" not in extra:
                 child_extra = child.model_config.get("json_schema_extra")
-                child_prefix = child_extra.get("flag_prefix", "") if isinstance(child_extra, dict) else ""
+                given = child_extra.get("flag_prefix", "") if isinstance(child_extra, dict) else ""
+                child_prefix = given if isinstance(given, str) else ""
                 walk(child, f"{path}.", name, child_prefix, None)
                 for owner_name, more in (extra_sections or {}).get(name, ()):
                     walk(more, f"{path}.", name, child_prefix, owner_name)

@@ -76,8 +76,8 @@ def objective_matrix(trials: Iterable[TrialRecord], objectives: Sequence[str | O
     for trial in trials:
         if trial.status != "complete":
             continue
-        values = [objective_value(trial, o.name) for o in objs]
-        if any(v is None for v in values):
+        values = [v for v in (objective_value(trial, o.name) for o in objs) if v is not None]
+        if len(values) < len(objs):
             continue
         kept.append(trial)
         rows.append([-v if o.maximize else v for v, o in zip(values, objs, strict=True)])
@@ -115,8 +115,8 @@ def front_hypervolume(trials: Iterable[TrialRecord], objectives: Sequence[str | 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     """`a` is nowhere worse than `b` and somewhere better (minimisation)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return bool(np.all(a <= b) and np.any(a < b))
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return bool(np.all(x <= y) and np.any(x < y))
 
 
 def pareto_mask(points: np.ndarray) -> np.ndarray:

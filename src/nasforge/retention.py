@@ -40,10 +40,10 @@ class WeightRetention:
         """Save a finished trial's weights if it ranks among the best or the search needs them."""
         # With objectives the trial may join the front: keep it now, prune() decides after.
         always = self.inherit or len(self.objectives) >= 2 or trial_id in self.protected()
-        others = [t.reward for t in self.store.trials("complete") if t.id != trial_id]
+        others = [t.reward for t in self.store.top(self.keep_top, exclude=trial_id)]  # all that decides
         self.rundir.keep_weights(trial_id, state_dict, reward, others, self.keep_top, always)
 
     def prune(self) -> None:
         """Delete the weights of every trial that is neither among the best nor still needed."""
-        top = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))[: self.keep_top]
+        top = self.store.top(self.keep_top)
         self.rundir.prune_weights({t.id for t in top} | self.protected())

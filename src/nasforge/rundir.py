@@ -202,6 +202,10 @@ class RunDir:
     def weights_path(self, trial_id: int) -> Path:
         return self.weights_dir / f"trial_{trial_id:05d}.pt"
 
+    def retrained_path(self, trial_id: int) -> Path:
+        """A trial retrained from scratch while the study picks its result (final_candidates)."""
+        return self.weights_dir / f"retrained_{trial_id:05d}.pt"
+
     def has_store(self) -> bool:
         return self.store_path.exists()
 
@@ -286,6 +290,13 @@ class RunDir:
         except OSError as exc:
             raise WriteFailed(f"cannot create {self.weights_dir}: {describe_os_error(exc)}") from exc
         return write_atomically(self.weights_path(trial_id), lambda tmp: _torch_save(state_dict, tmp))
+
+    def save_retrained(self, trial_id: int, state_dict: dict[str, Any]) -> Path:
+        try:
+            self.weights_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise WriteFailed(f"cannot create {self.weights_dir}: {describe_os_error(exc)}") from exc
+        return write_atomically(self.retrained_path(trial_id), lambda tmp: _torch_save(state_dict, tmp))
 
     def keep_weights(self, trial_id: int, state_dict: dict[str, Any], reward: float | None, others: Iterable[float],
                      keep_top: int, always: bool = False) -> bool:

@@ -178,7 +178,9 @@ class Store:
                 (json.dumps(genome), genome_key, json.dumps(parents), operator, seed, time.time()),
             )
             self._save_state(state)
-            return int(cur.lastrowid)
+            trial_id = cur.lastrowid
+            assert trial_id is not None  # sqlite3 sets it after every INSERT
+            return trial_id
 
     def restart_trial(self, trial_id: int) -> None:
         self._write("UPDATE trials SET attempts = attempts + 1, started_at = ? WHERE id = ?", (time.time(), trial_id))
@@ -218,6 +220,13 @@ class Store:
     def trials(self, status: str | None = None) -> list[TrialRecord]:
         sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
         return [self._record(r) for r in self.db.execute(sql, (status,) if status else ())]
+
+    def top(self, k: int, exclude: int | None = None) -> list[TrialRecord]:
+        """The k complete trials of highest reward (the earlier on a tie), without reading the others:
+        a one-shot search stores thousands of trials and asks for its best after each."""
+        rows = self.db.execute("SELECT * FROM trials WHERE status = 'complete' AND id IS NOT ? ORDER BY reward DESC, id LIMIT ?",
+                               (exclude, k))
+        return [self._record(r) for r in rows]
 
     def trial(self, trial_id: int) -> TrialRecord | None:
         row = self.db.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()

@@ -10,6 +10,7 @@ weights kept (retention.py) and the returned model (final.py).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +21,11 @@ import torch
 from .budget import Budget
 from .callbacks import Callback
 from .errors import WriteFailed
-from .evaluate.evaluator import Evaluator, Result, Warmstart
+from .evaluate.evaluator import Evaluator, Result
 from .execute.base import LOST, Executor
 from .execute.serial import SerialExecutor
 from .final import FinalModel, FinalOptions
+from .jobs import Jobs, evaluator_options
 from .objectives import pareto_front
 from .report.progress import Progress, log_trial
 from .retention import WeightRetention
@@ -43,12 +45,6 @@ log = logging.getLogger("nasforge")
 
 def trial_seed(study_seed: int, trial_id: int) -> int:
     return (study_seed * 1_000_003 + trial_id) % (2**31)
-
-
-def _evaluator_options(job: dict[str, Any]) -> dict[str, Any]:
-    """The part of a job the evaluator takes; only what is set, so evaluators that do not train
-    (table look-ups) need not accept options they would ignore."""
-    return {k: job[k] for k in ("epochs", "warmstart", "prune_below", "trial") if k in job}
 
 
 class Study:
@@ -96,7 +92,9 @@ class Study:
         self.max_retries = max_retries  # runs again of a trial whose worker died under it
         # When candidates start, continue or stop (FIFO, successive halving, median stopping).
         self.scheduler = scheduler or FIFO()
-        self.inherit, self.finetune_epochs = inherit, finetune_epochs
+        self.inherit = inherit
+        # How long each candidate trains and from which weights (jobs.py: inheritance, promotions).
+        self.jobs = Jobs(space, store, self.rundir, self.scheduler, inherit, finetune_epochs)
         # Which trials' weights stay on disk (retention.py); with inheritance, enough recent ones that
         # every living member of an evolving population can be a parent.
         self.weights = WeightRetention(self.rundir, store, self.scheduler, self.keep_top, objectives, inherit,
@@ -114,8 +112,8 @@ class Study:
 
     @property
     def best(self) -> TrialRecord | None:
-        complete = self.store.trials("complete")
-        return max(complete, key=lambda t: (t.reward, -t.id)) if complete else None
+        top = self.store.top(1)
+        return top[0] if top else None
 
     @property
     def front(self) -> list[TrialRecord]:
@@ -179,9 +177,17 @@ class Study:
             self.rundir.release()
         return self
 
+    def _note(self, line: str) -> None:
+        """A line about the run's own set-up (supernet training): logged, and shown beside the progress bar."""
+        log.info(line)
+        if self.show_progress:
+            print(line, file=sys.stderr, flush=True)
+
     def _search(self) -> None:
         self._session_start = time.monotonic()
         self._elapsed_before = float(self.store.get("elapsed_seconds", 0.0))
+        # One-shot evaluators train their supernet here (or resume it from its checkpoint in the run).
+        self.evaluator.prepare(self.run_dir, log=self._note)
         self._load_state()
         finished = len(self.store.trials()) - len(self.store.trials("running"))
         progress = Progress(self.budget, finished, self._best_reward(), enabled=self.show_progress)
@@ -194,7 +200,7 @@ class Study:
             for rec in self.store.trials("running"):
                 cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
                 self.store.restart_trial(rec.id)
-                self._submit(rec.id, cand, rec.seed, self._new_job(cand), in_flight, in_flight_keys, progress)
+                self._submit(rec.id, cand, rec.seed, self.jobs.new(cand), in_flight, in_flight_keys, progress)
             duplicates = 0
             while True:
                 self.stop_reason = self._should_stop()
@@ -232,7 +238,7 @@ class Study:
                     trial_id = self.store.add_trial(
                         self.space.to_json(cand.genome), key, list(cand.parents), cand.operator, seed, self._state()
                     )
-                    self._submit(trial_id, cand, seed, self._new_job(cand), in_flight, in_flight_keys, progress)
+                    self._submit(trial_id, cand, seed, self.jobs.new(cand), in_flight, in_flight_keys, progress)
                     # With several workers free, the budget may run out between two submissions.
                     self.stop_reason = self._should_stop()
                 if not in_flight:
@@ -270,27 +276,11 @@ class Study:
             self.executor.close()
         progress.close()
 
-    # -- jobs: how long a candidate trains and from which weights -----------------------------------
-    def _new_job(self, cand: Candidate) -> dict[str, Any]:
-        job: dict[str, Any] = dict(self.scheduler.job_options(self.store))
-        if self.inherit:
-            for parent_id in cand.parents:
-                path = self.weights_path(parent_id)
-                parent = self.store.trial(parent_id)
-                if path.exists() and parent is not None:
-                    job["warmstart"] = Warmstart(self.rundir.load_weights(path), self.space.from_json(parent.genome))
-                    job["inherited_from"] = parent_id
-                    if not self.scheduler.multi_fidelity:  # a rung's epochs stand; otherwise a short fine-tune
-                        job["epochs"] = self.finetune_epochs
-                    break
-        return job
-
+    # -- submitting, retrying, telling -------------------------------------------------------------
     def _promote(self, promotion: Promotion, in_flight: dict, in_flight_keys: dict, progress: Progress) -> None:
         rec = self.store.trial(promotion.trial)
         cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
-        job = {"epochs": promotion.to_epochs - promotion.from_epochs, "promotion": promotion.to_epochs,
-               "warmstart": Warmstart(self.rundir.load_weights(self.weights_path(rec.id)))}
-        self._submit(rec.id, cand, rec.seed, job, in_flight, in_flight_keys, progress)
+        self._submit(rec.id, cand, rec.seed, self.jobs.promotion(promotion, rec), in_flight, in_flight_keys, progress)
 
     def _retry(self, trial_id: int, cand: Candidate, job: dict[str, Any]) -> bool:
         """The worker running this trial died. Run it again (same id, same seed) while attempts
@@ -301,7 +291,7 @@ class Study:
         self.store.restart_trial(trial_id)
         log.warning("trial %d: its worker was lost; running it again (attempt %d of %d)", trial_id, rec.attempts + 1,
                     self.max_retries + 1)
-        self.executor.submit(trial_id, cand.genome, rec.seed, **_evaluator_options(job))
+        self.executor.submit(trial_id, cand.genome, rec.seed, **evaluator_options(job))
         return True
 
     def _submit(self, trial_id: int, cand: Candidate, seed: int, job: dict[str, Any], in_flight: dict, in_flight_keys: dict,
@@ -315,7 +305,7 @@ class Study:
         for callback in self.callbacks:
             if isinstance(callback, Callback):
                 callback.on_trial_start(self, trial_id, cand.genome)
-        self.executor.submit(trial_id, cand.genome, seed, **_evaluator_options(job))
+        self.executor.submit(trial_id, cand.genome, seed, **evaluator_options(job))
 
     def _tell(self, trial_id: int, cand: Candidate, reward: float | None, epochs: int | None,
               metrics: dict[str, Any] | None = None) -> None:

@@ -11,10 +11,10 @@ from ..budget import Budget
 from ..evaluate.tabular import TabularBenchmark, TabularEvaluator
 from ..space.base import SearchSpace
 from ..strategy.decisions import decision_sizes
-from .runs import MAX_REPEATS, Tracker
+from .runs import MAX_REPEATS, RunResult, Tracker
 
 
-def run_optuna(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Budget, seed: int):
+def run_optuna(name: str, bench: TabularBenchmark, space: SearchSpace, budget: Budget, seed: int) -> RunResult:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -16,7 +16,7 @@ def format_table(report: BenchReport, published: str = "auto") -> str:
     lines = [
         f"table {s.table}: signal {s.signal}, report {s.report}, budget {budget}, {s.runs} runs from seed {s.seed}",
         f"{'strategy':<15} {'mean ± std':>16} {'runs':>5} {'queries':>8} {'sim. s':>8} {'us/query':>9} {'cpu us/q':>9}"
-        + (f"   {'published (' + pub_name + ')':<28} {'inside':>6}" if pub else ""),
+        + (f"   {f'published ({pub_name})':<28} {'inside':>6}" if pub else ""),
     ]
     lines.append("-" * len(lines[-1]))
     for name, r in report.results.items():

@@ -30,7 +30,9 @@ class Tracker:
     """Best by signal (first found on ties) and the best-so-far report curve of one run."""
 
     def __init__(self, bench: TabularBenchmark):
-        self.bench, self.row, self.curve = bench, None, []
+        self.bench = bench
+        self.row: int | None = None
+        self.curve: list[float] = []
 
     def seen(self, row: int | None, new: bool) -> None:
         if row is not None and new:

@@ -5,7 +5,7 @@ everything the flags can and every field is described once. Unknown or ill-typed
 ConfigError naming the field.
 
 The schema is split by section: sections.py (dataset, space, training, fidelity, prescreen,
-budget, executor), costs.py (measure names, cost measures, scalarized rewards), search.py
+budget, evaluation, executor), costs.py (measure names, cost measures, scalarized rewards), search.py
 (SearchConfig, which holds them all); loading.py reads and builds configs.
 """
 
@@ -14,8 +14,10 @@ from .loading import build_config, flags, parse_config, read_yaml, to_dict
 from .search import SearchConfig
 from .sections import (
     BUILTIN_SPACES,
+    ONE_SHOT_REWARDS,
     BudgetConfig,
     DatasetConfig,
+    EvaluationConfig,
     ExecutorConfig,
     FidelityConfig,
     PrescreenConfig,
@@ -24,7 +26,7 @@ from .sections import (
 )
 
 __all__ = [
-    "BUILTIN_SPACES", "CONSTRAINT_MEASURES", "COST_MEASURES", "METRICS", "BudgetConfig", "CostConfig", "DatasetConfig",
-    "ExecutorConfig", "FidelityConfig", "PrescreenConfig", "ScalarizeConfig", "SearchConfig", "SpaceConfig", "TrainingConfig",
-    "build_config", "flags", "parse_config", "read_yaml", "to_dict",
+    "BUILTIN_SPACES", "CONSTRAINT_MEASURES", "COST_MEASURES", "METRICS", "ONE_SHOT_REWARDS", "BudgetConfig", "CostConfig",
+    "DatasetConfig", "EvaluationConfig", "ExecutorConfig", "FidelityConfig", "PrescreenConfig", "ScalarizeConfig",
+    "SearchConfig", "SpaceConfig", "TrainingConfig", "build_config", "flags", "parse_config", "read_yaml", "to_dict",
 ]

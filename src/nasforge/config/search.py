@@ -13,8 +13,10 @@ from ..strategy.base import StrategyOptions
 from ..strategy.factory import parse_options
 from .costs import CONSTRAINT_MEASURES, METRICS, CostConfig, ScalarizeConfig
 from .sections import (
+    ONE_SHOT_REWARDS,
     BudgetConfig,
     DatasetConfig,
+    EvaluationConfig,
     ExecutorConfig,
     FidelityConfig,
     PrescreenConfig,
@@ -33,6 +35,7 @@ class SearchConfig(_Strict):
     budget: BudgetConfig = BudgetConfig()
     fidelity: FidelityConfig = FidelityConfig()
     prescreen: PrescreenConfig = PrescreenConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     reward: Literal["auto", "accuracy", "precision", "recall", "f1", "auc", "average_precision", "neg_loss", "neg_rmse",
                     "neg_mae", "r2", "custom"] = Field(
         "auto", description="what the search maximises on the validation split: auto (accuracy; f1 for multilabel; neg_rmse "
@@ -111,12 +114,42 @@ class SearchConfig(_Strict):
         if self.training.cv_folds is not None and self.fidelity.name != "none":
             raise ValueError("training.cv_folds: successive halving continues one network per rung, not K folds; "
                              "use fidelity: none with cv_folds")
+        if self.evaluation.name == "one-shot":
+            self._one_shot_fits()
         self._devices_fit_executor()
         for field in ("final_ensemble", "final_seeds"):
             if getattr(self.training, field) > 1 and len(self.objectives) >= 2:
                 raise ValueError(f"training.{field}: a search with several objectives returns its Pareto front, "
                                  "not one model to ensemble; drop one of them")
         return self
+
+    def _one_shot_fits(self) -> None:
+        e = self.evaluation
+        if e.supernet_epochs == 0 and e.shared_steps == 0:
+            raise ValueError("evaluation.supernet_epochs: an untrained supernet scores nothing; train it first "
+                             "(supernet_epochs) or while searching (shared_steps, ENAS)")
+        clashes = {
+            "executor": (self.executor.name != "serial", "the shared weights live in the search's process; use executor serial"),
+            "fidelity": (self.fidelity.name != "none", "a supernet path is scored, not trained for epochs; use fidelity none"),
+            "training.cv_folds": (self.training.cv_folds is not None, "paths are scored on the validation split, not by folds"),
+            "training.early_stop": (self.training.early_stop != "none", "nothing is trained per candidate to stop early"),
+            "training.inherit": (bool(self.training.inherit), "candidates share all weights already"),
+            "objectives": (len(self.objectives) >= 2, "Pareto searches over a supernet are not available yet"),
+            "constraints": (bool(self.constraints), "cost constraints over a supernet are not available yet"),
+            "scalarize": (self.scalarize.name != "none", "scalarized rewards over a supernet are not available yet"),
+            "evaluator": (self.evaluator not in ("auto", "training"), f"paths are scored with the supernet's shared weights, not by "
+                          f"evaluator {self.evaluator!r} (Python API: evaluate=fn); use evaluator auto"),
+            "reward": (self.reward not in ONE_SHOT_REWARDS, "paths are scored by class predictions; use one of "
+                       f"{', '.join(ONE_SHOT_REWARDS)}"),
+        }
+        for field, (clash, why) in clashes.items():
+            if clash:
+                raise ValueError(f"{field}: with evaluation one-shot {why}")
+
+    @field_validator("evaluation", mode="before")
+    @classmethod
+    def _evaluation_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
 
     def _devices_fit_executor(self) -> None:
         device, executor = self.training.device, self.executor

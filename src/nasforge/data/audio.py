@@ -202,6 +202,8 @@ class SpectrogramViews(torch.nn.Module):
     time stretch (27 views) nothing more; training with a random 5% warp as well did not help (91.7% with views).
     Nothing is learnt: the views are a buffer rebuilt from (shift, warp), which `spec()` records."""
 
+    theta: torch.Tensor  # views x 2 x 3 affine matrices (a buffer)
+
     def __init__(self, shift: float = 0.05, warp: float = 0.05):
         super().__init__()
         for name, value in (("shift", shift), ("warp", warp)):
@@ -306,16 +308,16 @@ def fsdd_features(folder: str | Path, options: MelOptions = MelOptions(), cache_
             feats = gain_normalize(feats, options.top_db)
         if options.band_norm is not None:
             feats = band_normalize(feats, options.band_norm)
-        feats = feats.numpy().astype(np.float32)
-    arrays = {
-        "x": feats,
+    arrays: dict[str, np.ndarray] = {
+        "x": feats.numpy().astype(np.float32),
         "digit": np.array([d for _, d, _, _ in files], dtype=np.int64),
         "speaker": np.array([s for _, _, s, _ in files]),
         "take": np.array([t for *_, t in files], dtype=np.int64),
     }
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
+    # Named one by one: numpy's stubs would match a **dict against savez's allow_pickle flag.
+    np.savez(tmp, x=arrays["x"], digit=arrays["digit"], speaker=arrays["speaker"], take=arrays["take"])
     tmp.replace(path)
     return arrays
 

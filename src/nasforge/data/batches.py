@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import multiprocessing
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
+from typing import cast
 
 import torch
 
@@ -112,21 +113,26 @@ class LoaderBatches(Batches):
                  seed: int | None = None, workers: int = 0, mean: Sequence[float] = (), std: Sequence[float] = ()):
         self.device = torch.device(device)
         self.dataset = dataset
+        # Map-style datasets have a length; torch's Dataset type does not declare it.
+        self._sized = cast(Sized, dataset)
         # A pool executor's workers are daemonic processes, which may not start processes of their own:
         # there the items are read in the worker itself.
         workers = 0 if multiprocessing.current_process().daemon else workers
         sampler: torch.utils.data.Sampler = (
-            torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if seed is not None
-            else torch.utils.data.SequentialSampler(dataset))
+            torch.utils.data.RandomSampler(self._sized, generator=torch.Generator().manual_seed(seed)) if seed is not None
+            else torch.utils.data.SequentialSampler(self._sized))
         self.pin = self.device.type == "cuda"
         self.shuffled = seed is not None
         self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                                                   pin_memory=self.pin, persistent_workers=workers > 0)
-        self.mean = torch.tensor(list(mean), dtype=torch.float32, device=self.device) if len(mean) else None
-        self.std = torch.tensor(list(std), dtype=torch.float32, device=self.device) if len(std) else None
+        if len(mean) != len(std):
+            raise ValueError(f"mean and std need one value per input channel each, got {len(mean)} and {len(std)}")
+        # (mean, std) on the device, or None: no standardisation.
+        self.scale = (torch.tensor(list(mean), dtype=torch.float32, device=self.device),
+                      torch.tensor(list(std), dtype=torch.float32, device=self.device)) if len(mean) else None
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self._sized)
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in self.loader:
@@ -134,9 +140,9 @@ class LoaderBatches(Batches):
                 break  # see the module docstring
             x = x.to(self.device, non_blocking=self.pin)
             y = y.to(self.device, non_blocking=self.pin)
-            if self.mean is not None:
+            if self.scale is not None:
                 shape = (1, -1) + (1,) * (x.dim() - 2)
-                x = (x - self.mean.view(shape)) / self.std.view(shape)
+                x = (x - self.scale[0].view(shape)) / self.scale[1].view(shape)
             yield x, y
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import TrialFailure
+from ..errors import DataError, TrialFailure
 from .batches import Batches, LoaderBatches
 
 # Training items read for the per-channel mean and std of a streamed split.
@@ -87,8 +87,10 @@ class Items(torch.utils.data.Dataset):
         # `shape`: every input's shape as the networks take it (the item's own, or with a channel axis).
         self.source, self.name, self.task, self.shape = source, name, task, shape
         self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
+        if task == "classification" and classes is None:
+            raise ValueError(f"{name}: classification items need the training split's classes")
         self.classes = classes
-        self._index = {c: i for i, c in enumerate(classes)} if classes is not None else None
+        self._index = {c: i for i, c in enumerate(classes or ())}  # label -> class index (classification)
 
     def __len__(self) -> int:
         return len(self.indices) if self.indices is not None else len(self.source)
@@ -176,13 +178,16 @@ def channel_statistics(items: Items, seed: int, workers: int = 0) -> tuple[list[
     n = len(items)
     rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, STATS_SAMPLES), replace=False))
     sample = torch.utils.data.Subset(items, rows.tolist())
-    total = squares = None
+    total: torch.Tensor | None = None
+    squares: torch.Tensor | None = None
     count = 0
     for x, _ in LoaderBatches(sample, 64, "cpu", workers=workers).epoch():
         x = x.double().transpose(0, 1).reshape(x.shape[1], -1)  # channels x values
         total = x.sum(1) if total is None else total + x.sum(1)
         squares = (x**2).sum(1) if squares is None else squares + (x**2).sum(1)
         count += x.shape[1]
+    if total is None or squares is None or count == 0:
+        raise DataError(f"{items.name}: no training items to take the per-channel mean and std from")
     mean = total / count
     std = (squares / count - mean**2).clamp_min(0).sqrt()
     std[std == 0] = 1.0

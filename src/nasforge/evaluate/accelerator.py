@@ -25,7 +25,7 @@ import gc
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -118,7 +118,8 @@ def place(model: nn.Module, device: torch.device, precision: str = "32", channel
                    "(channels_last applies to 2-D convolution nets only)")
         channels_last = False
     if channels_last:
-        model.to(device, memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time (it is passed on to Tensor.to); torch's overloads omit it.
+        model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     else:
         model.to(device)
     return DeviceRun(device, canonical_precision(precision), channels_last)
@@ -213,7 +214,8 @@ def run_compiled(model: nn.Module, train: Callable[[nn.Module], Any]) -> bool:
     eagerly. Returns whether the compiled run went through."""
     snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     try:
-        train(torch.compile(model))
+        # torch.compile of a module is a module (an OptimizedModule); torch types it as any callable.
+        train(cast(nn.Module, torch.compile(model)))
         return True
     except compile_errors() as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

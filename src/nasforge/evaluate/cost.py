@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +74,7 @@ def size_bytes(model: nn.Module) -> int:
 
 
 @contextmanager
-def _inference(model: nn.Module):
+def _inference(model: nn.Module) -> Iterator[None]:
     """Eval mode (batch norm on running statistics, so one sample is a valid batch), no autograd and
     no effect on the global RNG; the model's mode is restored afterwards."""
     was_training = model.training

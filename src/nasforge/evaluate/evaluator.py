@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +23,7 @@ import torch
 from ..errors import InvalidGenome, TrialFailure
 from ..space.base import Genome
 from .accelerator import is_out_of_memory, release_device_memory
+from .metrics import REWARDS
 
 
 @dataclass
@@ -86,12 +89,23 @@ class Evaluator(ABC):
     # Whether evaluate() maps a parent's weights onto a different child (Warmstart with a parent
     # genome), so that weight inheritance can be on; otherwise a warm start only continues training.
     inherits_weights = False
+    # Whether evaluate() needs state of this process (a supernet's shared weights), so that trials
+    # cannot run in worker processes.
+    serial_only = False
     # Called after every epoch of every trial, in the process that trains it (a pool or Ray worker
     # under those executors), with an EpochInfo; evaluators that train set them (callbacks.py).
     epoch_callbacks: tuple[Any, ...] = ()
     # Whether evaluate() takes the trial's id as `trial` (for EpochInfo and ctx.trial); the study
     # passes it only then, so evaluators written before it need not accept it.
     takes_trial_id = False
+
+    def prepare(self, run_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> None:  # noqa: B027
+        """Set up before the first evaluation (one-shot: train the supernet, or resume its training
+        from the checkpoint in `run_dir`); called by the study at the start of every run."""
+
+    def reward_of(self, metrics: dict[str, Any]) -> float:
+        """The reward of validation metrics (finalize picks among retrained candidates by it); accuracy by default."""
+        return float(REWARDS["accuracy"](metrics))
 
     @property
     def wants_gpu(self) -> bool:

@@ -67,6 +67,8 @@ def make_scalarization(config: SearchConfig) -> Scalarization | None:
 def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus, training: TrainingOptions,
                    objects: UserObjects | None = None, epoch_callbacks: tuple[Any, ...] = ()) -> Evaluator:
     objects = objects or UserObjects()
+    if config.evaluation.name == "one-shot":
+        return make_one_shot_evaluator(config, space, data, training, objects)
     name = "functional" if objects.evaluate is not None else config.evaluator
     if isinstance(data, CharCorpus):
         used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
@@ -116,6 +118,35 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Str
     except ValueError as exc:  # a reward or loss that does not fit the task
         field = "training.loss" if "loss" in str(exc) else "reward"
         raise ConfigError(f"{field}: {exc}") from None
+
+
+def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus,
+                            training: TrainingOptions, objects: UserObjects | None = None) -> Evaluator:
+    """The supernet evaluator of `evaluation: one-shot` (evaluate/oneshot/); ENAS's when shared_steps > 0.
+    The supernet trains with the training section's batch size, learning rate, weight decay and schedule."""
+    from .oneshot import OneShotEvaluator, ScoringOptions, SupernetOptions
+    from .oneshot.enas import EnasEvaluator
+
+    if isinstance(data, CharCorpus):
+        raise ConfigError("evaluation: one-shot evaluation scores classifiers; language models are trained on their own")
+    if objects is not None and objects.evaluate is not None:
+        raise ConfigError("evaluation: one-shot scores paths of a supernet with its own evaluator; evaluate=fn(model, ctx) "
+                          "trains each candidate its own way (drop one of them)")
+    if isinstance(data, StreamedDataset):
+        raise ConfigError("evaluation: one-shot trains its supernet on data held in memory; this data is streamed "
+                          "(set dataset.stream: false)")
+    if getattr(data, "task", "classification") != "classification":
+        raise ConfigError(f"evaluation: one-shot scores classifiers by their class predictions; this data is a "
+                          f"{data.task} task (use evaluation train)")
+    e = config.evaluation
+    supernet = SupernetOptions(epochs=e.supernet_epochs, sampling=e.sampling, batch_size=training.batch_size, lr=training.lr,
+                               weight_decay=training.weight_decay, cosine=training.cosine,
+                               label_smoothing=training.label_smoothing)
+    scoring = ScoringOptions(bn_batches=e.bn_batches, batch_size=training.batch_size)
+    if e.shared_steps:
+        return EnasEvaluator(space, data, training, supernet, scoring, config.reward, config.seed,
+                             shared_steps=e.shared_steps, shared_every=e.shared_every)
+    return OneShotEvaluator(space, data, training, supernet, scoring, config.reward, config.seed)
 
 
 def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:

@@ -90,7 +90,7 @@ def train_lm(model: nn.Module, stream: torch.Tensor, options: TrainingOptions, s
     with scaled_steps(scaler):
         while not last:
             step += 1
-            if timed:
+            if cpu_seconds is not None:
                 elapsed = time.process_time() - cpu_start
                 last = elapsed >= cpu_seconds
                 if options.cosine:
@@ -182,8 +182,8 @@ class LanguageModelEvaluator(Evaluator):
             footprint, too_large = check_footprint(self.space, genome, example, self.training.batch_size, self.training.memory_limit,
                                                    device)
             if too_large is not None:
-                return Result("failed", metrics=dict(where), params=footprint.params, train_seconds=time.perf_counter() - start,
-                              error=too_large)
+                return Result("failed", metrics=dict(where), params=footprint.params if footprint is not None else None,
+                              train_seconds=time.perf_counter() - start, error=too_large)
             torch.manual_seed(seed)
             model = self.space.build(genome)
             params = count_params(model)

@@ -150,7 +150,7 @@ class CustomMetric:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'max' or 'min', got {direction!r}")
         self.fn, self.direction = fn, direction
-        self.name = name or getattr(fn, "__name__", "metric")
+        self.name: str = name or str(getattr(fn, "__name__", "metric"))
         if self.name == "<lambda>":
             self.name = "metric"
 

@@ -29,7 +29,7 @@ from ..budget import Budget
 from ..errors import ConfigError, DataError
 from ..space.base import Genome, SearchSpace
 from .constraints import Constraint, Scalarization, scalarize, violation
-from .evaluator import Evaluator, Result
+from .evaluator import Evaluator, Result, Warmstart
 
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -71,9 +71,11 @@ class CostExpression:
                 return _BINARY[type(node.op)](run(node.left), run(node.right))
             if isinstance(node, ast.UnaryOp):
                 return _UNARY[type(node.op)](run(node.operand))
-            if isinstance(node, ast.Constant):
+            if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
                 return float(node.value)
-            return columns[node.id]
+            if isinstance(node, ast.Name):
+                return columns[node.id]
+            raise AssertionError(f"{ast.unparse(node)!r} passed _check")  # _check allows nothing else
 
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(run(self._tree), dtype=float)
@@ -230,11 +232,13 @@ class TabularEvaluator(Evaluator):
         row = self.bench.row(self._arch(genome))
         return None if row is None else {n: float(self.bench.table.numeric(n)[row]) for n in names}
 
-    def evaluate(self, genome: Genome, seed: int = 0, epochs: int | None = None) -> Result:
+    def evaluate(self, genome: Genome, seed: int = 0, epochs: int | None = None, warmstart: Warmstart | None = None,
+                 prune_below: dict[int, float] | None = None) -> Result:
+        # A table look-up trains nothing: no weights to start from, no curve to stop early.
         if self.constraints:
             values = self.columns(genome, sorted({c.measure for c in self.constraints}))
             reason = violation(self.constraints, values) if values is not None else None
-            if reason is not None:
+            if values is not None and reason is not None:
                 return Result("failed", metrics=values, error=f"infeasible, not queried: {reason}", cost=0.0)
         answer = self.query(genome)
         if answer.row is None:

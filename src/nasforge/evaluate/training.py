@@ -115,6 +115,9 @@ class TrainingEvaluator(Evaluator):
         return score_batches(model, self._batches(split, options, run.device), self.task, self.reward_spec,
                              self.metric, options.loss, run)
 
+    def reward_of(self, metrics: dict[str, Any]) -> float:
+        return self._reward(metrics)
+
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None, trial: int | None = None) -> Result:
         # Out here, the failed candidate's frames (its network, activations, optimizer) are gone:

@@ -33,13 +33,15 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..evaluate.evaluator import Evaluator, Result
 from ..space.base import Genome
 from .base import Executor, ExecutorError, lost
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext, SpawnContext
 
 # Never plain fork: the driver has run torch by now, and a child forked with torch's thread pools
 # alive can deadlock. A forkserver child is a fork of a process that only imported torch, so it
@@ -147,13 +149,14 @@ def _sigint_ignored() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
-def _context() -> BaseContext:
-    context = mp.get_context(START_METHOD)
+def _context() -> SpawnContext | ForkServerContext:
     if START_METHOD == "forkserver":
+        context = mp.get_context("forkserver")
         # The server imports these once; '__main__' is multiprocessing's own default. Has no effect
         # once this process's forkserver runs, which is fine: it then has them already.
         context.set_forkserver_preload(["__main__", __name__])
-    return context
+        return context
+    return mp.get_context("spawn")
 
 
 @dataclass
@@ -237,7 +240,8 @@ class PoolExecutor(Executor):
         """A slot for the next task: an idle live worker if any, else one to (re)start."""
         idle = [s for s, w in enumerate(self._slots) if w is not None and w.task is None]
         for slot in idle:
-            if self._slots[slot].process.is_alive():
+            worker = self._slots[slot]
+            if worker is not None and worker.process.is_alive():
                 return slot
         empty = [s for s, w in enumerate(self._slots) if w is None]
         return (idle + empty)[0] if idle or empty else None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 from matplotlib.ticker import MaxNLocator
@@ -19,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from ..errors import NasforgeError
 from ..objectives import Objective, objective_value, pareto_front, study_objectives
 from ..space import space_from_record
+from ..space.plan import PlanNet
 from ..store import TrialRecord
 from .architecture import architecture_figure
 from .lineage import lineage
@@ -33,11 +35,10 @@ def _elapsed(snap: RunSnapshot) -> list[tuple[TrialRecord, float]]:
     if not snap.trials:
         return []
     t0 = min(t.started_at for t in snap.trials)
-    done = [t for t in snap.trials if t.finished_at is not None]
-    return sorted(((t, t.finished_at - t0) for t in done), key=lambda p: p[1])
+    return sorted(((t, t.finished_at - t0) for t in snap.trials if t.finished_at is not None), key=lambda p: p[1])
 
 
-def _reward_axes(ax, xs: Sequence[float], trials: Sequence[TrialRecord], reward: str, xlabel: str) -> None:
+def _reward_axes(ax: Axes, xs: Sequence[float], trials: Sequence[TrialRecord], reward: str, xlabel: str) -> None:
     ok = [(x, t.reward) for x, t in zip(xs, trials, strict=True) if t.status == "complete" and t.reward is not None]
     failed = [x for x, t in zip(xs, trials, strict=True) if t.status != "complete" and t.status != "running"]
     if ok:
@@ -237,7 +238,7 @@ def architecture_plot(snap: RunSnapshot) -> Figure | None:
         net = space.build(genome)
     except NasforgeError:  # a user's space that cannot be rebuilt here (its function is not importable)
         return None
-    if not hasattr(net, "plan"):  # a space whose networks are not Plans has no diagram (yet)
+    if not isinstance(net, PlanNet):  # a space whose networks are not Plans has no diagram (yet)
         return None
     shape = tuple(snap.dataset.get("input_shape") or snap.space["config"].get("input_shape") or ()) or None
     return architecture_figure(net, shape, title=f"Trial {best.id}: {space.describe(genome)}")

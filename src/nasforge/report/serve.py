@@ -92,14 +92,20 @@ def _handler(live: LiveReport, quiet: bool) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class ReportServer(ThreadingHTTPServer):
+    """An HTTP server whose `live` is the report it serves."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], live: LiveReport, quiet: bool):
+        super().__init__(address, _handler(live, quiet))
+        self.live = live
+
+
 def make_server(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, refresh_seconds: float = 5.0,
-                quiet: bool = True) -> ThreadingHTTPServer:
+                quiet: bool = True) -> ReportServer:
     """A server for the run's live report (not yet serving: call `serve_forever`). Port 0 picks a free one."""
-    live = LiveReport(run_dir, refresh_seconds)
-    server = ThreadingHTTPServer((host, port), _handler(live, quiet))
-    server.daemon_threads = True
-    server.live = live  # type: ignore[attr-defined]
-    return server
+    return ReportServer((host, port), LiveReport(run_dir, refresh_seconds), quiet)
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8765, refresh_seconds: float = 5.0) -> None:

@@ -14,10 +14,11 @@ its own option objects (a tuple option comes back as that tuple, not as the JSON
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +95,7 @@ class ChoiceGenome(Mapping[str, Any]):
 
     __slots__ = ("_canonical", "_values")
 
-    def __init__(self, values: Mapping[str, Any] | Sequence[tuple[str, Any]] = ()):
+    def __init__(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()):
         self._values = dict(values)
         self._canonical = canonical(self._values)
 
@@ -213,6 +214,7 @@ class Choices:
     def module(self, name: str, modules: Mapping[str, Any] | Sequence[Any]) -> Any:
         """One of several modules (or zero-argument callables that make one), by key: the decision's
         options are the keys (the positions, for a list). Only the chosen callable is called."""
+        keys: list[Any]
         if isinstance(modules, Mapping):
             keys, values = list(modules), list(modules.values())
             if not all(isinstance(k, str) for k in keys):
@@ -229,7 +231,7 @@ class Choices:
         return chosen
 
     # -- recording --------------------------------------------------------------------------------
-    def _decide(self, decision: Decision) -> int:
+    def _decide(self, decision: Decision) -> builtins.int:  # builtins: `int` here is the method above
         if decision.size == 0:
             raise DefinitionError(f"decision {decision.name!r} has no options")
         taken = self._taken.get(decision.name)
@@ -256,7 +258,7 @@ class Choices:
         """The decisions of this run as a genome (name -> JSON value, in the order asked)."""
         return ChoiceGenome((name, d.options[i]) for name, (d, i) in self._taken.items())
 
-    def indices(self) -> dict[str, int]:
+    def indices(self) -> dict[str, builtins.int]:
         return {name: i for name, (_, i) in self._taken.items()}
 
 

@@ -24,6 +24,9 @@ SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "chan
                    "dropout_rates": "dropout_rates", "blocks": "kinds", "rnn_widths": "rnn_widths", "rnn_layers": "rnn_layers",
                    "ngrams": "ngrams", "bag_dims": "bag_dims"}
 
+# Space fields of the cell space alone.
+CELL_FIELDS = {"cell_channels", "cells_per_stage"}
+
 # Space fields the layers space has no option for (it is built from the rest of the space config).
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
 
@@ -39,6 +42,10 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
     if name != "layers" and config.space.hparams:
         raise ConfigError(f"space.hparams: training hyper-parameters are searched only in the layers space, not in {name!r}; "
                           "set them under training: instead")
+    # Compared with the defaults, not model_fields_set: a resumed run's stored config names every field.
+    cell_only = {f for f in CELL_FIELDS if getattr(config.space, f) != type(config.space).model_fields[f].default}
+    if name != "cell" and cell_only:
+        raise ConfigError(f"space: {', '.join(sorted(cell_only))} shape the cell space, not the {name!r} space")
     if name == "sequence":
         options = SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
                                           if f in config.space.model_fields_set})
@@ -46,7 +53,8 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
             return SequenceSpace(data.vocab_size, None, config.dataset.max_length or 128, "lm", options)
         return SequenceSpace(len(data.tokenizer), data.num_classes, data.input_shape[0], "classify", options)
     if name == "cell":
-        return CellSpace(data.input_shape, data.num_classes)
+        return CellSpace(data.input_shape, data.num_classes, channels=config.space.cell_channels,
+                         cells_per_stage=config.space.cells_per_stage)
     return make_space_for(config, data.input_shape, data.num_classes)
 
 
@@ -74,7 +82,8 @@ def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any =
 
 
 def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY})
+    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY,
+                                                *CELL_FIELDS})
     # batch size and epochs are counts; JSON/YAML may have given them as floats.
     hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
                     for name, values in sorted(config.space.hparams.items()))

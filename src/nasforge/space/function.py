@@ -88,7 +88,7 @@ class _Run:
         return self.choices.genome()
 
 
-class FunctionSpace(SearchSpace):
+class FunctionSpace(SearchSpace[Genome]):
     """The architectures a model function `f(c: Choices) -> nn.Module` builds (module docstring)."""
 
     name = "function"

@@ -76,8 +76,9 @@ class PlanNet(nn.Module):
         self.plan = plan
         for name, (cls, kwargs) in plan.modules.items():
             self.add_module(name, make_module(cls, kwargs))
-        # Resolve module lookups once: the forward pass is the training hot path.
-        self._steps = [
+        # Resolve module lookups once: the forward pass is the training hot path. Each step is
+        # (dst, module, src) for a call, (dst, "cat", srcs) for a concatenation, (dst, None, srcs) for a sum.
+        self._steps: list[tuple[str, nn.Module | str | None, Any]] = [
             (step.dst, self._modules[step.module], step.src) if isinstance(step, Call)
             else (step.dst, "cat" if isinstance(step, Concat) else None, step.srcs)
             for step in plan.steps
@@ -86,10 +87,10 @@ class PlanNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env = {self.plan.input: x}
         for dst, module, src in self._steps:
-            if module == "cat":
-                env[dst] = torch.cat([env[name] for name in src], dim=1)
-            elif module is not None:
+            if isinstance(module, nn.Module):
                 env[dst] = module(env[src])
+            elif module == "cat":
+                env[dst] = torch.cat([env[name] for name in src], dim=1)
             else:
                 total = env[src[0]]
                 for name in src[1:]:

@@ -70,6 +70,7 @@ def _label(obj: Any) -> str:
 
 def call_factory(factory: Any, task: Mapping[str, Any], options: Mapping[str, Any]) -> SearchSpace:
     """A space from a class or factory, given the task keywords it accepts and the user's options."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):

@@ -99,7 +99,7 @@ def _choice(rng: np.random.Generator, values: tuple[Any, ...]) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-class SequenceSpace(SearchSpace):
+class SequenceSpace(SearchSpace[SequenceGenome]):
     name = "sequence"
 
     def __init__(self, vocab_size: int, num_classes: int | None = None, max_length: int = 64, task: str = "classify",
@@ -111,7 +111,7 @@ class SequenceSpace(SearchSpace):
         if task == "classify" and (num_classes is None or num_classes < 1):
             raise InvalidGenome(f"need at least 1 output (classes, labels or targets), got {num_classes}")
         self.vocab_size, self.max_length, self.task = int(vocab_size), int(max_length), task
-        self.num_classes = int(num_classes) if task == "classify" else self.vocab_size
+        self.num_classes = int(num_classes) if task == "classify" and num_classes is not None else self.vocab_size
         self.options = options or SequenceSpaceOptions()
         self.options.check()
         self._blocks = self.options.block_domains(task)
@@ -156,7 +156,7 @@ class SequenceSpace(SearchSpace):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SequenceSpace:
-        options = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("options", {}).items()}
+        options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("options", {}).items()}
         return cls(config["vocab_size"], config.get("num_classes"), config.get("max_length", 64), config.get("task", "classify"),
                    SequenceSpaceOptions(**options))
 

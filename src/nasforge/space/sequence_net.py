@@ -107,7 +107,7 @@ class SequenceNet(nn.Module):
         # Attention alone is order-blind: learned positions are added when the stack has any.
         self.position = nn.Embedding(max_length, d) if has_attention else None
         self.drop = nn.Dropout(genome.dropout)
-        blocks = []
+        blocks: list[nn.Module] = []
         for b in genome.blocks:
             p = dict(b.params)
             if b.kind == "transformer":
@@ -143,7 +143,7 @@ class SequenceNet(nn.Module):
         h = self.drop(h)
         for block in self.blocks:
             h = block(h, pad)
-        if self.task == "lm":
+        if pad is None:  # a language model: a prediction at every position, no pooling
             return self.head(h)
         keep = (~pad)[..., None]
         if self.pool == "max":

@@ -11,64 +11,64 @@ from typing import Any
 
 import numpy as np
 
-from .base import Genome, SearchSpace
+from .base import G, SearchSpace
 
 
-class SpaceWrapper(SearchSpace):
-    def __init__(self, inner: SearchSpace):
+class SpaceWrapper(SearchSpace[G]):
+    def __init__(self, inner: SearchSpace[G]):
         self.inner = inner
         self.name = inner.name
 
-    def sample(self, rng: np.random.Generator) -> Genome:
+    def sample(self, rng: np.random.Generator) -> G:
         return self.inner.sample(rng)
 
-    def mutate(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
+    def mutate(self, genome: G, rng: np.random.Generator) -> tuple[G, str]:
         return self.inner.mutate(genome, rng)
 
-    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
+    def crossover(self, a: G, b: G, rng: np.random.Generator) -> G:
         return self.inner.crossover(a, b, rng)
 
-    def build(self, genome: Genome) -> Any:
+    def build(self, genome: G) -> Any:
         return self.inner.build(genome)
 
-    def to_json(self, genome: Genome) -> Any:
+    def to_json(self, genome: G) -> Any:
         return self.inner.to_json(genome)
 
-    def from_json(self, data: Any) -> Genome:
+    def from_json(self, data: Any) -> G:
         return self.inner.from_json(data)
 
-    def describe(self, genome: Genome) -> str:
+    def describe(self, genome: G) -> str:
         return self.inner.describe(genome)
 
-    def key(self, genome: Genome) -> str:
+    def key(self, genome: G) -> str:
         return self.inner.key(genome)
 
-    def refusal(self, genome: Genome) -> str | None:
+    def refusal(self, genome: G) -> str | None:
         return self.inner.refusal(genome)
 
     def config(self) -> dict[str, Any]:
         return self.inner.config()
 
-    def module_map(self, parent: Genome, child: Genome) -> dict[str, str] | None:
+    def module_map(self, parent: G, child: G) -> dict[str, str] | None:
         return self.inner.module_map(parent, child)
 
-    def training_overrides(self, genome: Genome) -> dict[str, Any]:
+    def training_overrides(self, genome: G) -> dict[str, Any]:
         return self.inner.training_overrides(genome)
 
-    def receptive_field(self, genome: Genome) -> int | None:
+    def receptive_field(self, genome: G) -> int | None:
         return self.inner.receptive_field(genome)
 
     def decisions(self) -> list[int]:
         return self.inner.decisions()
 
-    def encode(self, genome: Genome) -> list[int]:
+    def encode(self, genome: G) -> list[int]:
         return self.inner.encode(genome)
 
-    def decode(self, choices: Any) -> Genome:
+    def decode(self, choices: Any) -> G:
         # A policy's sample is its own choice: wrappers change sample/mutate/crossover only.
         return self.inner.decode(choices)
 
-    def occurred(self, genome: Genome) -> list[bool] | None:
+    def occurred(self, genome: G) -> list[bool] | None:
         return self.inner.occurred(genome)
 
     def decision_features(self, choices: np.ndarray) -> np.ndarray:

@@ -83,7 +83,8 @@ class GeneticAlgorithm(Strategy):
         fitness = [m.reward for m in self.generation]
         a, b = (self.generation[i] for i in self.selection.select(fitness, 2, self.rng))
         ops = []
-        child, parents = a.genome, (a.trial,)
+        parents: tuple[int, ...] = (a.trial,)
+        child = a.genome
         if self.rng.random() < self.crossover_rate and a.genome != b.genome:
             child, parents = self.space.crossover(a.genome, b.genome, self.rng), (a.trial, b.trial)
             ops.append("crossover")

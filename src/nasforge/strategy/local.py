@@ -47,9 +47,10 @@ class LocalSearch(Strategy):
 
     def _neighbourhood(self, genome: Genome) -> list[Genome]:
         found: dict[str, Genome] = {}
-        choices = encode_or_none(self.space, genome) if self.sizes else None
-        if choices is not None:
-            for i, n in enumerate(self.sizes):
+        sizes = self.sizes
+        choices = encode_or_none(self.space, genome) if sizes else None
+        if sizes and choices is not None:
+            for i, n in enumerate(sizes):
                 for value in range(n):
                     if value != choices[i]:
                         varied = list(choices)

@@ -77,12 +77,16 @@ class NSGA2(Strategy):
         if self.asked >= self.population_size:
             return None  # the generation is out: wait for its results
         self.asked += 1
-        for _ in range(self.novelty_tries):
-            cand = self._vary() if self.population else Candidate(self.space.sample(self.rng))
+        cand = self._draw()
+        for _ in range(self.novelty_tries - 1):
             if self.space.key(cand.genome) not in self.seen:
                 break
+            cand = self._draw()
         self.seen.add(self.space.key(cand.genome))
         return cand
+
+    def _draw(self) -> Candidate:
+        return self._vary() if self.population else Candidate(self.space.sample(self.rng))
 
     def _tournament(self) -> Point:
         if len(self.population) == 1:
@@ -95,7 +99,8 @@ class NSGA2(Strategy):
 
     def _vary(self) -> Candidate:
         a, b = self._tournament(), self._tournament()
-        child, parents, ops = a.genome, (a.trial,), []
+        parents: tuple[int, ...] = (a.trial,)
+        child, ops = a.genome, []
         if self.rng.random() < self.crossover_rate and a.genome != b.genome:
             child, parents = self.space.crossover(a.genome, b.genome, self.rng), (a.trial, b.trial)
             ops.append("crossover")

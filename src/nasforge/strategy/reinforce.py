@@ -103,16 +103,22 @@ class _LSTMController(nn.Module):
         self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
 
     def _run(self, choices: list[int] | None, rng: np.random.Generator | None) -> tuple[list[int], list[torch.Tensor]]:
-        x, state = self.start, None
+        x: torch.Tensor = self.start
+        state = None
         taken, logps = [], []
-        for i, head in enumerate(self.heads):
+        for i, (head, embed) in enumerate(zip(self.heads, self.embed)):
             h, c = self.cell(x, state)
             state = (h, c)
             logp = torch.log_softmax(head(h)[0], dim=0)
-            k = choices[i] if choices is not None else _draw(logp.detach().exp().double().numpy()[None, :], rng)[0]
+            if choices is not None:
+                k = choices[i]
+            elif rng is not None:
+                k = _draw(logp.detach().exp().double().numpy()[None, :], rng)[0]
+            else:
+                raise ValueError("the controller needs the choices to score or a generator to draw them with")
             taken.append(k)
             logps.append(logp)
-            x = self.embed[i].weight[k : k + 1]
+            x = embed(torch.tensor([k]))  # the choice's embedding row, 1 x hidden
         return taken, logps
 
     def sample(self, rng: np.random.Generator) -> list[int]:
@@ -126,8 +132,11 @@ class _LSTMController(nn.Module):
         keep = live if live is not None else [True] * len(choices)
         if not any(keep):
             return
-        taken = sum(lp[k] for lp, k, on in zip(logps, choices, keep) if on)
-        entropy = sum(-(lp.exp() * lp).sum() for lp, on in zip(logps, keep) if on)
+        taken, entropy = torch.zeros(()), torch.zeros(())
+        for lp, k, on in zip(logps, choices, keep):
+            if on:
+                taken = taken + lp[k]
+                entropy = entropy - (lp.exp() * lp).sum()
         loss = -advantage * taken - entropy_weight * entropy
         self.optimizer.zero_grad()
         loss.backward()

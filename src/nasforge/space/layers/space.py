@@ -24,7 +24,7 @@ from .variation import crossover, mutate, sample, stem
 WEIGHT_SUFFIXES = ("", "_proj", "_pool")
 
 
-class LayerGraphSpace(SearchSpace):
+class LayerGraphSpace(SearchSpace[LayerGenome]):
     name = "layers"
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, options: LayerSpaceOptions | None = None):
