@@ -23,6 +23,7 @@ from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
 from .data.dataset import Dataset
 from .data.datasets import split_warnings
 from .data.load import load_data_for
+from .data.streamed import StreamedDataset
 from .data.text import CharCorpus
 from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
 from .evaluate.accelerator import check_precision
@@ -36,7 +37,7 @@ from .final import FinalOptions
 from .registry import EXECUTORS, STRATEGIES
 from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
 from .schedule import make_scheduler
-from .space import SearchSpace
+from .space import LayerGraphSpace, SearchSpace
 from .space.factory import space_for_run
 from .space.resolve import check_portable, space_record, space_reference
 from .store import STORE_FILE, Store, TrialRecord
@@ -60,7 +61,7 @@ def compute_cap(config: SearchConfig, space: SearchSpace) -> Constraint | None:
     convolutions of 128 channels (median 53 MFLOPs, a tenth over 490M) and a 10-trial search of
     5,000 images took over half an hour; digits and mnist1d candidates stay 80% and 98% under it."""
     cap = config.space.max_flops
-    if space.name != "layers" or cap is None:
+    if not isinstance(space, LayerGraphSpace) or cap is None:
         return None
     if cap == "auto":
         cap = max(MIN_FLOPS_CAP, FLOPS_PER_INPUT * math.prod(space.input_shape))
@@ -71,7 +72,7 @@ MIN_FLOPS_CAP = 20e6
 FLOPS_PER_INPUT = 10_000
 
 
-def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
+def screened(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus) -> SearchSpace:
     """The space strategies draw from: only feasible candidates under constraints (and the compute
     cap), and pre-screened by a zero-cost proxy when configured (screening picks among feasible
     candidates, so it wraps outside)."""
@@ -126,8 +127,8 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     check_precision(config.training.precision, check_device(config.training.device))
     if config.costs.device != "cpu":
         check_device(config.costs.device, "costs.device")
-    for field, given in (("loss", objects.loss), ("optimizer", objects.optimizer)):
-        if (getattr(config.training, field) == "custom") != (given is not None):
+    for field, passed in (("loss", objects.loss), ("optimizer", objects.optimizer)):
+        if (getattr(config.training, field) == "custom") != (passed is not None):
             raise ConfigError(f"training.{field}: custom is the Python API's {field}=callable; give both or neither")
     callbacks = tuple(callbacks) + logger_callbacks(config, run_dir)
     data = load_data_for(config, objects)

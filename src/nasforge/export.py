@@ -109,7 +109,7 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
             **({"note": note} if note else {}),
         }
         if member_ids:
-            meta["members"] = [{"trial": i, "genome": store.trial(i).genome} for i in member_ids]
+            meta["members"] = [{"trial": i, "genome": store.require_trial(i).genome} for i in member_ids]
         if is_final and final.get("views"):
             meta["views"] = final["views"]  # the returned model averages over these (data.datasets.make_views)
     finally:
@@ -251,13 +251,13 @@ def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int =
         return x if not x.is_floating_point() else x.float()
     except (NasforgeError, KeyError, OSError):
         if space_config.get("vocab_size") and space_config.get("max_length"):
-            shape = (n, int(space_config["max_length"]))
             # Ids 0 and 1 are padding and unknown; the rest stand for words or characters.
-            return torch.randint(2, int(space_config["vocab_size"]), shape, generator=torch.Generator().manual_seed(0))
-        shape = space_config.get("input_shape") or summary.get("input_shape")
-        if not shape:
+            return torch.randint(2, int(space_config["vocab_size"]), (n, int(space_config["max_length"])),
+                                 generator=torch.Generator().manual_seed(0))
+        input_shape = space_config.get("input_shape") or summary.get("input_shape")
+        if not input_shape:
             raise ExportError(f"{run_dir}: cannot load the study's data nor find its input shape for an example batch") from None
-        return torch.randn((n, *shape), generator=torch.Generator().manual_seed(0))
+        return torch.randn((n, *input_shape), generator=torch.Generator().manual_seed(0))
 
 
 def _to_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedTensorMixin
+from torch.nn.parameter import is_lazy
 
 from .data.datasets import make_views
 from .ensemble import combine
@@ -116,7 +116,7 @@ def load(path: str | Path, space: Any = None) -> nn.Module:
         skeleton = None
     if skeleton is not None:
         # Lazy modules (a user's own model function) have no shapes yet: the weight file gives them theirs.
-        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if not isinstance(v, UninitializedTensorMixin)}
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if not is_lazy(v)}
         found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor) and k in expected}
         unknown = set(state) - set(skeleton.state_dict())
         if expected != found or unknown:

@@ -9,6 +9,7 @@ trials, each retrained from K seeds, and test-time views averaged over.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +79,7 @@ class FinalModel:
         final = self.record
         if final is None:
             raise RuntimeError("the study has not finished; run() it first")
-        model = self._combine([self._build(self.store.trial(i)) for i in final.get("members", [final["trial"]])],
+        model = self._combine([self._build(self.store.require_trial(i)) for i in final.get("members", [final["trial"]])],
                               final.get("views"))
         model.load_state_dict(self.rundir.load_weights(self.rundir.path / final["weights"]))  # final.pt
         return model.eval()
@@ -91,7 +92,7 @@ class FinalModel:
         model already made of the same trials, seeds and views is kept as it is."""
         o = self.options
         # Highest reward first, the earlier trial on a tie: the head is the study's best.
-        ranked = sorted(self.store.trials("complete"), key=lambda t: (-t.reward, t.id))
+        ranked = sorted(self.store.trials("complete"), key=_best_first)
         retrained: dict[int, torch.nn.Module] = {}
         if o.candidates > 1 and ranked:
             ranked, retrained = self._pick_by_retraining(_distinct(ranked, o.candidates))
@@ -199,6 +200,11 @@ class FinalModel:
         # classification, multilabel or regression: how an ensemble of the returned networks averages.
         task = (self.store.get("dataset") or {}).get("task", "classification")
         return combine(models, make_views(views), task)
+
+
+def _best_first(record: TrialRecord) -> tuple[float, int]:
+    """Highest reward first, the earlier trial on a tie (a complete trial always has a reward)."""
+    return (-record.reward if record.reward is not None else math.inf, record.id)
 
 
 def _distinct(ranked: list[TrialRecord], k: int) -> list[TrialRecord]:

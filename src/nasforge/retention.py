@@ -40,7 +40,7 @@ class WeightRetention:
         """Save a finished trial's weights if it ranks among the best or the search needs them."""
         # With objectives the trial may join the front: keep it now, prune() decides after.
         always = self.inherit or len(self.objectives) >= 2 or trial_id in self.protected()
-        others = [t.reward for t in self.store.top(self.keep_top, exclude=trial_id)]  # all that decides
+        others = [t.reward for t in self.store.top(self.keep_top, exclude=trial_id) if t.reward is not None]  # all that decides
         self.rundir.keep_weights(trial_id, state_dict, reward, others, self.keep_top, always)
 
     def prune(self) -> None:

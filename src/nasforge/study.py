@@ -198,9 +198,9 @@ class Study:
             # Trials that were running when a previous process died: the strategy already asked
             # for them (its stored state says so), so evaluate them again under the same id.
             for rec in self.store.trials("running"):
-                cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
+                rerun = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
                 self.store.restart_trial(rec.id)
-                self._submit(rec.id, cand, rec.seed, self.jobs.new(cand), in_flight, in_flight_keys, progress)
+                self._submit(rec.id, rerun, rec.seed, self.jobs.new(rerun), in_flight, in_flight_keys, progress)
             duplicates = 0
             while True:
                 self.stop_reason = self._should_stop()
@@ -257,7 +257,7 @@ class Study:
                 if result.status == LOST:
                     if self._retry(trial_id, cand, job):
                         continue
-                    attempts = self.store.trial(trial_id).attempts
+                    attempts = self.store.require_trial(trial_id).attempts
                     result = Result("failed", error=f"{result.error}; gave up after {attempts} attempt(s)")
                 in_flight.pop(trial_id)
                 in_flight_keys.pop(self.space.key(cand.genome), None)
@@ -278,14 +278,14 @@ class Study:
 
     # -- submitting, retrying, telling -------------------------------------------------------------
     def _promote(self, promotion: Promotion, in_flight: dict, in_flight_keys: dict, progress: Progress) -> None:
-        rec = self.store.trial(promotion.trial)
+        rec = self.store.require_trial(promotion.trial)
         cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
         self._submit(rec.id, cand, rec.seed, self.jobs.promotion(promotion, rec), in_flight, in_flight_keys, progress)
 
     def _retry(self, trial_id: int, cand: Candidate, job: dict[str, Any]) -> bool:
         """The worker running this trial died. Run it again (same id, same seed) while attempts
         remain; False lets the caller record the lost result as the trial's failure."""
-        rec = self.store.trial(trial_id)
+        rec = self.store.require_trial(trial_id)
         if rec.attempts > self.max_retries:
             return False
         self.store.restart_trial(trial_id)
@@ -315,7 +315,7 @@ class Study:
 
     def _decide(self, decided: list[Decided]) -> None:
         for d in decided:
-            rec = self.store.trial(d.trial)
+            rec = self.store.require_trial(d.trial)
             cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
             self._tell(d.trial, cand, d.reward if d.reward is not None else rec.reward, d.epochs, rec.metrics)
         self.store.save_state(self._state(), self._elapsed())
@@ -342,20 +342,20 @@ class Study:
             result.error, self._state(), self._elapsed(),
         )
         self.weights.prune()
-        return self.store.trial(trial_id)
+        return self.store.require_trial(trial_id)
 
     def _tell_decided(self, d: Decided, trial_id: int, cand: Candidate, reward: float | None,
                       metrics: dict[str, Any] | None = None) -> None:
         if d.trial == trial_id:
             self._tell(d.trial, cand, reward, d.epochs, metrics)
             return
-        rec = self.store.trial(d.trial)
+        rec = self.store.require_trial(d.trial)
         other = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
         self._tell(d.trial, other, d.reward if d.reward is not None else rec.reward, d.epochs, rec.metrics)
 
     def _finish_promotion(self, trial_id: int, job: dict[str, Any], result: Result) -> TrialRecord:
         """A trial trained further at a higher rung: its record now shows the highest fidelity reached."""
-        rec = self.store.trial(trial_id)
+        rec = self.store.require_trial(trial_id)
         cand = Candidate(self.space.from_json(rec.genome), tuple(rec.parents), rec.operator)
         ok = result.status == "complete"
         decided = self.scheduler.record(trial_id, result.reward if ok else None, job["promotion"])
@@ -363,7 +363,8 @@ class Study:
             self._tell_decided(d, trial_id, cand, result.reward if ok else rec.reward,
                                {**rec.metrics, **result.metrics} if ok else rec.metrics)
         if ok:
-            self.weights.keep(trial_id, result.state_dict, result.reward)
+            if result.state_dict is not None:
+                self.weights.keep(trial_id, result.state_dict, result.reward)
             offset = len(rec.curve)
             curve = rec.curve + [{**p, "epoch": p["epoch"] + offset} for p in result.curve]
             metrics = {**rec.metrics, **result.metrics, "fidelity": job["promotion"]}
@@ -375,7 +376,7 @@ class Study:
                                     (rec.train_seconds or 0) + result.train_seconds, rec.curve,
                                     f"promotion to {job['promotion']} epochs failed: {result.error}", self._state(), self._elapsed())
         self.weights.prune()
-        return self.store.trial(trial_id)
+        return self.store.require_trial(trial_id)
 
     # -- the result ----------------------------------------------------------------------------
     def finalize(self) -> dict[str, Any] | None:

@@ -29,8 +29,8 @@ def training_options(config: SearchConfig, data: Any, objects: UserObjects | Non
     the user's own loss / optimizer callables in place of "custom"."""
     objects = objects or UserObjects()
     t = config.training
-    batch_size = t.batch_size if t.batch_size != "auto" else (
-        auto_batch_size(_training_rows(data)) if _training_rows(data) else TrainingOptions.batch_size)
+    rows = _training_rows(data)
+    batch_size = t.batch_size if t.batch_size != "auto" else (auto_batch_size(rows) if rows else TrainingOptions.batch_size)
     return TrainingOptions(epochs=t.epochs, batch_size=batch_size, lr=t.lr, weight_decay=t.weight_decay,
                            cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
                            label_smoothing=t.label_smoothing, loss=objects.loss or t.loss,
@@ -58,6 +58,8 @@ def cost_options(config: SearchConfig) -> CostOptions:
 def make_scalarization(config: SearchConfig) -> Scalarization | None:
     s = config.scalarize
     if s.name == "mnasnet":
+        if s.target is None:  # ScalarizeConfig refuses this already
+            raise ConfigError("scalarize.target: the mnasnet reward needs a target for its measure")
         return MnasNetReward.of(s.measure, s.target, s.mode, s.alpha, s.beta)
     if s.name == "weighted":
         return WeightedSum.of(s.weights)
@@ -81,8 +83,8 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Str
             raise ConfigError("training.cv_folds: language models are scored on their own validation text, not by folds")
         if name not in ("auto", "language_model"):
             raise ConfigError(f"evaluator: a character corpus trains language models; {name!r} does not")
-        reward = "neg_loss" if config.reward == "auto" else config.reward
-        return LanguageModelEvaluator(space, data, training, reward, seq_len=config.dataset.max_length or 128)
+        lm_reward = "neg_loss" if config.reward == "auto" else config.reward
+        return LanguageModelEvaluator(space, data, training, lm_reward, seq_len=config.dataset.max_length or 128)
     if training.cpu_seconds is not None:
         raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
                           "`epochs` (use trial_timeout to cap a candidate's time)")
@@ -91,7 +93,9 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Str
         raise ConfigError("training.cv_folds: cross-validation folds index into data held in memory; this data is streamed "
                           "(set dataset.stream: false, or drop cv_folds)")
     try:
-        folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if config.training.cv_folds else []
+        # (Streamed data was refused above: folds index into a Dataset.)
+        folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if (
+            config.training.cv_folds and isinstance(data, Dataset)) else []
     except ValueError as exc:
         raise ConfigError(f"training.cv_folds: {exc}") from None
     reward: str | CustomMetric = config.reward
@@ -99,8 +103,7 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Str
         if objects.metric is None:
             raise ConfigError("reward: custom is the Python API's reward=callable(y_true, y_score); give it again")
         reward = CustomMetric(objects.metric, config.reward_direction)
-    common = dict(proxies=config.training.proxies, costs=cost_options(config), constraints=parse_constraints(config.constraints),
-                  scalarization=make_scalarization(config), folds=folds, epoch_callbacks=epoch_callbacks)
+    costs, constraints, scalarization = cost_options(config), parse_constraints(config.constraints), make_scalarization(config)
     try:
         if name == "functional":
             if objects.evaluate is None:
@@ -109,10 +112,13 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Str
                 raise ConfigError("training.cv_folds: folds need the built-in trainer; evaluate= trains one network its own way")
             from .functional import FunctionalEvaluator
 
-            common.pop("folds")
-            return FunctionalEvaluator(space, data, objects.evaluate, training, reward, config.reward_direction, **common)
+            return FunctionalEvaluator(space, data, objects.evaluate, training, reward, config.reward_direction,
+                                       proxies=config.training.proxies, costs=costs, constraints=constraints,
+                                       scalarization=scalarization, epoch_callbacks=epoch_callbacks)
         if name in ("auto", "training"):
-            return TrainingEvaluator(space, data, training, reward, **common)
+            return TrainingEvaluator(space, data, training, reward, proxies=config.training.proxies, costs=costs,
+                                     constraints=constraints, scalarization=scalarization, folds=folds,
+                                     epoch_callbacks=epoch_callbacks)
         factory = EVALUATORS.get_or_error(name, "evaluator")
         return factory(space=space, data=data, training=training, reward=reward)
     except ValueError as exc:  # a reward or loss that does not fit the task

@@ -130,6 +130,7 @@ class TrainingEvaluator(Evaluator):
         params = None
         metrics: dict[str, Any] = {}
         model = None
+        peak: PeakMemory | None = None
         try:
             options, hp_epochs = self._options(genome)
             # Where the trial runs, in what precision, and (CUDA) its peak memory, whatever its outcome.
@@ -140,8 +141,8 @@ class TrainingEvaluator(Evaluator):
             footprint, too_large = check_footprint(self.space, genome, self.data.inputs(1), options.batch_size,
                                                    options.memory_limit, device)
             if too_large is not None:
-                return Result("failed", metrics=metrics, params=footprint.params, train_seconds=time.perf_counter() - start,
-                              error=too_large)
+                return Result("failed", metrics=metrics, params=footprint.params if footprint is not None else None,
+                              train_seconds=time.perf_counter() - start, error=too_large)
             # Seeded here, not only in train(): otherwise the initial weights depend on whatever
             # this process drew before, and a trial differs between workers, executors and resumes.
             torch.manual_seed(seed)
@@ -177,6 +178,8 @@ class TrainingEvaluator(Evaluator):
             metrics["peak_memory_mb"] = peak.mb()
             reward = self._reward(metrics)
         except TrialPruned as exc:
+            # Raised by the training, so the network and the memory meter exist.
+            assert model is not None and peak is not None
             seconds = time.perf_counter() - start
             metrics["peak_memory_mb"] = peak.mb()
             if exc.diverged:
@@ -191,7 +194,7 @@ class TrainingEvaluator(Evaluator):
                           error=str(exc))
         except CANDIDATE_ERRORS as exc:
             del model
-            if "device" in metrics:
+            if peak is not None and "device" in metrics:
                 metrics["peak_memory_mb"] = peak.mb()
             return failed(exc, params, start, metrics)
         return Result(

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import BUILTIN_SPACES, SearchConfig, SpaceConfig
 from ..data.dataset import Dataset
+from ..data.streamed import StreamedDataset
 from ..data.text import CharCorpus, TextDataset
 from ..errors import ConfigError
 from ..store import Store
@@ -31,12 +32,12 @@ CELL_FIELDS = {"cell_channels", "cells_per_stage"}
 SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
 
 
-def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
+def make_space_for_data(config: SearchConfig, data: Dataset | StreamedDataset | CharCorpus) -> SearchSpace:
     """The configured space for this data; a space that cannot read the data is a ConfigError."""
     name = config.space.name
     tokens = isinstance(data, (TextDataset, CharCorpus))
     if tokens != (name == "sequence"):
-        what = "token sequences (text)" if tokens else f"inputs of shape {list(data.input_shape)}"
+        what = "token sequences (text)" if isinstance(data, (TextDataset, CharCorpus)) else f"inputs of shape {list(data.input_shape)}"
         raise ConfigError(f"space.name: the {name!r} space cannot model {what}; use "
                           f"{'sequence' if tokens else 'layers or cell'} (--space)")
     if name != "layers" and config.space.hparams:
@@ -46,19 +47,25 @@ def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> Sea
     cell_only = {f for f in CELL_FIELDS if getattr(config.space, f) != type(config.space).model_fields[f].default}
     if name != "cell" and cell_only:
         raise ConfigError(f"space: {', '.join(sorted(cell_only))} shape the cell space, not the {name!r} space")
-    if name == "sequence":
-        options = SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
-                                          if f in config.space.model_fields_set})
-        if isinstance(data, CharCorpus):
-            return SequenceSpace(data.vocab_size, None, config.dataset.max_length or 128, "lm", options)
-        return SequenceSpace(len(data.tokenizer), data.num_classes, data.input_shape[0], "classify", options)
+    if isinstance(data, CharCorpus):  # (the sequence space: checked above)
+        return SequenceSpace(data.vocab_size, None, config.dataset.max_length or 128, "lm", _sequence_options(config))
+    if isinstance(data, TextDataset):
+        if data.tokenizer is None:
+            raise ConfigError(f"dataset: {data.name!r} holds token ids without the tokenizer that made them")
+        return SequenceSpace(len(data.tokenizer), data.num_classes, data.input_shape[0], "classify", _sequence_options(config))
     if name == "cell":
         return CellSpace(data.input_shape, data.num_classes, channels=config.space.cell_channels,
                          cells_per_stage=config.space.cells_per_stage)
     return make_space_for(config, data.input_shape, data.num_classes)
 
 
-def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any = None, resumed: Path | None = None) -> SearchSpace:
+def _sequence_options(config: SearchConfig) -> SequenceSpaceOptions:
+    return SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
+                                   if f in config.space.model_fields_set})
+
+
+def space_for_run(config: SearchConfig, data: Dataset | StreamedDataset | CharCorpus, given: Any = None,
+                  resumed: Path | None = None) -> SearchSpace:
     """The search's space: a built-in one made for the data from the config's fields, or the user's own
     (space/resolve.py); a resumed run of the user's own rebuilds exactly the space it recorded."""
     s = config.space

@@ -47,6 +47,11 @@ from .base import Candidate, FixedOptions, Member, Observation, Strategy, flag
 from .decisions import decision_sizes, encode_or_none
 from .surrogate import IncrementalGP, NeighbourhoodCache, feature_rows
 
+# No fresh pool (the default): empty choice rows, parent trials and features.
+NO_ROWS = np.zeros((0, 0), dtype=np.int64)
+NO_TRIALS = np.zeros(0, dtype=np.int64)
+NO_FEATURES = np.zeros((0, 0))
+
 
 class PredictorOptions(FixedOptions):
     init: int = Field(20, ge=2, le=100000, description="random samples before the surrogate is trusted")
@@ -172,28 +177,14 @@ class PredictorEvolution(Strategy):
         if n < self.init:
             return self._fresh_random()
         # The fresh pool: mutants of the best members and uniform samples, unseen and not cached.
-        rows = None
-        if self.pool:
-            top = np.argsort(-gp.rewards[:n], kind="stable")[: self.parents]
-            rows, origin = self._breed(gp.choices[top])
-            trials = gp.trials[top][origin]
-        if self.random_pool:
-            extra = self._random_choices(self.random_pool)
-            rows = extra if rows is None else np.concatenate([rows, extra])
-            minus = np.full(self.random_pool, -1, dtype=np.int64)
-            trials = minus if not self.pool else np.concatenate([trials, minus])
-        fresh = 0
-        if rows is not None:
-            firsts: dict[Any, int] = {}
-            for i, c in enumerate(cache.codes_of(rows)):
-                firsts.setdefault(c, i)
-            keep = [i for c, i in firsts.items() if c not in gp.codes and c not in cache.index]
-            rows, trials, fresh = rows[keep], trials[keep], len(keep)
+        rows, trials = self._fresh_pool() if self.pool or self.random_pool else (NO_ROWS, NO_TRIALS)
+        fresh = len(rows)
         # Scores: UCB in standardised units (the same order as in reward units); cache first.
         parts = []
         p = cache.p
         if p:
             parts.append(cache.scores(gp, self.kappa))
+        x, x2, j = NO_FEATURES, NO_TRIALS, 0
         if fresh:
             x, x2 = self._features(rows)
             kr, q = gp.cross(x, x2)
@@ -228,6 +219,29 @@ class PredictorEvolution(Strategy):
                                  {"key": key, "genome": genome, "choices": choices.copy()})
         return self._fresh_random()
 
+    def _fresh_pool(self) -> tuple[np.ndarray, np.ndarray]:
+        """`pool` mutants of the best members and `random_pool` uniform samples, unseen and not cached,
+        with their parent's trial (-1 for the samples)."""
+        gp, cache = self.gp, self.cache
+        rows: np.ndarray | None = None
+        trials = NO_TRIALS
+        if self.pool:
+            top = np.argsort(-gp.rewards[:gp.n], kind="stable")[: self.parents]
+            rows, origin = self._breed(gp.choices[top])
+            trials = gp.trials[top][origin]
+        if self.random_pool:
+            extra = self._random_choices(self.random_pool)
+            rows = extra if rows is None else np.concatenate([rows, extra])
+            minus = np.full(self.random_pool, -1, dtype=np.int64)
+            trials = minus if not self.pool else np.concatenate([trials, minus])
+        if rows is None:
+            return NO_ROWS, NO_TRIALS
+        firsts: dict[Any, int] = {}
+        for i, c in enumerate(cache.codes_of(rows)):
+            firsts.setdefault(c, i)
+        keep = [i for c, i in firsts.items() if c not in gp.codes and c not in cache.index]
+        return rows[keep], trials[keep]
+
     def _fresh_random(self) -> Candidate:
         genome = self.space.sample(self.rng)
         key = self.space.key(genome)
@@ -258,9 +272,9 @@ class PredictorEvolution(Strategy):
             return
         # A decision that did not occur encodes as -1; any choice there decodes to the same genome, so
         # it is stored as 0 (codes stay non-negative) and the space's features leave it at zero.
-        same = proposed is not None and proposed.tolist() == code
-        choices = proposed if same else np.maximum(np.asarray(code, dtype=np.int64), 0)
-        self._gp_add(choices, float(member.reward), int(member.trial))
+        if proposed is None or proposed.tolist() != code:
+            proposed = np.maximum(np.asarray(code, dtype=np.int64), 0)
+        self._gp_add(proposed, float(member.reward), int(member.trial))
 
     def _state(self) -> dict[str, Any]:
         return {"members": self._dump_members(self.members), "seen": sorted(self.seen), "pending": sorted(self.pending)}

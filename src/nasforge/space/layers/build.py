@@ -25,7 +25,7 @@ def plan(space: LayerGraphSpace, genome: LayerGenome) -> Plan:
     for i, (layer, (shape, _)) in enumerate(zip(genome.layers, shapes)):
         cur = COMPONENTS[layer.kind].build(BuildStep(net, layer, i, cur, point_shapes[-1], points, point_shapes, d))
         points.append(cur)
-        point_shapes.append(shape)
+        point_shapes.append(shape if shape is not None else point_shapes[-1])  # (validated: every component applies)
     last = point_shapes[-1]
     if last[0] == "map":
         net.module("gap", f"AdaptiveAvgPool{d}d", output_size=1)

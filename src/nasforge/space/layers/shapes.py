@@ -25,6 +25,7 @@ def infer(space: LayerGraphSpace, genome: LayerGenome) -> list[tuple[Shape | Non
     for i, layer in enumerate(genome.layers):
         cur = points[-1]
         kind = COMPONENTS[layer.kind]
+        problem: str | None
         if kind.spatial_only and cur[0] != "map":
             new, problem = cur, f"{layer.kind} after the first dense layer"
         else:
@@ -40,7 +41,7 @@ def receptive_field(space: LayerGraphSpace, genome: LayerGenome) -> int:
     number serves every axis); a skip adds a shorter path and leaves it unchanged."""
     rf, jump = 1, 1
     for layer, (shape, problem) in zip(genome.layers, infer(space, genome)):
-        if problem is not None:
+        if problem is not None or shape is None:
             continue  # not applied: identity
         if shape[0] != "map":
             break
@@ -71,11 +72,11 @@ def repair(space: LayerGraphSpace, genome: LayerGenome) -> LayerGenome:
     # One pass can expose new problems (a dropped layer moves skip sources), so iterate.
     for _ in range(len(layers) + 1):
         infos = infer(space, LayerGenome(tuple(layers)))
-        bad = next((i for i, (_, why) in enumerate(infos) if why), None)
-        if bad is None:
+        bad, why = next(((i, why) for i, (_, why) in enumerate(infos) if why), (None, None))
+        if bad is None or why is None:
             break
         fix = COMPONENTS[layers[bad].kind].repair
-        fixed = fix(layers[bad], infos[bad][1]) if fix is not None else None
+        fixed = fix(layers[bad], why) if fix is not None else None
         if fixed is not None:
             layers[bad] = fixed
         else:

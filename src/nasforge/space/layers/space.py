@@ -75,7 +75,7 @@ class LayerGraphSpace(SearchSpace[LayerGenome]):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LayerGraphSpace:
-        options = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("options", {}).items()}
+        options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("options", {}).items()}
         options["hparams"] = tuple((name, tuple(values)) for name, values in options.get("hparams", ()))
         return cls(tuple(config["input_shape"]), config["num_classes"], LayerSpaceOptions(**options))
 

@@ -165,6 +165,8 @@ class NeighbourhoodCache:
 
     def add(self, rows: np.ndarray, trial: int | np.ndarray, gp: IncrementalGP) -> None:
         """Unseen, uncached rows into the cache; `trial`: their parent's trial (one, or one per row)."""
+        keep: np.ndarray | list[int]
+        codes: list[Any]
         if self.known is not None:
             # Unknown codes, first occurrences in order: what the loop below keeps, vectorised.
             all_codes = rows @ self.radix
@@ -173,18 +175,20 @@ class NeighbourhoodCache:
             keep = unknown[np.sort(first)]
             if not len(keep):
                 return
-            codes = all_codes[keep]
-            self.known[codes] = True
-            codes = codes.tolist()
+            found = all_codes[keep]
+            self.known[found] = True
+            codes = found.tolist()
         else:
-            keep, codes, new = [], [], set()
+            kept: list[int] = []
+            codes, new = [], set()
             for i, c in enumerate(self.codes_of(rows)):
                 if c not in self.index and c not in gp.codes and c not in new:
-                    keep.append(i)
+                    kept.append(i)
                     codes.append(c)
                     new.add(c)
-            if not keep:
+            if not kept:
                 return
+            keep = kept
         rows = rows[keep]
         if not np.isscalar(trial):
             trial = np.asarray(trial)[keep]

@@ -50,12 +50,11 @@ def grown(array: np.ndarray, rows: int, cols: int | None = None) -> np.ndarray:
 def quantile(values: np.ndarray, q: float, ordered: list[float] | None = None) -> float:
     """np.quantile's default (linear) quantile, without its overhead: this runs on every tell.
     `ordered`, when given, is `values` already sorted."""
-    if ordered is None:
-        ordered = np.sort(values)
-    pos = q * (len(ordered) - 1)
+    ranked: list[float] | np.ndarray = np.sort(values) if ordered is None else ordered
+    pos = q * (len(ranked) - 1)
     lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+    hi = min(lo + 1, len(ranked) - 1)
+    return float(ranked[lo] + (ranked[hi] - ranked[lo]) * (pos - lo))
 
 
 def select_length_scale(x: np.ndarray, y: np.ndarray, noise: float) -> float:
@@ -63,14 +62,14 @@ def select_length_scale(x: np.ndarray, y: np.ndarray, noise: float) -> float:
     t = (y - y.mean()) / (y.std() or 1.0)
     x2 = (x * x).sum(1)
     d = sq_dist(x, x2, x, x2)
-    best = None
+    best_lml, best_ls = None, GRID[0]
     for ls in GRID:
         chol = np.linalg.cholesky(np.exp(-d / (2 * ls * ls)) + noise * np.eye(len(y)))
         z = np.linalg.solve(chol, t)
         lml = -0.5 * z @ z - np.log(np.diag(chol)).sum()
-        if best is None or lml > best[0]:
-            best = (lml, ls)
-    return best[1]
+        if best_lml is None or lml > best_lml:
+            best_lml, best_ls = lml, ls
+    return best_ls
 
 
 class IncrementalGP:
