@@ -26,9 +26,10 @@ from nasforge.errors import ConfigError
 from nasforge.evaluate import accelerator
 from nasforge.evaluate import evaluator as evaluator_module
 from nasforge.evaluate.cost import CostOptions, measure_costs
-from nasforge.evaluate.evaluator import Evaluator, Result, TrainingEvaluator
+from nasforge.evaluate.evaluator import Evaluator, Result
 from nasforge.evaluate.tasks import Task
 from nasforge.evaluate.trainer import TrainingOptions, train_batches
+from nasforge.evaluate.training import TrainingEvaluator
 from nasforge.execute.base import ExecutorError
 from nasforge.execute.pool import PoolExecutor, assign_gpus, visible_gpus
 from nasforge.execute.ray import ray_slots

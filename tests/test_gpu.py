@@ -17,8 +17,8 @@ from nasforge.data import batches as batches_module
 from nasforge.data import load_dataset
 from nasforge.data.batches import LoaderBatches
 from nasforge.evaluate.cost import CostOptions, measure_costs
-from nasforge.evaluate.evaluator import TrainingEvaluator
 from nasforge.evaluate.trainer import TrainingOptions
+from nasforge.evaluate.training import TrainingEvaluator
 from nasforge.execute.pool import PoolExecutor, visible_gpus
 from nasforge.space import LayerGraphSpace, LayerSpaceOptions
 

@@ -8,8 +8,9 @@ import torch
 
 from nasforge.api import default_inherit
 from nasforge.errors import ConfigError
-from nasforge.evaluate.evaluator import Evaluator, TrainingEvaluator
+from nasforge.evaluate.evaluator import Evaluator
 from nasforge.evaluate.inherit import inherit
+from nasforge.evaluate.training import TrainingEvaluator
 from nasforge.space import CellSpace
 
 

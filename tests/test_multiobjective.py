@@ -16,9 +16,9 @@ from nasforge.config import build_config
 from nasforge.errors import ConfigError
 from nasforge.evaluate.constraints import Constraint, MnasNetReward, NoFeasibleCandidate, WeightedSum, parse_constraints
 from nasforge.evaluate.cost import CostModel, CostOptions, count_flops, measure_costs
-from nasforge.evaluate.evaluator import TrainingEvaluator
 from nasforge.evaluate.tabular import TabularBenchmark, TabularEvaluator, TabularSpec
 from nasforge.evaluate.trainer import TrainingOptions
+from nasforge.evaluate.training import TrainingEvaluator
 from nasforge.objectives import crowding_distance, dominates, hypervolume, non_dominated_sort, pareto_mask
 from nasforge.space import CellSpace, LayerGraphSpace
 from nasforge.strategy.base import Observation
@@ -152,7 +152,7 @@ def test_feasible_space_only_returns_feasible_candidates_and_says_when_there_are
 
 def test_the_evaluator_never_trains_an_infeasible_candidate(digits, layer_space, monkeypatch) -> None:
     trained = []
-    import nasforge.evaluate.evaluator as evaluator_module
+    import nasforge.evaluate.training as evaluator_module
 
     real_train = evaluator_module.train_batches
     monkeypatch.setattr(evaluator_module, "train_batches", lambda model, *a, **k: trained.append(model) or real_train(model, *a, **k))

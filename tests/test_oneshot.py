@@ -208,8 +208,8 @@ def test_one_shot_misconfigurations_are_config_errors(tmp_path, options: dict, m
 
 
 def test_trials_with_the_same_scores_are_one_candidate_for_retraining() -> None:
+    from nasforge.final import _distinct
     from nasforge.store import TrialRecord
-    from nasforge.study import _distinct
 
     def record(i: int, reward: float, loss: float | None) -> TrialRecord:
         return TrialRecord(i, [], "", [], "", "complete", 0, reward=reward, metrics={} if loss is None else {"loss": loss})
@@ -221,8 +221,9 @@ def test_trials_with_the_same_scores_are_one_candidate_for_retraining() -> None:
 
 
 def test_the_cell_space_takes_its_width_and_depth_from_the_config(tmp_path) -> None:
-    from nasforge.api import load_data_for, make_space_for_data
     from nasforge.config import build_config
+    from nasforge.data.load import load_data_for
+    from nasforge.space.factory import make_space_for_data
 
     config = build_config(dataset="digits", space="cell", cell_channels=8, cells_per_stage=2, out=str(tmp_path / "r"))
     space = make_space_for_data(config, load_data_for(config))

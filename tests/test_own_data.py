@@ -134,13 +134,13 @@ def test_loader_batches_standardise_per_channel_and_need_a_std_per_mean() -> Non
 
 
 def test_a_large_npz_travels_to_workers_as_its_recipe(tmp_path, small, monkeypatch) -> None:
-    import nasforge.data.datasets as datasets
+    import nasforge.data.dataset as dataset
 
     x, y = small
     np.savez(tmp_path / "d.npz", x=x, y=y)
     data = load_dataset(str(tmp_path / "d.npz"))
     whole = len(pickle.dumps(data))
-    monkeypatch.setattr(datasets, "RECIPE_BYTES", 0)
+    monkeypatch.setattr(dataset, "RECIPE_BYTES", 0)
     recipe = pickle.dumps(data)
     assert len(recipe) < whole / 10
     again = pickle.loads(recipe)

@@ -31,22 +31,22 @@ def test_incremental_surrogate_matches_a_fresh_fit(options, trials) -> None:
     space = CellSpace()
     s = PredictorEvolution(space, seed=1, init=8, **options)
     _run(s, space, trials)  # 140: past the members' initial capacity (128), with a cache to grow too
-    n, p = s._n, s._p
+    n, p = s.gp.n, s.cache.p
     assert n == trials and p > 0
-    x, x2 = s._x[:n], s._x2[:n]
+    x, x2 = s.gp.x[:n], s.gp.x2[:n]
     d2 = np.maximum(x2[:, None] + x2[None, :] - 2 * x @ x.T, 0)
-    k = np.exp(-d2 / (2 * s.length_scale**2)) + s.noise * np.eye(n)
-    np.testing.assert_allclose(s._kinv[:n, :n] @ k, np.eye(n), atol=1e-8)
-    kr, q = s._cross(s._c_xt[:, :p].T, s._c_x2[:p])
-    np.testing.assert_allclose(s._c_kt[:n, :p].T, kr, atol=1e-10)
-    np.testing.assert_allclose(s._c_q[:p], q, atol=1e-8)
+    k = np.exp(-d2 / (2 * s.gp.length_scale**2)) + s.gp.noise * np.eye(n)
+    np.testing.assert_allclose(s.gp.kinv[:n, :n] @ k, np.eye(n), atol=1e-8)
+    kr, q = s.gp.cross(s.cache.xt[:, :p].T, s.cache.x2[:p])
+    np.testing.assert_allclose(s.cache.kt[:n, :p].T, kr, atol=1e-10)
+    np.testing.assert_allclose(s.cache.q[:p], q, atol=1e-8)
     # The cached features are what the space computes (0/1 here, so stored in float32).
-    assert s._c_xt.dtype == np.float32
-    np.testing.assert_array_equal(s._c_xt[:, :p].T.astype(float), space.decision_features(s._c_choices[:p]))
+    assert s.cache.xt.dtype == np.float32
+    np.testing.assert_array_equal(s.cache.xt[:, :p].T.astype(float), space.decision_features(s.cache.choices[:p]))
     # The cached posterior means are those of a fresh fit to the standardised, clipped rewards.
-    t = s._targets(s._rewards[:n])
+    t = s.gp.targets(s.gp.rewards[:n])
     alpha = np.linalg.solve(k, (t - t.mean()) / t.std())
-    np.testing.assert_allclose(s._c_mean[:p], kr @ alpha, atol=1e-7)
+    np.testing.assert_allclose(s.cache.mean[:p], kr @ alpha, atol=1e-7)
 
 
 @pytest.mark.parametrize("options", [{}, {"pool": 50, "random_pool": 10}, {"length_scale": None, "refit": 8}])
@@ -87,12 +87,12 @@ def test_bad_options_are_refused() -> None:
 
 
 def test_binary_check_and_float64_fallback() -> None:
-    from nasforge.strategy.predictor import _binary
+    from nasforge.strategy.surrogate.cache import is_binary
 
     x = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
-    assert _binary(x, (x * x).sum(1))
+    assert is_binary(x, (x * x).sum(1))
     for bad in (x * 0.5, x * 2.0, x - 1.0):
-        assert not _binary(bad, (bad * bad).sum(1))
+        assert not is_binary(bad, (bad * bad).sum(1))
 
 
 class _ScaledCells(CellSpace):
@@ -106,8 +106,8 @@ def test_non_binary_features_stay_exact() -> None:
     space = _ScaledCells()
     s = PredictorEvolution(space, seed=1, init=8)
     _run(s, space, 30)
-    n, p = s._n, s._p
-    assert s._c_xt.dtype == np.float64
-    kr, q = s._cross(s._c_xt[:, :p].T, s._c_x2[:p])
-    np.testing.assert_allclose(s._c_kt[:n, :p].T, kr, atol=1e-10)
-    np.testing.assert_allclose(s._c_q[:p], q, atol=1e-8)
+    n, p = s.gp.n, s.cache.p
+    assert s.cache.xt.dtype == np.float64
+    kr, q = s.gp.cross(s.cache.xt[:, :p].T, s.cache.x2[:p])
+    np.testing.assert_allclose(s.cache.kt[:n, :p].T, kr, atol=1e-10)
+    np.testing.assert_allclose(s.cache.q[:p], q, atol=1e-8)

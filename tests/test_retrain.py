@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import nasforge.evaluate.evaluator as evaluator_module
+import nasforge.evaluate.training as evaluator_module
 from nasforge.evaluate import TrainingEvaluator, TrainingOptions
 from nasforge.space import LayerGraphSpace, LayerSpaceOptions
 
@@ -31,7 +31,7 @@ def test_final_retrain_on_training_and_validation(digits, monkeypatch, tmp_path)
     from nasforge.api import build_study
     from nasforge.config import build_config
     from nasforge.errors import ConfigError
-    from nasforge.evaluate.evaluator import _joined
+    from nasforge.evaluate.training import _joined
 
     space = LayerGraphSpace(digits.input_shape, digits.num_classes, LayerSpaceOptions(max_blocks=2))
     genome = space.sample(np.random.default_rng(0))

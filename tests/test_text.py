@@ -18,7 +18,7 @@ from nasforge.errors import ConfigError, DataError, InvalidGenome
 from nasforge.evaluate.language_model import LanguageModelEvaluator, windows
 from nasforge.evaluate.trainer import TrainingOptions
 from nasforge.space import SequenceSpace, SequenceSpaceOptions
-from nasforge.space.sequence import NgramBag
+from nasforge.space.sequence_net import NgramBag
 
 TEXT = shared_data() / "text"
 SHAKESPEARE = TEXT / "tinyshakespeare_input.txt"

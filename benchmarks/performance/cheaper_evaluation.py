@@ -104,9 +104,10 @@ def proxy_cost(n: int = 40) -> None:
     it is (build + parameter count + synflow in float32), on the same sampled MNIST-1D candidates."""
     import numpy as np
 
-    from nasforge.api import load_data_for, make_space_for_data
     from nasforge.config import build_config
+    from nasforge.data.load import load_data_for
     from nasforge.evaluate.proxies import synflow
+    from nasforge.space.factory import make_space_for_data
     from nasforge.strategy.prescreen import ProxyScreenedSpace
 
     torch.set_num_threads(1)

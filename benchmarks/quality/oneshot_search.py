@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 import nasforge  # noqa: E402
-from nasforge.study import Budget  # noqa: E402
+from nasforge.budget import Budget  # noqa: E402
 
 # FSDD as examples/fsdd.yaml reads it (test speaker theo, validation speaker yweweler, band_norm mean), but 1-D over
 # time with the 40 mel bands as channels: a 64-channel 1-D cell net trains in a quarter of the 2-D 16-channel one's

@@ -14,7 +14,8 @@ from .data.images import ImageFolder
 from .ensemble import Ensemble
 from .errors import ConfigError, DataError, InvalidGenome, NasforgeError, StoreError, TrialFailure, TrialPruned  # noqa: F401
 from .evaluate.functional import Context
-from .export import export_trial, load
+from .export import export_trial
+from .exported import load
 from .registry import (
     DATA_SOURCES,
     EVALUATORS,

@@ -1,9 +1,15 @@
-"""Wiring: a SearchConfig becomes a Study (space, strategy, evaluator, store). Used by search() and the CLI."""
+"""The composition root: a SearchConfig becomes a Study (space, strategy, evaluator, executor,
+scheduler, store), and `search()` runs it. Used by the Python API and the CLI.
+
+Each part is made where it belongs, from the config: the data by data/load.py, the space by
+space/factory.py, the evaluator by evaluate/factory.py, the strategy by strategy/factory.py, the
+executor by execute/, the scheduler by schedule/; this module checks how they fit together and
+assembles them, taking the run directory's lock before anything is loaded.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import warnings
@@ -13,28 +19,27 @@ from typing import Any
 
 from .budget import Budget
 from .callbacks import wants_epochs
-from .config import BUILTIN_SPACES, SearchConfig, SpaceConfig, build_config, parse_config, read_yaml, to_dict
-from .data import load_dataset
-from .data.datasets import LANGUAGE_MODEL_SOURCES, Dataset, SourceOptions, source_kind, split_warnings
-from .data.objects import load_objects
+from .config import SearchConfig, build_config, parse_config, read_yaml, to_dict
+from .data.dataset import Dataset
+from .data.datasets import split_warnings
+from .data.load import load_data_for
 from .data.streamed import StreamedDataset
-from .data.text import CharCorpus, TextDataset, load_char_corpus
+from .data.text import CharCorpus
 from .errors import ConfigError, InvalidGenome, NasforgeWarning, StoreError, WriteFailed
 from .evaluate.accelerator import check_precision
-from .evaluate.constraints import Constraint, MnasNetReward, Scalarization, WeightedSum, measures_of, parse_constraints
-from .evaluate.cost import GENOME_MEASURES, CostModel, CostOptions
-from .evaluate.crossval import extra_folds
-from .evaluate.evaluator import Evaluator, TrainingEvaluator
-from .evaluate.language_model import LanguageModelEvaluator
-from .evaluate.metrics import CustomMetric
-from .evaluate.trainer import TrainingOptions, auto_batch_size, check_device
+from .evaluate.constraints import Constraint, measures_of, parse_constraints
+from .evaluate.cost import GENOME_MEASURES, CostModel
+from .evaluate.factory import cost_options, default_inherit, make_evaluator, training_options
+from .evaluate.trainer import check_device
 from .example import example_of, save_example
 from .execute import Executor, SerialExecutor, make_executor
-from .registry import EVALUATORS, EXECUTORS, STRATEGIES
+from .final import FinalOptions
+from .registry import EXECUTORS, STRATEGIES
 from .rundir import RunDir, check_folder, describe_os_error, is_write_failure
 from .schedule import make_scheduler
-from .space import CellSpace, LayerGraphSpace, LayerSpaceOptions, SearchSpace, SequenceSpace, SequenceSpaceOptions
-from .space.resolve import check_portable, make_user_space, space_from_record, space_record, space_reference
+from .space import LayerGraphSpace, SearchSpace
+from .space.factory import space_for_run
+from .space.resolve import check_portable, space_record, space_reference
 from .store import STORE_FILE, Store, TrialRecord
 from .strategy.base import Strategy
 from .strategy.factory import create_strategy
@@ -42,167 +47,12 @@ from .strategy.feasible import FeasibleSpace
 from .strategy.given import GivenFirst
 from .strategy.prescreen import ProxyScreenedSpace
 from .study import Study
-from .usercode import PYTHON_DATA, UserObjects, check_same_data, user_objects
+from .usercode import UserObjects, check_same_data, user_objects
 
 # Fields a resumed search may change: the budget, how it is shown and where trials run (a study
 # started on a laptop may go on on a cluster). Everything else is the study's.
 RESUMABLE = {"trials", "seconds", "target", "progress",
              "executor", "workers", "threads", "address", "cpus_per_trial", "gpus_per_trial", "ray_temp_dir", "max_retries"}
-
-
-# Space fields the sequence space reads, under its own names; only fields the user set are passed,
-# so its defaults (sized for token models) are not replaced by the layer space's.
-SEQUENCE_FIELDS = {"min_blocks": "min_blocks", "max_blocks": "max_blocks", "channels": "widths", "kernels": "kernels",
-                   "dropout_rates": "dropout_rates", "blocks": "kinds", "rnn_widths": "rnn_widths", "rnn_layers": "rnn_layers",
-                   "ngrams": "ngrams", "bag_dims": "bag_dims"}
-
-# Space fields of the cell space alone.
-CELL_FIELDS = {"cell_channels", "cells_per_stage"}
-
-# Space fields the layers space has no option for (it is built from the rest of the space config).
-SEQUENCE_ONLY = set(SEQUENCE_FIELDS) - {f.name for f in dataclasses.fields(LayerSpaceOptions)}
-
-
-def load_data_for(config: SearchConfig, objects: UserObjects | None = None) -> Dataset | StreamedDataset | CharCorpus:
-    """The dataset (or, for language-model sources, the character corpus) a config names, or the
-    user's data object read under the config's split and streaming rules."""
-    d = config.dataset
-    if objects is not None and objects.data is not None:
-        return load_objects(objects.data, name=d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction,
-                            seed=d.split_seed, layout=d.layout, task=d.task, stream=d.stream, memory_mb=d.memory_mb,
-                            workers=d.workers)
-    if d.name.startswith(PYTHON_DATA):
-        raise ConfigError(f"dataset: this study's data was given as a Python object ({d.name}); pass it again as data=")
-    kind, path = source_kind(d.name)
-    if kind in LANGUAGE_MODEL_SOURCES:
-        # The corpus convention: the last 10% is held out (halved into validation and test).
-        return load_char_corpus(path, held_out=0.1, name=d.name)
-    return load_dataset(d.name, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.split_seed,
-                        label_column=d.label_column, layout=d.layout, task=d.task,
-                        options=SourceOptions(d.split, d.held_out_speaker, d.image_size, d.max_length, d.cache_dir,
-                                              val_speaker=d.val_speaker, augment=d.augment, band_norm=d.band_norm,
-                                              test_views=d.test_views, stream=d.stream, memory_mb=d.memory_mb,
-                                              workers=d.workers))
-
-
-def make_space_for_data(config: SearchConfig, data: Dataset | CharCorpus) -> SearchSpace:
-    """The configured space for this data; a space that cannot read the data is a ConfigError."""
-    name = config.space.name
-    tokens = isinstance(data, (TextDataset, CharCorpus))
-    if tokens != (name == "sequence"):
-        what = "token sequences (text)" if tokens else f"inputs of shape {list(data.input_shape)}"
-        raise ConfigError(f"space.name: the {name!r} space cannot model {what}; use "
-                          f"{'sequence' if tokens else 'layers or cell'} (--space)")
-    if name != "layers" and config.space.hparams:
-        raise ConfigError(f"space.hparams: training hyper-parameters are searched only in the layers space, not in {name!r}; "
-                          "set them under training: instead")
-    # Compared with the defaults, not model_fields_set: a resumed run's stored config names every field.
-    cell_only = {f for f in CELL_FIELDS if getattr(config.space, f) != type(config.space).model_fields[f].default}
-    if name != "cell" and cell_only:
-        raise ConfigError(f"space: {', '.join(sorted(cell_only))} shape the cell space, not the {name!r} space")
-    if name == "sequence":
-        options = SequenceSpaceOptions(**{SEQUENCE_FIELDS[f]: getattr(config.space, f) for f in SEQUENCE_FIELDS
-                                          if f in config.space.model_fields_set})
-        if isinstance(data, CharCorpus):
-            return SequenceSpace(data.vocab_size, None, config.dataset.max_length or 128, "lm", options)
-        return SequenceSpace(len(data.tokenizer), data.num_classes, data.input_shape[0], "classify", options)
-    if name == "cell":
-        return CellSpace(data.input_shape, data.num_classes, channels=config.space.cell_channels,
-                         cells_per_stage=config.space.cells_per_stage)
-    return make_space_for(config, data.input_shape, data.num_classes)
-
-
-def space_for_run(config: SearchConfig, data: Dataset | CharCorpus, given: Any = None, resumed: Path | None = None) -> SearchSpace:
-    """The search's space: a built-in one made for the data from the config's fields, or the user's own
-    (space/resolve.py); a resumed run of the user's own rebuilds exactly the space it recorded."""
-    s = config.space
-    if given is None and s.function is None and s.name in BUILTIN_SPACES:
-        return make_space_for_data(config, data)
-    default = SpaceConfig()  # a stored config (a resume) lists every field: what differs from the defaults was set
-    unused = sorted(f for f in type(s).model_fields if f not in ("name", "function", "options") and getattr(s, f) != getattr(default, f))
-    if unused:
-        raise ConfigError(f"space.{unused[0]}: configures the built-in spaces ({', '.join(BUILTIN_SPACES)}), not your own; "
-                          "ask for such choices in your space")
-    if resumed is not None:
-        store = Store.in_dir(resumed)
-        try:
-            record = store.get("space")
-        finally:
-            store.close()
-        if record:
-            return space_from_record(record, given)
-    task = {"input_shape": tuple(getattr(data, "input_shape", ()) or ()), "num_classes": getattr(data, "num_classes", None)}
-    return make_user_space(s.name, s.function, s.options, task, given)
-
-
-def cost_options(config: SearchConfig) -> CostOptions:
-    c = config.costs
-    return CostOptions(batch_size=c.batch_size, warmup=c.warmup, repeats=c.repeats, device=c.device)
-
-
-def make_scalarization(config: SearchConfig) -> Scalarization | None:
-    s = config.scalarize
-    if s.name == "mnasnet":
-        return MnasNetReward.of(s.measure, s.target, s.mode, s.alpha, s.beta)
-    if s.name == "weighted":
-        return WeightedSum.of(s.weights)
-    return None
-
-
-def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus, training: TrainingOptions,
-                   objects: UserObjects | None = None, epoch_callbacks: tuple[Any, ...] = ()) -> Evaluator:
-    objects = objects or UserObjects()
-    if config.evaluation.name == "one-shot":
-        return make_one_shot_evaluator(config, space, data, training, objects)
-    name = "functional" if objects.evaluate is not None else config.evaluator
-    if isinstance(data, CharCorpus):
-        used = [f for f in ("objectives", "constraints") if getattr(config, f)] + (["scalarize"] if config.scalarize.name != "none" else [])
-        if used:
-            raise ConfigError(f"{', '.join(used)}: cost measures, constraints and scalarized rewards are not available for "
-                              "language models yet")
-        if training.label_smoothing:
-            raise ConfigError("training.label_smoothing: language models train on plain next-character cross-entropy")
-        if config.training.cv_folds is not None:
-            raise ConfigError("training.cv_folds: language models are scored on their own validation text, not by folds")
-        if name not in ("auto", "language_model"):
-            raise ConfigError(f"evaluator: a character corpus trains language models; {name!r} does not")
-        reward = "neg_loss" if config.reward == "auto" else config.reward
-        return LanguageModelEvaluator(space, data, training, reward, seq_len=config.dataset.max_length or 128)
-    if training.cpu_seconds is not None:
-        raise ConfigError("training.cpu_seconds: only language models train to a CPU-time budget; classifiers train for "
-                          "`epochs` (use trial_timeout to cap a candidate's time)")
-    streamed = isinstance(data, StreamedDataset)
-    if config.training.cv_folds and streamed:
-        raise ConfigError("training.cv_folds: cross-validation folds index into data held in memory; this data is streamed "
-                          "(set dataset.stream: false, or drop cv_folds)")
-    try:
-        folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if config.training.cv_folds else []
-    except ValueError as exc:
-        raise ConfigError(f"training.cv_folds: {exc}") from None
-    reward: str | CustomMetric = config.reward
-    if config.reward == "custom":
-        if objects.metric is None:
-            raise ConfigError("reward: custom is the Python API's reward=callable(y_true, y_score); give it again")
-        reward = CustomMetric(objects.metric, config.reward_direction)
-    common = dict(proxies=config.training.proxies, costs=cost_options(config), constraints=parse_constraints(config.constraints),
-                  scalarization=make_scalarization(config), folds=folds, epoch_callbacks=epoch_callbacks)
-    try:
-        if name == "functional":
-            if objects.evaluate is None:
-                raise ConfigError("evaluator: functional runs the Python API's evaluate=fn(model, ctx); give it again")
-            if folds:
-                raise ConfigError("training.cv_folds: folds need the built-in trainer; evaluate= trains one network its own way")
-            from .evaluate.functional import FunctionalEvaluator
-
-            common.pop("folds")
-            return FunctionalEvaluator(space, data, objects.evaluate, training, reward, config.reward_direction, **common)
-        if name in ("auto", "training"):
-            return TrainingEvaluator(space, data, training, reward, **common)
-        factory = EVALUATORS.get_or_error(name, "evaluator")
-        return factory(space=space, data=data, training=training, reward=reward)
-    except ValueError as exc:  # a reward or loss that does not fit the task
-        field = "training.loss" if "loss" in str(exc) else "reward"
-        raise ConfigError(f"{field}: {exc}") from None
 
 
 def compute_cap(config: SearchConfig, space: SearchSpace) -> Constraint | None:
@@ -211,7 +61,7 @@ def compute_cap(config: SearchConfig, space: SearchSpace) -> Constraint | None:
     convolutions of 128 channels (median 53 MFLOPs, a tenth over 490M) and a 10-trial search of
     5,000 images took over half an hour; digits and mnist1d candidates stay 80% and 98% under it."""
     cap = config.space.max_flops
-    if space.name != "layers" or cap is None:
+    if not isinstance(space, LayerGraphSpace) or cap is None:
         return None
     if cap == "auto":
         cap = max(MIN_FLOPS_CAP, FLOPS_PER_INPUT * math.prod(space.input_shape))
@@ -222,36 +72,7 @@ MIN_FLOPS_CAP = 20e6
 FLOPS_PER_INPUT = 10_000
 
 
-def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus,
-                            training: TrainingOptions, objects: UserObjects | None = None) -> Evaluator:
-    """The supernet evaluator of `evaluation: one-shot` (evaluate/oneshot/); ENAS's when shared_steps > 0.
-    The supernet trains with the training section's batch size, learning rate, weight decay and schedule."""
-    from .evaluate.oneshot import OneShotEvaluator, ScoringOptions, SupernetOptions
-    from .evaluate.oneshot.enas import EnasEvaluator
-
-    if isinstance(data, CharCorpus):
-        raise ConfigError("evaluation: one-shot evaluation scores classifiers; language models are trained on their own")
-    if objects is not None and objects.evaluate is not None:
-        raise ConfigError("evaluation: one-shot scores paths of a supernet with its own evaluator; evaluate=fn(model, ctx) "
-                          "trains each candidate its own way (drop one of them)")
-    if isinstance(data, StreamedDataset):
-        raise ConfigError("evaluation: one-shot trains its supernet on data held in memory; this data is streamed "
-                          "(set dataset.stream: false)")
-    if getattr(data, "task", "classification") != "classification":
-        raise ConfigError(f"evaluation: one-shot scores classifiers by their class predictions; this data is a "
-                          f"{data.task} task (use evaluation train)")
-    e = config.evaluation
-    supernet = SupernetOptions(epochs=e.supernet_epochs, sampling=e.sampling, batch_size=training.batch_size, lr=training.lr,
-                               weight_decay=training.weight_decay, cosine=training.cosine,
-                               label_smoothing=training.label_smoothing)
-    scoring = ScoringOptions(bn_batches=e.bn_batches, batch_size=training.batch_size)
-    if e.shared_steps:
-        return EnasEvaluator(space, data, training, supernet, scoring, config.reward, config.seed,
-                             shared_steps=e.shared_steps, shared_every=e.shared_every)
-    return OneShotEvaluator(space, data, training, supernet, scoring, config.reward, config.seed)
-
-
-def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpus) -> SearchSpace:
+def screened(config: SearchConfig, space: SearchSpace, data: Dataset | StreamedDataset | CharCorpus) -> SearchSpace:
     """The space strategies draw from: only feasible candidates under constraints (and the compute
     cap), and pre-screened by a zero-cost proxy when configured (screening picks among feasible
     candidates, so it wraps outside)."""
@@ -265,14 +86,6 @@ def screened(config: SearchConfig, space: SearchSpace, data: Dataset | CharCorpu
     if isinstance(data, CharCorpus):
         raise ConfigError("prescreen.proxy: zero-cost proxies score classifiers; not available for language models")
     return ProxyScreenedSpace(space, data.inputs(128), p.proxy, p.pool, sample_pool=p.sample_pool, cap=p.cap)
-
-
-def make_space_for(config: SearchConfig, input_shape: tuple[int, ...], num_classes: int) -> SearchSpace:
-    options = config.space.model_dump(exclude={"name", "function", "options", "hparams", "max_flops", *SEQUENCE_ONLY, *CELL_FIELDS})
-    # batch size and epochs are counts; JSON/YAML may have given them as floats.
-    hparams = tuple((name, tuple(int(v) if name in ("batch_size", "epochs") else float(v) for v in values))
-                    for name, values in sorted(config.space.hparams.items()))
-    return LayerGraphSpace(input_shape, num_classes, LayerSpaceOptions(**options, hparams=hparams))
 
 
 def build_study(config: SearchConfig, resume: bool = False, callbacks: tuple[Callable[[Study, TrialRecord], None], ...] = (),
@@ -314,8 +127,8 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     check_precision(config.training.precision, check_device(config.training.device))
     if config.costs.device != "cpu":
         check_device(config.costs.device, "costs.device")
-    for field, given in (("loss", objects.loss), ("optimizer", objects.optimizer)):
-        if (getattr(config.training, field) == "custom") != (given is not None):
+    for field, passed in (("loss", objects.loss), ("optimizer", objects.optimizer)):
+        if (getattr(config.training, field) == "custom") != (passed is not None):
             raise ConfigError(f"training.{field}: custom is the Python API's {field}=callable; give both or neither")
     callbacks = tuple(callbacks) + logger_callbacks(config, run_dir)
     data = load_data_for(config, objects)
@@ -333,14 +146,8 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
             raise ConfigError(f"constraints: the {space.name!r} space has no {name} (the layers space has)")
     given = initial_genomes(config, space)  # before the store exists: a bad entry leaves no half-made run
     t = config.training
-    batch_size = t.batch_size if t.batch_size != "auto" else (
-        auto_batch_size(_training_rows(data)) if _training_rows(data) else TrainingOptions.batch_size)
-    training = TrainingOptions(epochs=t.epochs, batch_size=batch_size, lr=t.lr, weight_decay=t.weight_decay,
-                               cosine=t.cosine, time_limit=t.trial_timeout, cpu_seconds=t.cpu_seconds, device=t.device,
-                               label_smoothing=t.label_smoothing, loss=objects.loss or t.loss,
-                               optimizer=objects.optimizer or t.optimizer, momentum=t.momentum, nesterov=t.nesterov,
-                               precision=t.precision, channels_last=t.channels_last, final_compile=t.final_compile,
-                               memory_limit=t.max_memory_gb * 1e9 if t.max_memory_gb is not None else None)
+    training = training_options(config, data, objects)
+    batch_size = training.batch_size
     # its ConfigErrors, too, come before the store
     evaluator = make_evaluator(config, space, data, training, objects, tuple(c for c in callbacks if wants_epochs(c)))
     search_space = screened(config, space, data)
@@ -388,25 +195,13 @@ def _assemble(config: SearchConfig, rundir: RunDir, store: Store | None, callbac
     return Study(
         space, strategy, evaluator, store, rundir,
         Budget(config.budget.trials, config.budget.seconds, config.budget.target), seed=config.seed,
-        keep_top=config.keep_top, final_epochs=final_epochs, final_data=t.final_data,
-        final_ensemble=t.final_ensemble, final_seeds=t.final_seeds, final_candidates=final_candidates,
-        progress=config.progress, callbacks=callbacks,
+        keep_top=config.keep_top, progress=config.progress, callbacks=callbacks,
+        final=FinalOptions(epochs=final_epochs, data=t.final_data, ensemble=t.final_ensemble, seeds=t.final_seeds,
+                           candidates=final_candidates, test_views=getattr(data, "test_views", None)),
         executor=executor or make_executor(config.executor, evaluator), max_retries=config.executor.max_retries,
         scheduler=scheduler, inherit=default_inherit(t.inherit, evaluator), finetune_epochs=t.finetune_epochs,
         objectives=config.objectives,
-        test_views=getattr(data, "test_views", None),
     )
-
-
-def _training_rows(data: Any) -> int | None:
-    """How many training samples the data has (for the automatic batch size), where it says."""
-    if isinstance(data, Dataset):
-        return len(data.y_train)
-    train = getattr(data, "train", None)
-    try:
-        return len(train) if isinstance(data, StreamedDataset) and train is not None else None
-    except TypeError:
-        return None
 
 
 def logger_callbacks(config: SearchConfig, run_dir: Path) -> tuple[Any, ...]:
@@ -444,17 +239,6 @@ def initial_genomes(config: SearchConfig, space: SearchSpace) -> list[Any]:
         except InvalidGenome as exc:
             raise ConfigError(f"{where}: not a genome of the {space.name!r} space: {exc}") from None
     return genomes
-
-
-def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:
-    """Weight inheritance unless the config says otherwise, wherever the evaluator supports it
-    (measured on MNIST-1D: the same accuracy for 0.63x the CPU alone, +2 points with halving and
-    the pre-screen; README "Cheaper evaluation"). Strategies that make no children (random search)
-    are unaffected either way."""
-    if inherit and not evaluator.inherits_weights:
-        raise ConfigError(f"training.inherit: {type(evaluator).__name__} cannot map a parent's weights onto a child; "
-                          "set inherit: false")
-    return evaluator.inherits_weights if inherit is None else inherit
 
 
 def resume_config(out: str | Path, **overrides: Any) -> SearchConfig:

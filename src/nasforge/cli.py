@@ -317,7 +317,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_export, example_batch, export_front, export_trial
+    from .export import example_batch, export_front, export_trial
+    from .exported import check_export
     from .space.resolve import load_space_object
 
     space = load_space_object(args.space) if args.space else None

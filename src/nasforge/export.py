@@ -7,10 +7,7 @@ any space, the user's own included: those two need neither nasforge nor the code
 network. They are traced with the example input the run kept (example.py).
 A study whose returned model is an ensemble (`training.final_ensemble`) exports it whole: genome.json
 lists every member's genome and weights.pt holds them all (no model.py: each member is its own net).
-Loading never unpickles arbitrary objects: weights are read with `weights_only=True`, the genome is
-JSON, and the network is rebuilt from the genome by its search space, first on PyTorch's `meta`
-device (no memory) to check the weight file's tensors against it, so a damaged or crafted export is
-named as such instead of allocating whatever its genome.json asks for.
+Loading an export back (`load`, `check_export`) and the folder's format are in exported.py.
 
 An export is written into a temporary folder beside `out` and renamed into place: a crash or a
 full disk leaves no half export under the real name. It reads the run's store read-only.
@@ -21,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -30,35 +26,26 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedTensorMixin
 
 from .errors import NasforgeError, NasforgeWarning, StoreError, WriteFailed
 from .example import load_example
-from .rundir import check_folder, describe_os_error, is_write_failure, make_folder
+from .exported import (  # noqa: F401 - the folder's format and load / check_export, importable from here as before
+    CHECK_BATCH,
+    FORMATS,
+    GENOME_FILE,
+    ONNX_FILE,
+    SOURCE_FILE,
+    TORCHSCRIPT_FILE,
+    WEIGHTS_FILE,
+    DamagedExport,
+    ExportError,
+    build_exported,
+    check_export,
+    load,
+)
+from .rundir import check_folder, describe_os_error, is_write_failure, load_weights, make_folder
 from .space.plan import PlanNet, plan_to_source
-from .space.resolve import space_from_record
 from .store import Store
-
-GENOME_FILE = "genome.json"
-WEIGHTS_FILE = "weights.pt"
-SOURCE_FILE = "model.py"
-TORCHSCRIPT_FILE = "model.torchscript.pt"
-ONNX_FILE = "model.onnx"
-FORMATS = ("pytorch", "torchscript", "onnx")
-# Test samples a TorchScript trace and the ONNX check run on.
-CHECK_BATCH = 64
-
-
-class ExportError(NasforgeError):
-    """A model cannot be exported in the requested form (missing optional package, exporter failure)."""
-
-
-class DamagedExport(ExportError):
-    """An export folder whose genome.json or weights.pt cannot be read, or do not match each other."""
-
-
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
 def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = None, format: str = "pytorch",  # noqa: A002
@@ -122,7 +109,7 @@ def export_trial(run_dir: str | Path, out: str | Path, trial_id: int | None = No
             **({"note": note} if note else {}),
         }
         if member_ids:
-            meta["members"] = [{"trial": i, "genome": store.trial(i).genome} for i in member_ids]
+            meta["members"] = [{"trial": i, "genome": store.require_trial(i).genome} for i in member_ids]
         if is_final and final.get("views"):
             meta["views"] = final["views"]  # the returned model averages over these (data.datasets.make_views)
     finally:
@@ -202,7 +189,7 @@ def _write_export(folder: Path, run_dir: Path, meta: dict[str, Any], weights: Pa
                   format: str, space: Any) -> None:  # noqa: A002
     shutil.copyfile(weights, folder / WEIGHTS_FILE)
     (folder / GENOME_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    model = _build(meta, space)
+    model = build_exported(meta, space)
     if isinstance(model, PlanNet):
         norm = (meta["dataset"] or {}).get("normalization") or {}
         header = f"nasforge trial {trial_id}, validation reward {reward:.4f}"
@@ -223,18 +210,6 @@ def _write_export(folder: Path, run_dir: Path, meta: dict[str, Any], weights: Pa
             _to_onnx(model, example, folder / ONNX_FILE)
 
 
-def _build(meta: dict[str, Any], given: Any = None) -> nn.Module:
-    """The untrained network of an export's metadata: one genome, or an Ensemble of its members'."""
-    from .data.datasets import make_views
-    from .ensemble import combine
-
-    record = {"name": meta["space"], "config": meta["space_config"], "class": meta.get("space_class")}
-    space = space_from_record(record, given)
-    genomes = [m["genome"] for m in meta.get("members") or [meta]]
-    task = (meta.get("dataset") or {}).get("task", "classification")
-    return combine([space.build(space.from_json(g)) for g in genomes], make_views(meta.get("views")), task)
-
-
 def example_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int = CHECK_BATCH) -> torch.Tensor:
     """Up to `n` inputs to trace and check exports with: the example the run kept when it was made
     (example.py), or for an older run that has none, samples of its data loaded again (`real_batch`)."""
@@ -251,8 +226,8 @@ def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int =
     (a user file that has moved), inputs of the right shape stand in: standard-normal features (the
     inputs the model sees are standardised, so that is the scale) or random token ids.
     """
-    from .api import load_data_for
     from .config import parse_config
+    from .data.load import load_data_for
     from .data.text import CharCorpus
     from .evaluate.language_model import windows
 
@@ -276,13 +251,13 @@ def real_batch(run_dir: str | Path, meta: dict[str, Any] | None = None, n: int =
         return x if not x.is_floating_point() else x.float()
     except (NasforgeError, KeyError, OSError):
         if space_config.get("vocab_size") and space_config.get("max_length"):
-            shape = (n, int(space_config["max_length"]))
             # Ids 0 and 1 are padding and unknown; the rest stand for words or characters.
-            return torch.randint(2, int(space_config["vocab_size"]), shape, generator=torch.Generator().manual_seed(0))
-        shape = space_config.get("input_shape") or summary.get("input_shape")
-        if not shape:
+            return torch.randint(2, int(space_config["vocab_size"]), (n, int(space_config["max_length"])),
+                                 generator=torch.Generator().manual_seed(0))
+        input_shape = space_config.get("input_shape") or summary.get("input_shape")
+        if not input_shape:
             raise ExportError(f"{run_dir}: cannot load the study's data nor find its input shape for an example batch") from None
-        return torch.randn((n, *shape), generator=torch.Generator().manual_seed(0))
+        return torch.randn((n, *input_shape), generator=torch.Generator().manual_seed(0))
 
 
 def _to_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -318,31 +293,6 @@ def _to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         quiet.setLevel(level)
 
 
-def check_export(folder: str | Path, batch: torch.Tensor, space: Any = None) -> dict[str, float]:
-    """Max abs difference between the exported PyTorch model and each other form in `folder`
-    (TorchScript via torch.jit.load, ONNX via onnxruntime) on `batch`."""
-    folder = Path(folder)
-    reference = load(folder, space=space)
-    with torch.no_grad():
-        expected = reference(batch)
-    diffs: dict[str, float] = {}
-    if (folder / TORCHSCRIPT_FILE).exists():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            scripted = torch.jit.load(str(folder / TORCHSCRIPT_FILE), map_location="cpu")
-        with torch.no_grad():
-            diffs["torchscript"] = float((scripted(batch) - expected).abs().max())
-    if (folder / ONNX_FILE).exists():
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise ExportError("checking an ONNX export needs onnxruntime: pip install 'nasforge[export]'") from exc
-        session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
-        diffs["onnx"] = float(abs(torch.from_numpy(got) - expected).max())
-    return diffs
-
-
 def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch",  # noqa: A002
                  objectives: Sequence[str] | None = None, space: Any = None) -> tuple[list[Path], list[str]]:
     """Export every model on the study's Pareto front into `out/trial_NNNNN/`.
@@ -372,74 +322,3 @@ def export_front(run_dir: str | Path, out: str | Path, format: str = "pytorch", 
     return written, skipped
 
 
-def load(path: str | Path, space: Any = None) -> nn.Module:
-    """A trained model from an export folder (or its genome.json), in eval mode. The network is rebuilt
-    by its search space; for your own space, nasforge imports its model function (or class) by the
-    module:qualname it recorded, or uses `space` (the function itself) where that module cannot be
-    imported here. The folder's model.torchscript.pt / model.onnx load without nasforge at all.
-
-    A folder whose files cannot be read or do not match raises DamagedExport naming the file; the
-    network is first built on the meta device and checked against the weight file, so nothing is
-    allocated for sizes the weight file does not hold."""
-    path = Path(path)
-    folder = path.parent if path.is_file() else path
-    meta_path = folder / GENOME_FILE
-    if not meta_path.exists():
-        raise NasforgeError(f"{folder} is not a nasforge export (no {GENOME_FILE})")
-    damaged = f"{folder} is a damaged export:"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DamagedExport(f"{damaged} {GENOME_FILE} cannot be read ({exc}; truncated?); export the model again") from None
-    missing = [k for k in ("space", "space_config", "genome") if not isinstance(meta, dict) or k not in meta]
-    if missing:
-        raise DamagedExport(f"{damaged} {GENOME_FILE} lacks {', '.join(missing)}; export the model again")
-    weights_path = folder / WEIGHTS_FILE
-    if not weights_path.exists():
-        raise DamagedExport(f"{damaged} it has no {WEIGHTS_FILE}; export the model again")
-    try:
-        state = _read_weights(weights_path)
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a broken file
-        raise DamagedExport(f"{damaged} {WEIGHTS_FILE} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
-                            "truncated?); export the model again") from None
-    try:
-        with torch.device("meta"):  # shapes only: no memory, whatever sizes the genome states
-            skeleton = _build(meta, space)
-    except (NasforgeError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise DamagedExport(f"{damaged} {GENOME_FILE} does not describe a network of the {meta.get('space')!r} space ({exc})") from None
-    except Exception:  # a user's model function that cannot run on the meta device: built for real below
-        skeleton = None
-    if skeleton is not None:
-        # Lazy modules (a user's own model function) have no shapes yet: the weight file gives them theirs.
-        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if not isinstance(v, UninitializedTensorMixin)}
-        found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor) and k in expected}
-        unknown = set(state) - set(skeleton.state_dict())
-        if expected != found or unknown:
-            raise DamagedExport(f"{damaged} {WEIGHTS_FILE} does not match {GENOME_FILE}: "
-                                f"{_first_difference(expected, {k: tuple(v.shape) for k, v in state.items()})}")
-    model = _build(meta, space)  # now the real tensors, of the sizes the weight file holds
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        # mmap: tensor data stays in the file until copied into the model (never a second copy in memory).
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as exc:
-        if "mmap" not in str(exc):
-            raise
-        state = torch.load(path, map_location="cpu", weights_only=True)  # a legacy (non-zip) file
-    if not isinstance(state, dict):
-        raise pickle.UnpicklingError(f"expected a state dict, found a {type(state).__name__}")
-    return state
-
-
-def _first_difference(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
-    for name, shape in expected.items():
-        if name not in found:
-            return f"the network's tensor {name} {list(shape)} is not in the file"
-        if found[name] != shape:
-            return f"{name} has shape {list(found[name])} in the file, the network needs {list(shape)}"
-    extra = sorted(set(found) - set(expected))
-    return f"the file holds tensors the network does not have ({', '.join(extra[:3])})"

@@ -194,7 +194,7 @@ STRATEGIES: Registry[Any] = Registry("strategy", "nasforge.strategies", {
 })
 
 EXECUTORS: Registry[Any] = Registry("executor", "nasforge.executors", {
-    "serial": "nasforge.execute.base:SerialExecutor",
+    "serial": "nasforge.execute.serial:SerialExecutor",
     "pool": "nasforge.execute.pool:PoolExecutor",
     "ray": "nasforge.execute.ray:RayExecutor",
 })
@@ -202,7 +202,7 @@ EXECUTORS: Registry[Any] = Registry("executor", "nasforge.executors", {
 # Evaluators: classes taking (space, data, training, ...); `training` is the built-in trainer,
 # `functional` runs the user's `evaluate(model, ctx)`, `language_model` trains causal models.
 EVALUATORS: Registry[Any] = Registry("evaluator", "nasforge.evaluators", {
-    "training": "nasforge.evaluate.evaluator:TrainingEvaluator",
+    "training": "nasforge.evaluate.training:TrainingEvaluator",
     "functional": "nasforge.evaluate.functional:FunctionalEvaluator",
     "language_model": "nasforge.evaluate.language_model:LanguageModelEvaluator",
 })

@@ -318,8 +318,7 @@ class RunDir:
                     path.unlink(missing_ok=True)
 
     def load_weights(self, path: Path) -> dict[str, Any]:
-        from .export import load_weights
-
+        """A kept weights file of this run; a damaged one is a RunDirError saying how to go on."""
         try:
             return load_weights(path)
         except FileNotFoundError:
@@ -331,11 +330,31 @@ class RunDir:
     def save_final(self, state_dict: dict[str, Any]) -> Path:
         return write_atomically(self.final_path, lambda tmp: _torch_save(state_dict, tmp))
 
+    def write_failure(self, exc: Exception, store: Store) -> str:
+        """What to tell the user when a write of a running study fails (a full disk): what is safe
+        in its `store`, the room left here, and how to go on."""
+        try:
+            safe = sum(t.status != "running" for t in store.trials())
+        except Exception:  # the store itself may be what failed; its count is then unknown
+            return f"{exc}. Continue with: nasforge search --resume --out {self.path}"
+        free = self.free_bytes()
+        room = f" ({free / 1e6:.0f} MB free there now)" if free is not None else ""
+        return (f"{exc}. {safe} finished trial(s) are safe in {store.path}{room}; make room and continue with: "
+                f"nasforge search --resume --out {self.path}")
+
     def free_bytes(self) -> int | None:
         try:
             return shutil.disk_usage(self.path).free
         except OSError:
             return None
+
+
+def load_weights(path: str | Path) -> dict[str, Any]:
+    """A state dict saved by nasforge (a trial's weights, final.pt, an export's weights.pt), read
+    without unpickling arbitrary objects."""
+    import torch
+
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
 
 
 def _torch_save(obj: Any, path: Path) -> None:

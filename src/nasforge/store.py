@@ -232,6 +232,14 @@ class Store:
         row = self.db.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
         return self._record(row) if row else None
 
+    def require_trial(self, trial_id: int) -> TrialRecord:
+        """A trial the caller knows is in the store (one it added, or a stored result names); a
+        StoreError names a store that has lost it."""
+        record = self.trial(trial_id)
+        if record is None:
+            raise StoreError(f"{self.path}: trial {trial_id} is missing from the store (damaged or edited?)")
+        return record
+
     def finished_by_key(self, genome_key: str) -> TrialRecord | None:
         row = self.db.execute(
             "SELECT * FROM trials WHERE genome_key = ? AND status != 'running' ORDER BY id LIMIT 1", (genome_key,)

@@ -1,3 +1,4 @@
-from .datasets import BUILTIN, Dataset, load_dataset
+from .dataset import Dataset
+from .datasets import BUILTIN, load_dataset
 
 __all__ = ["BUILTIN", "Dataset", "load_dataset"]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .dataset import Dataset
 from .tasks import Targets, as_targets, infer_task, stratify_key
 
 MIN_SAMPLES = 10
@@ -99,8 +100,6 @@ def from_arrays(
     """A Dataset from `x`, `y` (and optionally `x_val`/`y_val`, `x_test`/`y_test`): numpy arrays,
     tensors or anything numpy reads. `task` "auto" infers it from `y` (data/tasks.py); `table`: a 2-D
     x is a table of features (see to_layout)."""
-    from .datasets import Dataset
-
     where = name
     for key in ("x", "y"):
         if key not in arrays:

@@ -30,6 +30,7 @@ import torch
 
 from ..errors import DataError, TrialFailure
 from .arrays import MIN_SAMPLES, from_arrays, split_rows, to_layout
+from .dataset import Dataset
 from .streamed import Items, StreamedDataset, channel_statistics, read_item
 from .tasks import Targets, as_targets, infer_task, stratify_key
 
@@ -66,23 +67,22 @@ def load_objects(obj: Any, *, name: str | None = None, val_fraction: float = 0.2
                  layout: str = "auto", normalize: bool = True, task: str = "auto", stream: bool | None = None,
                  memory_mb: float = 1024, workers: int = 0) -> Any:
     """A Dataset (in memory) or StreamedDataset from any accepted object; see the module docstring."""
-    from .datasets import Dataset
-
     name = name or describe(obj)
     if isinstance(obj, (Dataset, StreamedDataset)):
         return obj
-    common = dict(val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, layout=layout, task=task)
     if isinstance(obj, torch.utils.data.IterableDataset) or (is_loader(obj) and isinstance(obj.dataset, torch.utils.data.IterableDataset)):
         raise DataError(f"{name}: an IterableDataset cannot be split or shuffled reproducibly; give a map-style Dataset "
                         "(with __len__ and __getitem__), arrays, or a file")
     splits = _splits(obj, name)
     if splits is None:  # arrays
-        return from_arrays(_arrays(obj, name), name, normalize=normalize, table=True, **common)
+        return from_arrays(_arrays(obj, name), name, normalize=normalize, table=True, val_fraction=val_fraction,
+                           test_fraction=test_fraction, seed=seed, layout=layout, task=task)
     for key, value in list(splits.items()):
         if is_loader(value):
             workers = max(workers, int(value.num_workers))
             splits[key] = value.dataset
-    return from_datasets(splits, name, normalize=normalize, stream=stream, memory_mb=memory_mb, workers=workers, **common)
+    return from_datasets(splits, name, normalize=normalize, stream=stream, memory_mb=memory_mb, workers=workers,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, layout=layout, task=task)
 
 
 def _splits(obj: Any, name: str) -> dict[str, Any] | None:

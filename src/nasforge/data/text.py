@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .datasets import Dataset
+from .dataset import Dataset
 
 PAD, UNK = "<pad>", "<unk>"
 # Words keep inner apostrophes, hyphens and slashes ("century's", "co-writer/director");

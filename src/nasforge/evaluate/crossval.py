@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.datasets import Dataset
+from ..data.dataset import Dataset
 
 
 def extra_folds(data: Dataset, k: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -49,10 +49,10 @@ from ..errors import TrialFailure, TrialPruned
 from ..space.base import Genome
 from .accelerator import DeviceRun, backward_step, place
 from .cost import materialize
-from .evaluator import TrainingEvaluator
 from .losses import make_optimizer
 from .metrics import ALL_TASKS, CustomMetric, Reward
 from .trainer import TrainingOptions, TrainingOutcome, resolve_device, score_batches
+from .training import TrainingEvaluator
 
 EvaluateFn = Callable[[torch.nn.Module, "Context"], Any]
 

@@ -23,7 +23,8 @@ from ..data.text import CharCorpus
 from ..errors import DataError, TrialFailure
 from ..space.base import Genome, SearchSpace
 from .accelerator import DeviceRun, PeakMemory, backward_step, run_compiled, scaled_steps
-from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, count_params, failed, hard_limit, released
+from .cost import count_params
+from .evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, failed, hard_limit, released
 from .footprint import check as check_footprint
 from .metrics import REWARDS, classification_metrics
 from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device

@@ -1,6 +1,6 @@
 """Executors behind one interface (base.py): where and when candidates are evaluated.
 
-serial: in this process, one at a time. pool (pool.py): persistent local worker processes.
+serial (serial.py): in this process, one at a time. pool (pool.py): persistent local worker processes.
 ray (ray.py): Ray tasks on a cluster or a local Ray; imported only when chosen. Names come from
 the EXECUTORS registry (registry.py); a new executor subclasses Executor and is registered there.
 """
@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from ..evaluate.evaluator import Evaluator
 from ..registry import EXECUTORS
-from .base import LOST, Executor, ExecutorError, SerialExecutor, lost
+from .base import LOST, Executor, ExecutorError, lost
 from .pool import PoolExecutor
+from .serial import SerialExecutor
 
 if TYPE_CHECKING:
     from ..config import ExecutorConfig

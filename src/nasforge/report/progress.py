@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from ..store import TrialRecord
+
+# INFO for every finished trial, WARNING for every failure; silent unless the user configures
+# logging (the CLI shows the progress bar instead).
+log = logging.getLogger("nasforge")
+
+
+def log_trial(record: TrialRecord, reward_name: str) -> None:
+    if record.status == "failed":
+        log.warning("trial %d failed: %s", record.id, record.error)
+        return
+    # A pruned trial stopped by the median rule is the rule working; one that diverged has no score.
+    level = logging.WARNING if record.reward is None else logging.INFO
+    log.log(level, "trial %d %s: %s=%s params=%s %.1fs%s", record.id, record.status, reward_name,
+            f"{record.reward:.4f}" if record.reward is not None else "-", record.params, record.train_seconds or 0.0,
+            f" ({record.error})" if record.error else "")
 
 
 def _clock(seconds: float) -> str:

@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ..space.base import SearchSpace
+from ..space.base import Genome, SearchSpace
 from .base import Candidate, FixedOptions, Observation, Strategy, flag
 from .decisions import choices_of, decision_sizes
 
@@ -234,13 +234,20 @@ class Reinforce(Strategy):
         self.baseline = _EMA(momentum)
         self.scale = _EMA(momentum)
         self.updates = 0
+        # The choices each candidate still out was sampled with, kept in the state: where decoding
+        # repairs (the layers space), the genome's own encoding is another choice vector, and the
+        # policy gradient of a resumed study must follow the choices actually drawn.
+        self.out: dict[Genome, list[int]] = {}
 
     def ask(self) -> Candidate:
         choices = self.policy.sample(self.rng)
-        return Candidate(self.space.decode(choices), operator=f"reinforce:{self.controller}", info={"choices": choices})
+        genome = self.space.decode(choices)
+        self.out[genome] = choices
+        return Candidate(genome, operator=f"reinforce:{self.controller}", info={"choices": choices})
 
     def tell(self, trial: int, candidate: Candidate, observation: Observation) -> None:
         reward = observation.reward
+        drawn = self.out.pop(candidate.genome, None)
         if reward is None:
             return  # a failed evaluation says nothing about the policy's choices
         baseline = self.baseline.value
@@ -251,7 +258,8 @@ class Reinforce(Strategy):
         if scale > 0:
             advantage /= scale
         # A decision that did not occur in the genome (it depends on another's value) is not learnt from.
-        self.policy.update(choices_of(self.space, candidate), advantage, self.entropy, self.space.occurred(candidate.genome))
+        choices = candidate.info.get("choices") or drawn or choices_of(self.space, candidate)
+        self.policy.update(choices, advantage, self.entropy, self.space.occurred(candidate.genome))
         self.updates += 1
 
     def probabilities(self) -> list[list[float]]:
@@ -267,6 +275,7 @@ class Reinforce(Strategy):
             "baseline": [self.baseline.numerator, self.baseline.denominator],
             "scale": [self.scale.numerator, self.scale.denominator],
             "updates": self.updates,
+            "out": [[self.space.to_json(genome), [int(c) for c in choices]] for genome, choices in self.out.items()],
         }
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -274,3 +283,4 @@ class Reinforce(Strategy):
         self.baseline.numerator, self.baseline.denominator = state["baseline"]
         self.scale.numerator, self.scale.denominator = state["scale"]
         self.updates = int(state["updates"])
+        self.out = {self.space.from_json(genome): [int(c) for c in choices] for genome, choices in state.get("out", [])}

@@ -21,12 +21,13 @@ from typing import Any
 
 import torch
 
-from ...data.datasets import Dataset
+from ...data.dataset import Dataset
 from ...errors import ConfigError
 from ...space.base import Genome, SearchSpace
 from ...space.supernet.base import Supernet
-from ..evaluator import CANDIDATE_ERRORS, Evaluator, Result, TrainingEvaluator, Warmstart, failed
+from ..evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, failed
 from ..trainer import TrainingOptions
+from ..training import TrainingEvaluator
 from .sampling import PathSampler
 from .scoring import PathScorer, ScoringOptions
 from .training import SupernetOptions, SupernetState, train_supernet

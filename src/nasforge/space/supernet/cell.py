@@ -10,14 +10,18 @@ what `CellSpace.build(genome)` computes with the same weights; `extract` relies 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from ..cell import _ZERO_THRESHOLD, EDGES, NODES, OPS, CellGenome, CellSpace
+from ..cell_genome import _ZERO_THRESHOLD, EDGES, NODES, OPS, CellGenome
 from ..plan import make_module
 from .base import Supernet
 from .mixed import MixedOp
+
+if TYPE_CHECKING:
+    from ..cell import CellSpace
 
 # Edge modules of a cell in the space's Plan: `s{stage}c{k}_e{src}{to}` (+ `_relu`/`_conv`/`_bn`).
 _EDGE = re.compile(r"^(s\d+c\d+_e\d\d)\.(relu|conv|bn)\.")
