@@ -49,17 +49,24 @@ class EnasEvaluator(OneShotEvaluator):
             return
         super().prepare(run_dir, log)
         s = self.supernet_options
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.supernet.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         self.checkpoint = Path(run_dir) / ENAS_CHECKPOINT if run_dir is not None else None
         if self.checkpoint is not None and self.checkpoint.exists():
             saved = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
             if saved.get("signature") != self.signature():
                 raise SupernetError(f"{self.checkpoint} belongs to another space or data; remove it to start afresh")
-            self.net.load_state_dict(saved["model"])
-            self.optimizer.load_state_dict(saved["optimizer"])
+            self.supernet.load_state_dict(saved["model"])
+            self.shared_optimizer.load_state_dict(saved["optimizer"])
             self.queries, self.phases = int(saved["queries"]), int(saved["phases"])
             if log:
                 log(f"enas: resuming after {self.phases} shared-weight phases ({self.queries} queries)")
+
+    @property
+    def shared_optimizer(self) -> torch.optim.Optimizer:
+        self.prepare()
+        if self.optimizer is None:  # prepare() sets it
+            raise RuntimeError("the shared weights were not prepared")
+        return self.optimizer
 
     def evaluate(self, genome: Genome, seed: int, epochs: int | None = None, warmstart: Warmstart | None = None,
                  prune_below: dict[int, float] | None = None) -> Result:
@@ -77,22 +84,22 @@ class EnasEvaluator(OneShotEvaluator):
         seed = (self.seed * 1_000_003 + self.phases) % (2**63)
         generator = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
-        self.net.train()
+        self.supernet.train()
         for _ in range(self.shared_steps):
             idx = torch.randint(len(data.x_train), (s.batch_size,), generator=generator)
             batch = data.x_train[idx] if data.augment is None else data.augment(data.x_train[idx], generator)
-            self.net.activate(self.recent[int(rng.integers(len(self.recent)))])
-            loss = nn.functional.cross_entropy(self.net(batch), data.y_train[idx], label_smoothing=s.label_smoothing)
+            self.supernet.activate(self.recent[int(rng.integers(len(self.recent)))])
+            loss = nn.functional.cross_entropy(self.supernet(batch), data.y_train[idx], label_smoothing=s.label_smoothing)
             if not torch.isfinite(loss):
                 raise SupernetError(f"shared-weight training diverged in phase {self.phases}; lower the learning rate")
-            self.optimizer.zero_grad(set_to_none=True)
+            self.shared_optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
-        self.net.eval()
+            self.shared_optimizer.step()
+        self.supernet.eval()
         self.recent = []
         if self.checkpoint is not None:
             self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.checkpoint.with_suffix(".tmp")
-            torch.save({"signature": self.signature(), "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            torch.save({"signature": self.signature(), "model": self.supernet.state_dict(), "optimizer": self.shared_optimizer.state_dict(),
                         "queries": self.queries, "phases": self.phases}, tmp)
             tmp.replace(self.checkpoint)

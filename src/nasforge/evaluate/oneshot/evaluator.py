@@ -67,6 +67,21 @@ class OneShotEvaluator(Evaluator):
     def reward_name(self) -> str:
         return self.standalone.reward_name  # "auto" resolved for the task
 
+    @property
+    def supernet(self) -> Supernet:
+        """The trained supernet (trained, resumed or loaded on first use)."""
+        self.prepare()
+        if self.net is None:  # prepare() sets it or raises
+            raise RuntimeError("the supernet was not prepared")
+        return self.net
+
+    @property
+    def path_scorer(self) -> PathScorer:
+        self.prepare()
+        if self.scorer is None:
+            raise RuntimeError("the supernet was not prepared")
+        return self.scorer
+
     # -- the supernet --------------------------------------------------------------------------
     def signature(self) -> dict[str, Any]:
         """What a checkpoint must have been trained on to be resumed here."""
@@ -97,8 +112,8 @@ class OneShotEvaluator(Evaluator):
         start = time.perf_counter()
         try:
             metrics = self.score(genome)
-            params = self.net.parameters_of(genome)
-            state = self.net.path_state_dict(genome)
+            params = self.supernet.parameters_of(genome)
+            state = self.supernet.path_state_dict(genome)
         except CANDIDATE_ERRORS as exc:
             return failed(exc, None, start)
         metrics["params"] = params
@@ -106,7 +121,7 @@ class OneShotEvaluator(Evaluator):
                       train_seconds=time.perf_counter() - start, state_dict=state)
 
     def score(self, genome: Genome) -> dict[str, Any]:
-        return self.scorer.score(genome)
+        return self.path_scorer.score(genome)
 
     def reward_of(self, metrics: dict[str, Any]) -> float:
         return self.standalone.reward_of(metrics)

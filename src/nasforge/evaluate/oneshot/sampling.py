@@ -39,10 +39,10 @@ class PathSampler:
     def step(self, rng: np.random.Generator) -> list[Genome]:
         """The paths of one training step."""
         if self.sampling == "uniform":
-            return [self.space.decode((rng.random(len(self.sizes)) * self.sizes).astype(np.int64))]
+            return [self.space.decode((rng.random(len(self.sizes)) * self.sizes).astype(np.int64).tolist())]
         width = self.paths_per_step
         columns = np.empty((len(self.sizes), width), dtype=np.int64)
         for i, n in enumerate(self.sizes):
             extra = rng.integers(n, size=width - n) if width > n else np.empty(0, dtype=np.int64)
             columns[i] = np.concatenate([rng.permutation(n), extra])
-        return [self.space.decode(columns[:, k]) for k in range(width)]
+        return [self.space.decode(columns[:, k].tolist()) for k in range(width)]

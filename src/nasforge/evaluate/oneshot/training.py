@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ...errors import NasforgeError
+from ...space.supernet.base import Supernet
 from .sampling import PathSampler
 
 
@@ -44,18 +45,15 @@ class SupernetState:
     """What a finished or interrupted training leaves: epochs done, loss per epoch, CPU seconds."""
 
     epochs_done: int = 0
-    curve: list[dict[str, float]] | None = None
+    curve: list[dict[str, float]] = field(default_factory=list)
     cpu_seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.curve = self.curve or []
 
 
 def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + stream) % (2**63)
 
 
-def train_supernet(supernet: nn.Module, sampler: PathSampler, x: torch.Tensor, y: torch.Tensor, options: SupernetOptions,
+def train_supernet(supernet: Supernet, sampler: PathSampler, x: torch.Tensor, y: torch.Tensor, options: SupernetOptions,
                    seed: int, checkpoint: Path | None = None, signature: dict[str, Any] | None = None,
                    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                    log: Callable[[str], None] | None = None, on_epoch: Callable[[int], None] | None = None) -> SupernetState:
@@ -87,7 +85,7 @@ def train_supernet(supernet: nn.Module, sampler: PathSampler, x: torch.Tensor, y
     return state
 
 
-def _epoch(supernet: nn.Module, sampler: PathSampler, x: torch.Tensor, y: torch.Tensor, options: SupernetOptions, seed: int,
+def _epoch(supernet: Supernet, sampler: PathSampler, x: torch.Tensor, y: torch.Tensor, options: SupernetOptions, seed: int,
            epoch: int, optimizer: torch.optim.Optimizer, scheduler: Any,
            augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None) -> float:
     supernet.train()

@@ -10,11 +10,12 @@ what `CellSpace.build(genome)` computes with the same weights; `extract` relies 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
+from ..base import Genome
 from ..cell_genome import _ZERO_THRESHOLD, EDGES, NODES, OPS, CellGenome
 from ..plan import make_module
 from .base import Supernet
@@ -84,15 +85,18 @@ class CellSupernet(Supernet):
                     self.add_module(f"{cell}_e{src}{to}", MixedOp(edge_label(src, to), edge_candidates(d, c)))
         self.zero = nn.Threshold(_ZERO_THRESHOLD, 0.0)
 
-    def path(self, genome: CellGenome) -> dict[str, str]:
-        return {edge_label(src, to): op for (to, src), op in zip(EDGES, genome.ops)}
+    def path(self, genome: Genome) -> dict[str, str]:
+        return {edge_label(src, to): op for (to, src), op in zip(EDGES, cast(CellGenome, genome).ops)}
 
     def standalone_key(self, key: str) -> str:
         # `s0c0_e01.conv.weight` (the collapsed path key) is `s0c0_e01_conv.weight` in the Plan.
         return _EDGE.sub(r"\1_\2.", key)
 
+    def _part(self, name: str) -> nn.Module:
+        return cast(nn.Module, getattr(self, name))
+
     def _relu_conv_bn(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self, f"{name}_bn")(getattr(self, f"{name}_conv")(getattr(self, f"{name}_relu")(x)))
+        return self._part(f"{name}_bn")(self._part(f"{name}_conv")(self._part(f"{name}_relu")(x)))
 
     def _cell(self, cell: str, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -101,7 +105,7 @@ class CellSupernet(Supernet):
             for to, src in EDGES:
                 if to != j:
                     continue
-                op = self._modules[f"{cell}_e{src}{to}"]
+                op = cast(MixedOp, self._modules[f"{cell}_e{src}{to}"])
                 if op.active == "none":
                     continue
                 term = op(nodes[src])
@@ -110,12 +114,13 @@ class CellSupernet(Supernet):
         return nodes[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem_bn(self.stem_conv(x))
+        part = self._part
+        x = part("stem_bn")(part("stem_conv")(x))
         for cell, stage in self.cells:
             if stage and cell.endswith("c0"):
                 name = f"red{stage}"
                 b = self._relu_conv_bn(f"{name}b", self._relu_conv_bn(f"{name}a", x))
-                x = b + getattr(self, f"{name}_proj")(getattr(self, f"{name}_pool")(x))
+                x = b + self._part(f"{name}_proj")(self._part(f"{name}_pool")(x))
             x = self._cell(cell, x)
-        x = self.flatten(self.gap(self.last_relu(self.last_bn(x))))
-        return self.classifier(x)
+        x = part("flatten")(part("gap")(part("last_relu")(part("last_bn")(x))))
+        return part("classifier")(x)

@@ -18,7 +18,7 @@ supernet mode they take the value given in `fixed`, or are refused with the deci
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -81,7 +81,8 @@ class FunctionSupernet(Supernet):
     def path(self, genome: Genome) -> dict[str, str]:
         if self.path_of is not None:
             return dict(self.path_of(genome))
-        return {label: str(genome[label]) for label in self.recorder.labels if label in genome}
+        values = cast(Mapping[str, Any], genome)  # a define-by-run genome maps decision names to values
+        return {label: str(values[label]) for label in self.recorder.labels if label in values}
 
     def standalone_key(self, key: str) -> str:
         return key.removeprefix("body.")  # the user's model is the supernet's `body`
