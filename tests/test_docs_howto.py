@@ -52,3 +52,30 @@ def test_the_pages_strategy_registers_by_name_with_its_options_as_keywords(tmp_p
         assert isinstance(study.strategy, Greedy) and study.strategy.patience == 1
     finally:
         STRATEGIES.unregister("greedy")
+
+
+@pytest.mark.slow
+def test_the_pages_toy_space_and_strategy_run_from_the_cli_by_import_path_and_by_entry_point(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "greedy_strategy.py").write_text(_block("greedy_strategy.py"))
+    (tmp_path / "toy_space.py").write_text(_block("toy_space.py"))
+    info = tmp_path / "toyplugins-0.1.dist-info"  # what installing a package with the page's entry points leaves
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplugins\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[nasforge.spaces]\ntiny-mlp = toy_space:tiny_mlp\n\n"
+                                            "[nasforge.strategies]\ngreedy = greedy_strategy:Greedy\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]), "OMP_NUM_THREADS": "1"}
+    common = ["--dataset", "digits", "--trials", "3", "--epochs", "1", "--progress", "false"]
+    for name, args in (("paths", ["--space", "toy_space:tiny_mlp", "--strategy", "greedy_strategy:Greedy"]),
+                       ("names", ["--space", "tiny-mlp", "--strategy", "greedy", "--patience", "2"])):
+        out = tmp_path / "runs" / name
+        done = subprocess.run([sys.executable, "-m", "nasforge.cli", "search", *args, *common, "--out", str(out)],
+                              capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "best architecture" in done.stdout
+        with sqlite3.connect(out / "study.sqlite") as db:
+            genomes = [g for (g,) in db.execute("SELECT genome FROM trials ORDER BY id")]
+        assert len(genomes) == 3 and all('"width"' in g for g in genomes)  # the toy space's decisions
