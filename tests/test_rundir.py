@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,23 @@ def test_a_second_writer_exits_2_naming_the_holder(tmp_path, capsys) -> None:
         holder.release()
     assert not (tmp_path / "r" / STORE_FILE).exists()
     RunDir(tmp_path / "r").acquire().release()  # free again once released
+
+
+def test_a_writer_caught_between_locking_and_writing_its_record_is_still_named(tmp_path) -> None:
+    # The holder takes the flock, then writes who it is: a newcomer arriving in between waits for the record.
+    fcntl = pytest.importorskip("fcntl")
+    (tmp_path / "r").mkdir()
+    fd = os.open(tmp_path / "r" / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    record = {"pid": 4242, "host": "elsewhere", "since": 1.0e9, "command": "nasforge search"}
+    writer = threading.Timer(0.3, lambda: os.pwrite(fd, json.dumps(record).encode(), 0))
+    writer.start()
+    try:
+        with pytest.raises(RunLocked, match="pid 4242 on elsewhere"):
+            RunDir(tmp_path / "r").acquire()
+    finally:
+        writer.join()
+        os.close(fd)
 
 
 def test_resume_waits_for_no_one_but_refuses_a_held_run(run, tmp_path, capsys) -> None:

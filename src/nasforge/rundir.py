@@ -232,7 +232,7 @@ class RunDir:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = Holder.parse(_read(fd))
+            holder = _holder_record(fd)
             os.close(fd)
             who = holder.describe() if holder else "another process (it left no record of itself)"
             raise RunLocked(f"{self.path} is being written by another search: {who}. One run has one writer; wait for "
@@ -247,9 +247,10 @@ class RunDir:
         program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
         program = "nasforge" if program in ("cli.py", "nasforge", "__main__.py") else program
         me = Holder(os.getpid(), socket.gethostname(), time.time(), " ".join([program, *sys.argv[1:]])[:200])
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(me.__dict__).encode(), 0)
+        record = json.dumps(me.__dict__).encode()
+        try:  # written over the old record, then cut to length: a reader never sees an empty file in between
+            os.pwrite(fd, record, 0)
+            os.ftruncate(fd, len(record))
         except OSError as exc:
             os.close(fd)
             raise RunDirError(f"out: cannot write the lock {self.lock_path}: {describe_os_error(exc)}") from exc
@@ -361,6 +362,21 @@ def _torch_save(obj: Any, path: Path) -> None:
     import torch
 
     torch.save(obj, path)
+
+
+def _holder_record(fd: int, wait: float = 2.0) -> Holder | None:
+    """The record of the process that holds the lock on `fd`.
+
+    The holder writes its record just after it takes the lock, so a newcomer that finds the lock taken
+    can read the file in that instant, still empty: it waits briefly for the record before saying the
+    holder left none.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        holder = Holder.parse(_read(fd))
+        if holder is not None or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.05)
 
 
 def _read(fd: int) -> str:
