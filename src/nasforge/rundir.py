@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunDirError, RunLocked, WriteFailed
-from .store import STORE_FILE, Store, write_problem
+from .store import STORE_FILE, Store, fsync_path, write_problem
 
 try:
     import fcntl
@@ -114,7 +114,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         write(tmp)
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -123,19 +123,6 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
             raise WriteFailed(f"cannot write {path}: {describe_os_error(exc)}") from exc
         raise
     return path
-
-
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

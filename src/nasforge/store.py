@@ -115,9 +115,9 @@ class Store:
                 db.execute("COMMIT")
             finally:
                 db.close()  # checkpoints the WAL into the file and removes it
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, path)
-            _fsync(path.parent)
+            fsync_path(path.parent)
         except (OSError, sqlite3.Error) as exc:
             _remove_database(tmp)
             raise WriteFailed(f"cannot create the study store {path}: {write_problem(exc)}; nothing was written") from exc
@@ -266,7 +266,7 @@ def write_problem(exc: BaseException) -> str:
     return text
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file (or a folder's entry list) to the disk, where the platform allows it."""
     try:
         fd = os.open(path, os.O_RDONLY)

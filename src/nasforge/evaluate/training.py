@@ -31,17 +31,6 @@ from .proxies import score_proxies
 from .tasks import Task
 from .trainer import TrainingOptions, TrainingOutcome, model_device, resolve_device, score_batches, train_batches
 
-
-def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Two splits' inputs as one; token sequences (TextDataset: 0 = padding) padded to one length first."""
-    if a.shape[1:] != b.shape[1:]:
-        if a.dim() != 2 or a.dtype.is_floating_point:
-            raise ValueError(f"cannot join splits of shapes {tuple(a.shape[1:])} and {tuple(b.shape[1:])}")
-        width = max(a.shape[1], b.shape[1])
-        a, b = (torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b))
-    return torch.cat([a, b])
-
-
 # Samples per batch when an in-memory split is scored (streamed splits use the training batch size).
 SCORE_BATCH = 1024
 
@@ -239,7 +228,7 @@ class TrainingEvaluator(Evaluator):
         """The training and validation splits as one, joined once: cross-validation folds index into it
         and a train+val retrain trains on it."""
         if self._joined_splits is None:
-            self._joined_splits = (_joined(self.data.x_train, self.data.x_val), torch.cat([self.data.y_train, self.data.y_val]))
+            self._joined_splits = self.data.joined()
         return self._joined_splits
 
     def _options(self, genome: Genome) -> tuple[TrainingOptions, int | None]:
