@@ -87,3 +87,51 @@ def test_notebook_page_holds_every_code_cell_and_unknown_blocks_fail() -> None:
     assert "\n# nasforge quickstart" not in page  # the notebook's title sits under the page's own
     with pytest.raises(KeyError, match="nasforge:nope|'nope'"):
         generate.expand("<!-- nasforge:nope -->")
+
+
+def test_the_nb201_table_is_the_json_the_benchmark_wrote(tmp_path) -> None:
+    from nasforge.cli import main
+
+    table = Path(__import__("os").environ.get("NASFORGE_DATA", ROOT.parent / "shared/data")) / "nb201/nb201.csv"
+    if not table.exists():
+        pytest.skip(f"the NB201 table is not at {table}")
+    results = _generate()._results()
+    with pytest.raises(FileNotFoundError, match="nb201_bench.py"):
+        results.nb201_markdown(tmp_path)
+    columns = {"cifar10": ("c10_valid_12ep", "c10_test_200ep_mean"), "cifar100": ("c100_valid_12ep", "c100_test_200ep_mean")}
+    for name, (signal, report) in columns.items():
+        assert main(["bench", "--table", str(table), "--signal", signal, "--report", report, "--runs", "3", "--queries", "20",
+                     "--strategies", "random,predictor", "--json", str(tmp_path / f"nb201_{name}.json")]) == 0
+    page = results.nb201_markdown(tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line for line in page.splitlines() if line.startswith("| ")}
+    assert set(rows) == {"strategy", "---", "random", "predictor"}
+    for name in columns:
+        written = json.loads((tmp_path / f"nb201_{name}.json").read_text())
+        for strategy, figures in written["strategies"].items():
+            assert f"{figures['mean']:.2f} ± {figures['std']:.2f}" in rows[strategy]
+        assert written["machine"]["date"] in page and f"{written['settings']['ceiling']:.2f}" in page
+    assert "93.70 ± 0.36 / 71.04 ± 1.07" in rows["random"]  # the published figures beside ours
+    assert "3 runs from seed 0, 20 queries" in page
+
+
+def test_the_cheaper_evaluation_table_is_the_summary_the_script_computed(tmp_path) -> None:
+    spec = importlib.util.spec_from_file_location("cheaper", ROOT / "benchmarks" / "performance" / "cheaper_evaluation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = argparse.Namespace(seeds=[0, 1], settings=["plain", "all"], trials=24, epochs=5, jobs=2, target=None)
+    rows = [{"setting": s, "seed": seed, "test": test, "best_val": val, "cpu": cpu, "events": [(cpu / 2, val - 0.01), (cpu, val)],
+             "screened": 10 if s == "all" else None, "screen_cpu": 0.05 if s == "all" else None, "mparams": 0.02,
+             "proxy_pairs": []}
+            for s, seed, test, val, cpu in [("plain", 0, 0.90, 0.91, 100.0), ("plain", 1, 0.94, 0.95, 120.0),
+                                            ("all", 0, 0.97, 0.96, 50.0), ("all", 1, 0.99, 0.98, 60.0)]]
+    summary = script.summarize(rows, args)
+    assert summary["target"] == pytest.approx(0.93)  # the median of plain's best validation accuracies
+    (tmp_path / "cheaper_evaluation.json").write_text(json.dumps({"command": vars(args), "machine": {"date": "2026-12-03 22:00 UTC",
+                                                                  "cores": 2}, "summary": summary, "rows": rows}))
+    page = _generate()._results().cheaper_evaluation_markdown(tmp_path)
+    plain = next(line for line in page.splitlines() if line.startswith("| plain"))
+    both = next(line for line in page.splitlines() if line.startswith("| all three"))
+    assert "0.920 ± 0.028" in plain and "110 (1.00×)" in plain and "(1/2 runs)" in plain
+    assert "0.980 ± 0.014" in both and "55 (0.50×)" in both and "(2/2 runs)" in both
+    assert "--seeds 0 1 --settings plain all" in page and "2026-12-03 22:00 UTC, 2 cores" in page
+    assert "20 candidates in 2 searches, 5.0 ms" in page

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 import torch
@@ -223,3 +224,16 @@ def test_cli_version() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
+
+
+def test_the_progress_bar_counts_trials_not_the_promotions_of_halving(tmp_path, digits_xy, capsys) -> None:
+    def score(model, ctx):
+        return float(ctx.trial)
+
+    settings = {**SMALL, "progress": True}
+    nasforge.search(data=digits_xy, evaluate=score, trials=3, fidelity="halving", min_epochs=1, eta=3, rungs=2,
+                    out=str(tmp_path / "run"), **settings)
+    err = capsys.readouterr().err
+    counts = re.findall(r"\b(\d+)/3 \[", err)
+    assert counts and counts[-1] == "3"
+    assert not re.search(r"search: \d+trial", err)  # how tqdm shows a count past its total (the promotion counted)

@@ -162,6 +162,7 @@ def main() -> None:
         return
     print(f"MNIST-1D, regularized evolution, {args.trials} trials, {args.epochs} epochs per plain trial, seeds {args.seeds}; "
           f"1 thread per search; CPU = process CPU time", flush=True)
+    load_start = [round(x, 2) for x in os.getloadavg()]
     jobs = [(s, seed) for seed in args.seeds for s in args.settings]
     saved = {}
     if args.reuse:  # rows of searches an earlier invocation finished (each search writes its row when done)
@@ -178,46 +179,68 @@ def main() -> None:
         fresh = [run(s, seed, args) for s, seed in todo]
     saved.update({job: row for job, row in zip(todo, fresh)})
     rows = [saved[job] for job in jobs]
+    summary = summarize(rows, args)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"command": vars(args), "load": os.getloadavg(), "rows": rows}, indent=1))
-    print(f"rows written to {args.json}", flush=True)
+    machine = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(), "load_start": load_start,
+               "load_end": [round(x, 2) for x in os.getloadavg()]}
+    Path(args.json).write_text(json.dumps({"command": vars(args), "machine": machine, "summary": summary, "rows": rows},
+                                          indent=1))
+    print(f"rows and summary written to {args.json}", flush=True)
 
-    plain = [r for r in rows if r["setting"] == "plain"]
-    plain_cpu = statistics.mean(r["cpu"] for r in plain) if plain else None
-    target = args.target
-    if target is None:
-        target = statistics.median(r["best_val"] for r in plain) if plain else 0.95
-        how = "median final best val of plain"
-    else:
-        how = "--target"
-    print(f"\nvalidation-accuracy target: {target:.4f} ({how})")
+    print(f"\nvalidation-accuracy target: {summary['target']:.4f} ({summary['target_from']})")
     print(f"{'setting':<51} {'test acc (mean ± sd)':>20} {'best val':>9} {'CPU s':>6} {'vs plain':>9} "
           f"{'CPU s to target':>18} {'Mparams':>8}")
+    for r in summary["settings"]:
+        to_target = f"{r['cpu_to_target']:.0f} ({r['reached']}/{r['runs']} runs)" if r["reached"] else f"never (0/{r['runs']})"
+        ratio = f"{r['vs_plain']:.2f}x" if r["vs_plain"] is not None else "-"
+        print(f"{r['label']:<51} {r['test_mean']:>11.4f} ± {r['test_sd']:.4f} {r['best_val']:>9.4f} "
+              f"{r['cpu']:>6.0f} {ratio:>9} {to_target:>18} {r['mparams']:>8.3f}")
+    print("(CPU s to target: mean over the runs that reached it; Mparams: mean parameters of the trained candidates)")
+    screen = summary["prescreen"]
+    if screen:
+        print(f"pre-screen: {screen['candidates']} candidates built and scored in {screen['searches']} searches, "
+              f"{screen['ms_per_candidate']:.1f} ms CPU each (build + parameter count + float32 synflow), "
+              f"{screen['seconds_per_search']:.1f} s per search")
+    proxies = summary["proxies"]
+    if proxies:
+        print(f"zero-cost proxies vs trained validation accuracy ({proxies['trials']} plain trials, {args.epochs} epochs "
+              f"from scratch): Spearman synflow {proxies['synflow']:.3f}, naswot {proxies['naswot']:.3f}")
+
+
+def summarize(rows: list[dict], args: argparse.Namespace) -> dict:
+    """The figures the script prints, computed once: printed here and kept in the JSON, from which the
+    docs page's table is built (docs/hooks/results.py)."""
+    plain = [r for r in rows if r["setting"] == "plain"]
+    plain_cpu = statistics.mean(r["cpu"] for r in plain) if plain else None
+    target, target_from = args.target, "--target"
+    if target is None:
+        target = statistics.median(r["best_val"] for r in plain) if plain else 0.95
+        target_from = "median final best val of plain"
+    settings = []
     for s in args.settings:
         r = [row for row in rows if row["setting"] == s]
         tests = [x["test"] for x in r]
-        sd = statistics.stdev(tests) if len(tests) > 1 else 0.0
         cpu = statistics.mean(x["cpu"] for x in r)
         hits = [h for h in (cpu_to_target(x["events"], target) for x in r) if h is not None]
-        to_target = f"{statistics.mean(hits):.0f} ({len(hits)}/{len(r)} runs)" if hits else f"never (0/{len(r)})"
-        ratio = f"{cpu / plain_cpu:.2f}x" if plain_cpu else "-"
-        best_val = statistics.mean(x["best_val"] for x in r)
-        print(f"{LABELS[s].format(epochs=args.epochs):<51} {statistics.mean(tests):>11.4f} ± {sd:.4f} {best_val:>9.4f} "
-              f"{cpu:>6.0f} {ratio:>9} {to_target:>18} {statistics.mean(x['mparams'] for x in r):>8.3f}")
-    print("(CPU s to target: mean over the runs that reached it; Mparams: mean parameters of the trained candidates)")
-
+        settings.append({"setting": s, "label": LABELS[s].format(epochs=args.epochs), "runs": len(r),
+                         "test_mean": statistics.mean(tests), "test_sd": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                         "best_val": statistics.mean(x["best_val"] for x in r), "cpu": cpu,
+                         "vs_plain": cpu / plain_cpu if plain_cpu else None,
+                         "cpu_to_target": statistics.mean(hits) if hits else None, "reached": len(hits),
+                         "mparams": statistics.mean(x["mparams"] for x in r)})
     screened = [r for r in rows if r["screened"]]
+    prescreen = None
     if screened:
         n = sum(r["screened"] for r in screened)
-        ms = 1000 * sum(r["screen_cpu"] for r in screened) / n
-        print(f"pre-screen: {n} candidates built and scored in {len(screened)} searches, {ms:.1f} ms CPU each "
-              f"(build + parameter count + float32 synflow), {sum(r['screen_cpu'] for r in screened) / len(screened):.1f} s per search")
-
+        prescreen = {"candidates": n, "searches": len(screened),
+                     "ms_per_candidate": 1000 * sum(r["screen_cpu"] for r in screened) / n,
+                     "seconds_per_search": sum(r["screen_cpu"] for r in screened) / len(screened)}
     pairs = [p for row in rows for p in row["proxy_pairs"] if None not in p]
+    proxies = None
     if len(pairs) >= 5:
         syn, nwot, acc = zip(*pairs)
-        print(f"zero-cost proxies vs trained validation accuracy ({len(pairs)} plain trials, {args.epochs} epochs from scratch): "
-              f"Spearman synflow {spearman(syn, acc):.3f}, naswot {spearman(nwot, acc):.3f}")
+        proxies = {"trials": len(pairs), "synflow": spearman(syn, acc), "naswot": spearman(nwot, acc)}
+    return {"target": target, "target_from": target_from, "settings": settings, "prescreen": prescreen, "proxies": proxies}
 
 
 if __name__ == "__main__":

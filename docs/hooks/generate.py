@@ -13,6 +13,8 @@ GENERATORS below. An unknown name fails the build (the site is built with --stri
   folder while the site builds: its folder listing, stored metadata and trial row, and the files and
   genome.json of its export.
 - `notebook`: examples/quickstart.ipynb, its cells as Markdown and code blocks.
+- `results-nb201`, `results-cheaper-evaluation`: benchmark tables built from the JSON in
+  benchmarks/results/ (results.py beside this file).
 
 The functions are plain (no MkDocs import) so tests can call them.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import html
+import importlib.util
 import json
 import re
 import tempfile
@@ -361,6 +364,17 @@ def notebook_markdown(path: Path = ROOT / "examples" / "quickstart.ipynb") -> st
     return "\n".join(out)
 
 
+# -- benchmark results --------------------------------------------------------------------------
+@functools.cache
+def _results() -> Any:
+    """results.py beside this file (MkDocs loads hooks by path, so the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("nasforge_docs_results", Path(__file__).with_name("results.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "cli": cli_markdown,
     "config": config_markdown,
@@ -369,6 +383,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "run-example": run_example_markdown,
     "export-example": export_example_markdown,
     "notebook": notebook_markdown,
+    "results-nb201": lambda: _results().nb201_markdown(),
+    "results-cheaper-evaluation": lambda: _results().cheaper_evaluation_markdown(),
 }
 
 

@@ -263,7 +263,7 @@ class Study:
                 in_flight_keys.pop(self.space.key(cand.genome), None)
                 record = self._finish(trial_id, cand, job, result, waiting.pop(trial_id, []))
                 log_trial(record, self.evaluator.reward_name)
-                progress.trial_done(record, self._best_reward(), self._elapsed())
+                progress.trial_done(record, self._best_reward(), self._elapsed(), promoted="promotion" in job)
                 for callback in self.callbacks:
                     callback(self, record)
         except KeyboardInterrupt:

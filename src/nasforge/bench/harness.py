@@ -13,9 +13,10 @@ times per query are measured under the same conditions even when the machine's l
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -157,9 +158,13 @@ class BenchReport:
     results: dict[str, StrategyResult]
     ceiling: float
     skipped: dict[str, str]
+    # Where and when it ran (UTC date, cores, load averages at start and end), so a results table
+    # built from the JSON can say so.
+    machine: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "machine": self.machine,
             "strategies": {
                 name: {"mean": r.mean, "std": r.std, "runs": len(r.runs), "mean_queries": r.mean_queries,
                        "values": [run.value for run in r.runs], "us_per_query": r.us_per_query,
@@ -201,6 +206,8 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
             names.append(name)
     runs: dict[str, list[RunResult]] = {name: [] for name in names}
     elapsed = dict.fromkeys(names, 0.0)
+    machine: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
+                               "load_start": [round(x, 2) for x in os.getloadavg()]}
     for r in range(settings.runs):  # seed by seed, every strategy in turn (see the module's docstring)
         for name in names:
             started = time.perf_counter()
@@ -210,4 +217,5 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     if progress:
         for name, res in results.items():
             progress(f"{name}: {res.mean:.2f} ± {res.std:.2f} over {len(res.runs)} runs ({elapsed[name]:.1f}s)")
-    return BenchReport(settings, results, bench.ceiling(), skipped)
+    machine["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    return BenchReport(settings, results, bench.ceiling(), skipped, machine)

@@ -57,9 +57,12 @@ class Progress:
         self.current = f"#{trial_id} {description}"
         self._post()
 
-    def trial_done(self, record: Any, best: float | None, elapsed: float) -> None:
+    def trial_done(self, record: Any, best: float | None, elapsed: float, promoted: bool = False) -> None:
+        """A trial finished. A promotion (halving) finishes a trial already counted again under its
+        id: the bar counts trials against the trial budget, not finishes."""
         self.best = best
-        self.bar.update(1)
+        if not promoted:
+            self.bar.update(1)
         self._post(elapsed)
 
     def close(self) -> None:
