@@ -264,3 +264,30 @@ def test_the_example_searches_exports_to_onnx_and_loads_back(tmp_path: Path) -> 
     assert refused.returncode == 2 and "--space path/to/script.py:make_model" in refused.stderr
     done = subprocess.run(cli + ["--space", f"{REPO / 'examples' / 'own_model.py'}:make_model"], env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_run_of_a_scripts_function_resumes_from_the_command_line_with_space(tmp_path: Path) -> None:
+    script = tmp_path / "my_search.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from torch import nn
+        import nasforge
+
+        def make_model(c):
+            width = c.choice("width", [4, 8])
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+
+        if __name__ == "__main__":
+            nasforge.search(space=make_model, dataset="digits", strategy="random", trials=1, epochs=1, progress=False,
+                            out=sys.argv[1])
+    """))
+    run = tmp_path / "run"
+    assert subprocess.run([sys.executable, str(script), str(run)], env=ENV, capture_output=True, text=True).returncode == 0
+    cli = [sys.executable, "-m", "nasforge.cli", "search", "--resume", "--out", str(run), "--trials", "2", "--progress", "false"]
+    refused = subprocess.run(cli, env=ENV, capture_output=True, text=True)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "nasforge search --resume --out RUN --space path/to/script.py:make_model" in refused.stderr
+    resumed = subprocess.run(cli + ["--space", f"{script}:make_model"], env=ENV, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with sqlite3.connect(run / "study.sqlite") as db:
+        assert [s for (s,) in db.execute("SELECT status FROM trials ORDER BY id")] == ["complete", "complete"]

@@ -136,15 +136,23 @@ def _search(args: argparse.Namespace) -> int:
     from .config import build_config, read_yaml
 
     options = {name: getattr(args, name) for name in flags()}
+    given = None
     if args.resume:
         if args.config:
             raise NasforgeError("give either a config file or --resume --out RUN, not both")
         if options["out"] is None:
             raise NasforgeError("--resume needs --out RUN_DIR")
+        # A run of a model function defined in a script cannot import it by itself: --space hands it over
+        # (FILE.py:NAME or MODULE:NAME), as for export; the run's recorded decisions still decide the space.
+        space_text = options.pop("space", None)
+        if space_text is not None:
+            from .space.resolve import load_space_object
+
+            given = load_space_object(space_text)
         config = resume_config(options.pop("out"), **options)
     else:
         config = build_config(read_yaml(args.config) if args.config else {}, **options)
-    study = build_study(config, resume=args.resume)
+    study = build_study(config, resume=args.resume, space=given)
     if study.rundir.taken_over is not None:
         print(f"note: the previous writer of {config.out} ({study.rundir.taken_over.describe()}) ended without closing the "
               "run (killed or crashed); its lock is taken over", file=sys.stderr)

@@ -61,7 +61,8 @@ class SpaceConfig(_Strict):
     name: str = Field("layers", min_length=1, description="search space: layers (layer graphs: 1-D/2-D CNNs), cell "
                       "(NAS-Bench-201 cells), sequence (token models: text, language models), a name registered with "
                       "nasforge.register_space, or module:qualname of your own model function f(c) -> nn.Module "
-                      "(or SearchSpace class)")
+                      "(or SearchSpace class); with --resume, hands a run its own function where it cannot import it "
+                      "(module:qualname or path/to/script.py:name)")
     function: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_<][\w.<>]*$", json_schema_extra={"flag": None},
                                  description="module:qualname of your own space: a define-by-run model function "
                                  "f(c: nasforge.Choices) -> nn.Module that asks for its decisions (c.choice, c.int, ...), or a "

@@ -70,7 +70,8 @@ def import_function(path: str, file: str | None = None) -> Callable[[Choices], n
     module, _, qualname = path.partition(":")
     how = ("pass the function itself: nasforge.load(EXPORT, space=make_model), nasforge.export_trial(RUN, OUT, "
            "space=make_model), nasforge.search(out=RUN, resume=True, space=make_model); on the command line, "
-           "nasforge export RUN --space path/to/script.py:make_model")
+           "nasforge export RUN --space path/to/script.py:make_model, nasforge search --resume --out RUN --space "
+           "path/to/script.py:make_model")
     if module == "__main__":
         main = sys.modules.get("__main__")
         running = getattr(main, "__file__", None)
