@@ -269,3 +269,34 @@ def test_pool_pins_each_worker_to_its_own_gpu() -> None:
     # Each worker process saw exactly one device, and the two workers saw different ones.
     assert sorted(d for devices in by_pid.values() for d in devices) == ["3", "5"]
     assert all(len(devices) == 1 for devices in by_pid.values())
+
+
+class SleepyEvaluator(Evaluator):
+    """Seed 2 sleeps far past the time limit; the others return at once."""
+
+    def evaluate(self, genome, seed: int, *args, **kwargs) -> Result:
+        if seed == 2:
+            time.sleep(300)
+        return Result("complete", reward=float(seed), metrics={"pid": os.getpid()})
+
+
+@pytest.mark.slow
+def test_ray_cancels_a_trial_past_its_time_limit_and_goes_on(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'nasforge[ray]'")
+    from nasforge.execute.ray import RayExecutor
+
+    # Ray workers import this module to unpickle SleepyEvaluator.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])))
+    executor = RayExecutor(SleepyEvaluator(), num_cpus=2, temp_dir=tmp_path / "ray", time_limit=20.0)
+    try:
+        executor.submit(1, None, 1)
+        executor.submit(2, None, 2)
+        first = executor.next_result()
+        assert first[0] == 1 and first[1].status == "complete", first[1].error
+        trial, result = executor.next_result()
+        assert trial == 2 and result.status == "failed" and "time limit exceeded" in result.error
+        assert 20 <= result.train_seconds < 30  # stopped at the limit, counted from its start, not after the 300 s sleep
+        executor.submit(3, None, 3)  # the slot is free again
+        assert executor.next_result()[1].reward == 3.0
+    finally:
+        executor.close()

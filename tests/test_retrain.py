@@ -31,7 +31,7 @@ def test_final_retrain_on_training_and_validation(digits, monkeypatch, tmp_path)
     from nasforge.api import build_study
     from nasforge.config import build_config
     from nasforge.errors import ConfigError
-    from nasforge.evaluate.training import _joined
+    from nasforge.data.dataset import Dataset
 
     space = LayerGraphSpace(digits.input_shape, digits.num_classes, LayerSpaceOptions(max_blocks=2))
     genome = space.sample(np.random.default_rng(0))
@@ -44,8 +44,12 @@ def test_final_retrain_on_training_and_validation(digits, monkeypatch, tmp_path)
     n_train, n_val = len(digits.x_train), len(digits.x_val)
     assert sizes == [(n_train, n_train), (n_train + n_val, n_train + n_val)]
     # Token splits padded to different lengths are padded to a common one before joining.
-    joined = _joined(torch.ones(3, 5, dtype=torch.long), torch.ones(2, 7, dtype=torch.long))
+    tokens = Dataset("tokens", torch.ones(3, 5, dtype=torch.long), torch.zeros(3, dtype=torch.long),
+                     torch.ones(2, 7, dtype=torch.long), torch.ones(2, dtype=torch.long), torch.ones(1, 7, dtype=torch.long),
+                     torch.ones(1, dtype=torch.long), 2)
+    joined, labels = tokens.joined()
     assert joined.shape == (5, 7) and joined[:3, 5:].eq(0).all() and joined[3:].eq(1).all()
+    assert labels.tolist() == [0, 0, 0, 1, 1]
     # Asking for it without a final retrain is a config error naming both fields.
     with pytest.raises(ConfigError, match="final_data.*final_epochs"):
         build_config({"training": {"final_data": "train+val"}}, dataset="digits")

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,30 @@ def import_ray() -> Any:
     return ray
 
 
-def _evaluate(holder: list[Any], genome: Genome, seed: int, threads: int, options: dict[str, Any]) -> Result:
+class _StartClock:
+    """A Ray actor that tasks tell when they start, so that a time limit counts from a trial's start
+    rather than from its submission (a fresh Ray worker can take many seconds to start on a busy
+    machine). The driver notes the time it first sees a start (its own clock: nodes' clocks differ)."""
+
+    def __init__(self) -> None:
+        self.started: set[int] = set()
+
+    def start(self, trial_id: int) -> None:
+        self.started.add(trial_id)
+
+    def which(self, trial_ids: list[int]) -> list[int]:
+        return [t for t in trial_ids if t in self.started]
+
+
+def _evaluate(holder: list[Any], genome: Genome, seed: int, threads: int, options: dict[str, Any],
+              clock: Any = None, trial_id: int = 0) -> Result:
     """The Ray task. The evaluator's ref comes wrapped in a list so that Ray does not fetch and
     deserialise it for every task; this process does that once and keeps it."""
     import ray
     import torch
+
+    if clock is not None:
+        clock.start.remote(trial_id)
 
     torch.set_num_threads(threads)
     key = holder[0].hex()
@@ -98,14 +118,16 @@ class RayExecutor(Executor):
     @classmethod
     def from_config(cls, evaluator: Evaluator, config: Any) -> RayExecutor:
         return cls(evaluator, address=config.address, workers=config.workers, cpus_per_trial=config.cpus_per_trial,
-                   gpus_per_trial=config.gpus_per_trial, temp_dir=config.ray_temp_dir)
+                   gpus_per_trial=config.gpus_per_trial, temp_dir=config.ray_temp_dir,
+                   time_limit=evaluator.stop_after() if evaluator is not None else None)
 
     def __init__(self, evaluator: Evaluator, address: str | None = None, workers: int | None = None,
                  cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, temp_dir: str | Path | None = None,
-                 num_cpus: int | None = None, num_gpus: int | None = None):
+                 num_cpus: int | None = None, num_gpus: int | None = None, time_limit: float | None = None):
         """`num_cpus` / `num_gpus`: the resources of a local Ray that this executor starts (default:
         what Ray detects); Ray schedules by these counts and sets each task's CUDA_VISIBLE_DEVICES
-        to the GPUs it was granted."""
+        to the GPUs it was granted. `time_limit`: seconds a trial may run before its task is cancelled
+        with its worker (Evaluator.stop_after), counted from the moment the task starts (_StartClock)."""
         self.ray = import_ray()
         self.evaluator = evaluator
         self.address, self.workers = address, workers
@@ -120,6 +142,9 @@ class RayExecutor(Executor):
         self._ref: Any = None
         self._task: Any = None
         self._out: dict[Any, int] = {}  # object ref of a running task -> trial id
+        self.time_limit = time_limit
+        self._clock: Any = None  # the _StartClock actor, with a time limit
+        self._running_since: dict[Any, float] = {}  # object ref -> when its start was first seen (monotonic)
 
     # -- cluster -------------------------------------------------------------------------------
     @property
@@ -215,14 +240,24 @@ class RayExecutor(Executor):
         """`options` go to the evaluator's evaluate() as they are (epochs, warm starts, ...)."""
         self._start()
         threads = max(1, int(self.cpus_per_trial))
-        self._out[self._task.remote([self._ref], genome, seed, threads, options)] = trial_id
+        if self.time_limit is not None and self._clock is None:
+            self._clock = self.ray.remote(num_cpus=0)(_StartClock).remote()
+        ref = self._task.remote([self._ref], genome, seed, threads, options, self._clock, trial_id)
+        self._out[ref] = trial_id
 
     def next_result(self) -> tuple[int, Result]:
         if not self._out:
             raise RuntimeError("next_result() called with no evaluation out")
         ray = self.ray
-        (ref,), _ = ray.wait(list(self._out), num_returns=1)
+        ready: list[Any] = []
+        while not ready:
+            ready, _ = ray.wait(list(self._out), num_returns=1, timeout=self._until_overdue())
+            overdue = None if ready else self._stop_overdue()
+            if overdue is not None:
+                return overdue
+        ref = ready[0]
         trial_id = self._out.pop(ref)
+        self._running_since.pop(ref, None)
         try:
             return trial_id, ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
@@ -235,6 +270,45 @@ class RayExecutor(Executor):
             # Worker crashed, node died, Ray's memory monitor killed it, object lost, ...
             return trial_id, lost(f"Ray task lost ({type(exc).__name__}): {_first_line(exc)}")
 
+    def _until_overdue(self) -> float | None:
+        """How long ray.wait may wait: until the first running task reaches the limit, or a second
+        while a task's start has not been seen yet."""
+        if self.time_limit is None:
+            return None
+        self._note_starts()
+        now = time.monotonic()
+        waits = [since + self.time_limit - now for since in self._running_since.values()]
+        if len(self._running_since) < len(self._out):
+            waits.append(1.0)
+        return max(0.0, min(waits))
+
+    def _note_starts(self) -> None:
+        waiting = {self._out[ref]: ref for ref in self._out if ref not in self._running_since}
+        if not waiting:
+            return
+        now = time.monotonic()
+        for trial_id in self.ray.get(self._clock.which.remote(list(waiting))):
+            self._running_since[waiting[trial_id]] = now
+
+    def _stop_overdue(self) -> tuple[int, Result] | None:
+        """Cancel the longest-running task if it ran past the time limit (force: its worker process is
+        killed wherever it is, and Ray starts another); the trial comes back failed with the reason."""
+        assert self.time_limit is not None
+        self._note_starts()
+        if not self._running_since:
+            return None
+        ref = min(self._running_since, key=self._running_since.__getitem__)
+        ran = time.monotonic() - self._running_since[ref]
+        if ran < self.time_limit:
+            return None
+        with contextlib.suppress(Exception):
+            self.ray.cancel(ref, force=True)
+        trial_id = self._out.pop(ref)
+        self._running_since.pop(ref)
+        return trial_id, Result("failed", train_seconds=ran, error=(
+            f"time limit exceeded: still running after {ran:.0f}s (the limit, with its grace, is {self.time_limit:.0f}s); "
+            "its Ray task was cancelled wherever it was (building, measuring costs or inside a batch)"))
+
     def close(self) -> None:
         if not self._started:
             return
@@ -243,6 +317,8 @@ class RayExecutor(Executor):
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)  # kills the worker mid-trial; the store still says 'running'
         self._out.clear()
+        self._running_since.clear()
+        self._clock = None
         if self._owns_ray:
             ray.shutdown()
             self._cleanup_local()
