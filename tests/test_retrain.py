@@ -30,8 +30,8 @@ def test_final_retrain_on_training_and_validation(digits, monkeypatch, tmp_path)
 
     from nasforge.api import build_study
     from nasforge.config import build_config
-    from nasforge.errors import ConfigError
     from nasforge.data.dataset import Dataset
+    from nasforge.errors import ConfigError
 
     space = LayerGraphSpace(digits.input_shape, digits.num_classes, LayerSpaceOptions(max_blocks=2))
     genome = space.sample(np.random.default_rng(0))
