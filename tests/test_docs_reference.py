@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,15 @@ def test_the_cheaper_evaluation_table_is_the_summary_the_script_computed(tmp_pat
     assert "0.980 ± 0.014" in both and "55 (0.50×)" in both and "(2/2 runs)" in both
     assert "--seeds 0 1 --settings plain all" in page and "2026-12-03 22:00 UTC, 2 cores" in page
     assert "20 candidates in 2 searches, 5.0 ms" in page
+
+
+def test_every_marker_on_every_page_is_expanded() -> None:
+    generate = _generate()
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        text = page.read_text()
+        if "<!-- nasforge:" not in text:
+            continue
+        expanded = generate.expand(text, str(page))
+        assert not re.search(r"^<!-- nasforge:.* -->$", expanded, re.MULTILINE), f"{page}: a marker left as it was"
+    nb201 = generate.expand((ROOT / "docs" / "benchmarks" / "nb201.md").read_text())
+    assert "| predictor |" in nb201

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKER = re.compile(r"^<!-- nasforge:([a-z-]+) -->$", re.MULTILINE)
+# Any name on a marker line: an unknown one fails the build rather than staying a silent comment.
+MARKER = re.compile(r"^<!-- nasforge:(\S+) -->$", re.MULTILINE)
 # The search subcommand's flags end their help with the config path they set: "... [training.epochs]".
 CONFIG_PATH = re.compile(r"\s*\[([a-z_][a-z_.]*)\]$")
 
