@@ -33,6 +33,17 @@ def tiny_resnet(c: nasforge.Choices) -> nn.Module:
                          nn.Linear(width, 10))
 
 
+def op_cells(c: nasforge.Choices) -> nn.Module:
+    """Every decision a choice among modules (c.module): the family has a supernet (weight sharing)."""
+    layers: list[nn.Module] = [nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+    for i in range(2):
+        layers.append(c.module(f"op{i}", {"conv3": lambda: nn.Conv2d(8, 8, 3, padding=1),
+                                          "conv5": lambda: nn.Conv2d(8, 8, 5, padding=2), "skip": nn.Identity}))
+        layers += [nn.BatchNorm2d(8), nn.ReLU()]
+    layers.append(c.module("pool", [lambda: nn.AdaptiveAvgPool2d(1), lambda: nn.AdaptiveMaxPool2d(1)]))  # by position
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 10))
+
+
 def mlp(c: nasforge.Choices) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     width = 64

@@ -185,6 +185,28 @@ def test_a_one_shot_search_resumes_without_training_the_supernet_again(one_shot_
     assert load_weights(out / "final.pt")
 
 
+def test_a_one_shot_search_of_a_model_function_returns_a_loadable_model(tmp_path) -> None:
+    import model_families as fam
+    from nasforge.export import export_trial, load
+
+    study = nasforge.search(dataset="digits", space=fam.op_cells, evaluation="one-shot", supernet_epochs=2,
+                            strategy="evolution", population=4, sample_size=2, trials=8, top_k=2, epochs=1, batch_size=64,
+                            seed=0, out=str(tmp_path / "run"), progress=False)
+    trials = study.trials
+    assert len(trials) == 8 and all(t.status == "complete" for t in trials), [t.error for t in trials]
+    assert {"op0", "op1", "pool"} == set(trials[0].genome)
+    assert "picked by validation among the best 2" in study.final["source"]
+    folder = export_trial(tmp_path / "run", tmp_path / "model")
+    x = study.evaluator.data.x_test[:16]
+    with torch.no_grad():
+        assert torch.equal(load(folder)(x), study.best_model().eval()(x))
+    # A family with decisions that are not module choices cannot share weights: said before the run exists.
+    with pytest.raises(ConfigError, match=r"not choices among modules: 'width' \(c.choice\)"):
+        nasforge.search(dataset="digits", space=fam.tiny_resnet, evaluation="one-shot", trials=2, out=str(tmp_path / "r2"),
+                        progress=False)
+    assert not (tmp_path / "r2").exists()
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -152,3 +152,27 @@ def test_a_define_by_run_model_function_builds_its_supernet_and_extracts_paths_e
 
     with pytest.raises(InvalidGenome, match="'depth' is not a choice among modules"):
         _model(SupernetRecorder())
+
+
+def test_a_model_function_of_module_choices_has_a_supernet_whose_paths_are_its_networks() -> None:
+    import model_families as fam
+    from nasforge.space.function import FunctionSpace
+
+    torch.manual_seed(0)
+    space = FunctionSpace(fam.op_cells)
+    net = space.supernet()
+    assert net.choices() == {"op0": ("conv3", "conv5", "skip"), "op1": ("conv3", "conv5", "skip"), "pool": ("0", "1")}
+    rng = np.random.default_rng(0)
+    x = torch.randn(6, 1, 8, 8)
+    for _ in range(4):
+        genome = space.sample(rng)
+        net.activate(genome)
+        net.train()
+        net(x).sum().backward()
+        recalibrate(net, [torch.randn(8, 1, 8, 8)])
+        standalone = net.extract(genome).eval()
+        assert type(standalone) is type(space.build(genome))
+        with torch.no_grad():
+            assert torch.equal(net(x), standalone(x))
+    with pytest.raises(NotImplementedError, match=r"'width' \(c.choice\).*'depth' \(c.int\)"):
+        FunctionSpace(fam.tiny_resnet).supernet()

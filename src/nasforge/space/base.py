@@ -117,7 +117,8 @@ class SearchSpace(ABC, Generic[G]):
     def supernet(self) -> nn.Module:
         """One network holding every genome of the space as a path (space/supernet/: a Supernet, whose
         `extract(genome)` is `build(genome)` with the shared weights); one-shot evaluation needs it."""
-        raise NotImplementedError(f"the {self.name!r} space has no supernet (weight sharing); the cell space has one")
+        raise NotImplementedError(f"the {self.name!r} space has no supernet (weight sharing); the cell space has one, and so "
+                                  "does a model function whose decisions are all c.module")
 
     # -- optional: what evaluation needs to know beyond the network ----------------------------
     def module_map(self, parent: G, child: G) -> dict[str, str] | None:

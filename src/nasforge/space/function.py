@@ -307,6 +307,12 @@ class FunctionSpace(SearchSpace[Genome]):
                               "search must sit under `if __name__ == '__main__':`), or use the serial executor")
         return (_restore, (self.function, [self._known[n].to_json() for n in self._order], self.meta, self.file))
 
+    def supernet(self) -> nn.Module:
+        """Weight sharing (evaluation: one-shot), where every decision is a c.module (supernet/function.py)."""
+        from .supernet.function import function_space_supernet
+
+        return function_space_supernet(self)
+
     # -- the space as categorical decisions ---------------------------------------------------------
     @property
     def decision_list(self) -> list[Decision]:

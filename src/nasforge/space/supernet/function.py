@@ -12,7 +12,9 @@ those weights.
 
 Decisions that are not among modules (`c.choice`, `c.int`: a depth, a width) change the shape of
 the network, which weights cannot be shared across without more machinery (slimmable layers); in
-supernet mode they take the value given in `fixed`, or are refused with the decision's name.
+supernet mode they take the value given in `fixed`, or are refused with the decision's name. A
+define-by-run space's own `supernet()` (`function_space_supernet`) therefore needs every decision
+to be a `c.module`: a path must be a whole genome of the space the strategies search.
 """
 
 from __future__ import annotations
@@ -89,3 +91,16 @@ class FunctionSupernet(Supernet):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.body(*args, **kwargs)
+
+
+def function_space_supernet(space: Any) -> FunctionSupernet:
+    """The supernet of a define-by-run space (space/function.py's FunctionSpace: its `function` and
+    `decision_list`), or NotImplementedError naming the decisions that cannot share weights."""
+    others = [d for d in space.decision_list if d.kind != "module"]
+    if others:
+        named = ", ".join(f"{d.name!r} (c.{d.kind})" for d in others[:5]) + (" ..." if len(others) > 5 else "")
+        raise NotImplementedError(
+            f"the model function {space.label} asks decisions that are not choices among modules: {named}; only c.module "
+            "decisions share weights in a supernet. Ask them with c.module, or train every candidate (evaluation: train)")
+    return FunctionSupernet(space, space.function)
+
