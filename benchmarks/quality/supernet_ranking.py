@@ -1,7 +1,8 @@
 """How well a trained supernet ranks architectures: Kendall's tau between supernet scores and the
 validation accuracy of the same architectures trained stand-alone, per supernet option.
 
-N architectures are drawn uniformly from the NB201 cell space (seeded) and each is trained from
+N architectures are drawn uniformly from the NB201 cell space (seeded), or from a define-by-run model
+function whose decisions are all `c.module` (`--space FILE.py:NAME`, e.g. ranking_families.py), and each is trained from
 scratch on the task (AdamW, cosine, the project's defaults; `--standalone-epochs`), with one or more
 seeds: tau between two stand-alone seeds is the ceiling any cheaper estimate can reach. Then, per
 setting, a supernet is trained (SPOS uniform or FairNAS fair sampling, learning rate, epochs) and
@@ -14,6 +15,7 @@ training still runs (in another process) and a later run only computes the corre
 
     python benchmarks/quality/supernet_ranking.py --dataset mnist1d --archs 64 --seeds 0 1
     python benchmarks/quality/supernet_ranking.py --settings uniform fair bn-batch bn-stale --supernet-seeds 0 1 2
+    python benchmarks/quality/supernet_ranking.py --space benchmarks/quality/ranking_families.py:mnist1d_ops --archs 64 --seeds 0 1
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from nasforge.data.datasets import SourceOptions  # noqa: E402
 from nasforge.evaluate.oneshot import PathSampler, PathScorer, ScoringOptions, SupernetOptions, train_supernet  # noqa: E402
 from nasforge.evaluate.oneshot.scoring import spearman_kendall  # noqa: E402
 from nasforge.evaluate.trainer import TrainingOptions, score, train  # noqa: E402
-from nasforge.space import CellSpace  # noqa: E402
+from nasforge.space import CellSpace, SearchSpace  # noqa: E402
+from nasforge.space.function import FunctionSpace  # noqa: E402
+from nasforge.space.resolve import load_space_object  # noqa: E402
 
 # name -> (supernet options changed from the base, scoring options changed from the base)
 SETTINGS = {
@@ -66,6 +70,17 @@ def cpu() -> float:
     return time.process_time()
 
 
+def arch(space: SearchSpace, genome) -> str:
+    """An architecture as a cache key: the cell's string, or a genome's canonical JSON."""
+    data = space.to_json(genome)
+    return data if isinstance(data, str) else json.dumps(data, sort_keys=True)
+
+
+def which(args: argparse.Namespace) -> str:
+    """The dataset and space a cache entry belongs to (the cell space keeps its earlier keys)."""
+    return f"{args.dataset}|{args.layout}" + (f"|{args.space}" if args.space else "")
+
+
 def load(args: argparse.Namespace):
     if args.dataset.startswith("fsdd:"):
         options = SourceOptions("speaker", "theo", band_norm="mean")
@@ -73,19 +88,19 @@ def load(args: argparse.Namespace):
     return load_dataset(args.dataset)
 
 
-def standalone(space: CellSpace, data, genomes: list, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def standalone(space: SearchSpace, data, genomes: list, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """arch string -> {seed: validation accuracy}, trained stand-alone (cached)."""
     cache = Path(args.cache)
     table: dict[str, dict[str, float]] = json.loads(cache.read_text()) if cache.exists() else {}
-    meta = f"{args.dataset}|{args.layout}|{args.standalone_epochs}|{args.lr}|{args.batch_size}"
+    meta = f"{which(args)}|{args.standalone_epochs}|{args.lr}|{args.batch_size}"
     table = table if table.get("__meta__") == {"key": meta} else {"__meta__": {"key": meta}}
     options = TrainingOptions(epochs=args.standalone_epochs, batch_size=args.batch_size, lr=args.lr,
                               label_smoothing=args.label_smoothing)
     spent = 0.0
     for i, genome in enumerate(genomes):
-        arch = space.to_json(genome)
+        key = arch(space, genome)
         for seed in args.seeds:
-            if str(seed) in table.get(arch, {}):
+            if str(seed) in table.get(key, {}):
                 continue
             start = cpu()
             torch.manual_seed(seed)
@@ -93,9 +108,10 @@ def standalone(space: CellSpace, data, genomes: list, args: argparse.Namespace) 
             train(model, data.x_train, data.y_train, options, seed, augment=data.augment)
             acc = score(model, data.x_val, data.y_val, data.num_classes)["accuracy"]
             spent += cpu() - start
-            table.setdefault(arch, {})[str(seed)] = acc
+            table.setdefault(key, {})[str(seed)] = acc
             cache.write_text(json.dumps(table))
-            print(f"  stand-alone {i + 1}/{len(genomes)} seed {seed}: {acc:.4f}  {arch}  ({cpu() - start:.0f} CPU-s)", flush=True)
+            print(f"  stand-alone {i + 1}/{len(genomes)} seed {seed}: {acc:.4f}  {space.describe(genome)}  "
+                  f"({cpu() - start:.0f} CPU-s)", flush=True)
     if spent:
         print(f"stand-alone training: {spent:.0f} CPU-s this run", flush=True)
     return table
@@ -120,13 +136,14 @@ def resolve(options: SupernetOptions, changes: dict) -> SupernetOptions:
     return replace(options, **out)
 
 
-def trained_supernet(space: CellSpace, data, options: SupernetOptions, seed: int, args: argparse.Namespace,
+def trained_supernet(space: SearchSpace, data, options: SupernetOptions, seed: int, args: argparse.Namespace,
                      memo: dict) -> tuple[torch.nn.Module, float]:
     """A supernet trained with `options` and its training CPU seconds; kept in --supernet-dir, so
     a later run rescores it (another scoring option, another measure) without training it again."""
     if (options, seed) in memo:
         return memo[(options, seed)]
-    key = hashlib.sha1(repr((args.dataset, args.layout, asdict(options), seed)).encode()).hexdigest()[:16]
+    where = (args.dataset, args.layout) + ((args.space,) if args.space else ())
+    key = hashlib.sha1(repr((*where, asdict(options), seed)).encode()).hexdigest()[:16]
     path = Path(args.supernet_dir) / f"{key}.pt"
     torch.manual_seed(seed)
     net = space.supernet()
@@ -144,7 +161,7 @@ def trained_supernet(space: CellSpace, data, options: SupernetOptions, seed: int
     return net, seconds
 
 
-def supernet_scores(space: CellSpace, data, genomes: list, args: argparse.Namespace) -> dict:
+def supernet_scores(space: SearchSpace, data, genomes: list, args: argparse.Namespace) -> dict:
     """(setting, seed) -> {"accuracy" / "neg_loss": arch -> the path's validation score with the shared weights,
     "train_cpu", "ms_per_query", "what"}, computed for what --scores-cache lacks."""
     cache = Path(args.scores_cache)
@@ -159,17 +176,17 @@ def supernet_scores(space: CellSpace, data, genomes: list, args: argparse.Namesp
         what = (f"{options.sampling}, {options.epochs} epochs, lr {options.lr:g}, wd {options.weight_decay:g}, bn {scoring.bn}"
                 f"{f' x{scoring.bn_batches}' if scoring.bn == 'recalibrate' else ''}")
         for seed in args.supernet_seeds:
-            key = f"{args.dataset}|{args.layout}|{name}|{seed}|{what}"
+            key = f"{which(args)}|{name}|{seed}|{what}"
             entry = table.get(key, {})
-            if any(space.to_json(g) not in entry.get("neg_loss", {}) for g in genomes):
+            if any(arch(space, g) not in entry.get("neg_loss", {}) for g in genomes):
                 net, entry["train_cpu"] = trained_supernet(space, data, options, seed, args, memo)
                 scorer = PathScorer(net, data.x_train, data.x_val, data.y_val, data.num_classes, scoring, seed)
                 entry["accuracy"], entry["neg_loss"] = {}, {}
                 start = cpu()
                 for g in genomes:
                     metrics = scorer.score(g)
-                    entry["accuracy"][space.to_json(g)] = metrics["accuracy"]
-                    entry["neg_loss"][space.to_json(g)] = -metrics["loss"]
+                    entry["accuracy"][arch(space, g)] = metrics["accuracy"]
+                    entry["neg_loss"][arch(space, g)] = -metrics["loss"]
                 entry["ms_per_query"] = (cpu() - start) / len(genomes) * 1000
                 entry["what"] = what
                 table[key] = entry
@@ -184,6 +201,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist1d", help="mnist1d or fsdd:PATH (held-out speaker theo, validated on yweweler)")
     parser.add_argument("--layout", default="nhw", help="fsdd: nhw (2-D) or ncl (1-D)")
+    parser.add_argument("--space", default=None, metavar="FILE.py:NAME", help="a model function whose decisions are all "
+                        "c.module (default: the NB201 cell space)")
     parser.add_argument("--archs", type=int, default=64)
     parser.add_argument("--arch-seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="stand-alone training seeds (two give the ceiling)")
@@ -203,7 +222,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} at start", flush=True)
     data = load(args)
-    space = CellSpace(data.input_shape, data.num_classes)
+    space: SearchSpace = FunctionSpace(load_space_object(args.space)) if args.space else CellSpace(data.input_shape, data.num_classes)
     rng = np.random.default_rng(args.arch_seed)
     genomes = []
     while len(genomes) < args.archs:  # distinct architectures
@@ -211,16 +230,17 @@ def main() -> None:
         if g not in genomes:
             genomes.append(g)
     print(f"{args.dataset}: {len(data.y_train)} train / {len(data.y_val)} val rows, input {list(data.input_shape)}; "
-          f"{len(genomes)} cells drawn uniformly (seed {args.arch_seed}); stand-alone {args.standalone_epochs} epochs", flush=True)
+          f"{len(genomes)} {'architectures of ' + args.space if args.space else 'cells'} drawn uniformly "
+          f"(seed {args.arch_seed}); stand-alone {args.standalone_epochs} epochs", flush=True)
     if args.scores_only:
         supernet_scores(space, data, genomes, args)
         return
     table = standalone(space, data, genomes, args)
-    truth = np.array([np.mean([table[space.to_json(g)][str(s)] for s in args.seeds]) for g in genomes])
+    truth = np.array([np.mean([table[arch(space, g)][str(s)] for s in args.seeds]) for g in genomes])
     print(f"stand-alone validation accuracy: mean {truth.mean():.4f}, min {truth.min():.4f}, max {truth.max():.4f}")
     if len(args.seeds) >= 2:
-        a = np.array([table[space.to_json(g)][str(args.seeds[0])] for g in genomes])
-        b = np.array([table[space.to_json(g)][str(args.seeds[1])] for g in genomes])
+        a = np.array([table[arch(space, g)][str(args.seeds[0])] for g in genomes])
+        b = np.array([table[arch(space, g)][str(args.seeds[1])] for g in genomes])
         tau, rho, tau_top, rho_top = taus(a, b)
         print(f"ceiling (stand-alone seed {args.seeds[0]} vs seed {args.seeds[1]}): tau {tau:.3f} rho {rho:.3f}; "
               f"better half tau {tau_top:.3f} rho {rho_top:.3f}", flush=True)
@@ -236,8 +256,8 @@ def main() -> None:
         rows = []
         for seed in args.supernet_seeds:
             entry = scores[(name, seed)]
-            acc = taus(truth, np.array([entry["accuracy"][space.to_json(g)] for g in genomes]))
-            loss = taus(truth, np.array([entry["neg_loss"][space.to_json(g)] for g in genomes]))
+            acc = taus(truth, np.array([entry["accuracy"][arch(space, g)] for g in genomes]))
+            loss = taus(truth, np.array([entry["neg_loss"][arch(space, g)] for g in genomes]))
             row = (acc[0], acc[1], acc[2], loss[0], loss[2])
             rows.append(row)
             print(f"{name:<11} {seed:>4} {row[0]:7.3f} {row[1]:7.3f} {row[2]:8.3f} {row[3]:8.3f} {row[4]:9.3f} "
