@@ -56,7 +56,8 @@ def test_cli_writes_json_and_plot(nb201: Path, tmp_path: Path, capsys) -> None:
                  "--seed", "1", "--json", str(out)])
     assert code == 0
     data = json.loads(out.read_text())
-    assert set(data) == {"strategies", "settings"}
+    assert set(data) == {"strategies", "settings", "machine"}
+    assert data["machine"]["cores"] and len(data["machine"]["load_start"]) == 3  # where and when, for the docs' tables
     for name in ("random", "rea"):
         entry = data["strategies"][name]
         assert {"mean", "std", "runs", "mean_queries", "values"} <= set(entry)
