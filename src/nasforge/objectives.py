@@ -111,7 +111,11 @@ def front_hypervolume(trials: Iterable[TrialRecord], objectives: Sequence[str | 
 # -- the arithmetic of Pareto search, on arrays to minimise (n points x m objectives) -----------------
 # Written here rather than taken from pymoo (a heavy dependency for a few dozen lines) or from
 # Optuna's private modules (no stable API); tests check it against hand-made points and an
-# independent grid computation of the dominated volume.
+# independent grid computation of the dominated volume. Against moocore 0.3.2, the maintained C
+# library (benchmarks/performance/pareto_maths.py, 2026-12-03): the same masks, fronts and
+# hypervolumes; moocore is 5-300x faster, but at a search's sizes this costs under 1 ms a call for
+# 100 trials (a non-dominated sort of 1,000: 48 ms), once per generation, against seconds of
+# training per candidate, so a compiled dependency is not worth taking for it.
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     """`a` is nowhere worse than `b` and somewhere better (minimisation)."""
