@@ -148,3 +148,20 @@ def test_every_marker_on_every_page_is_expanded() -> None:
         assert not re.search(r"^<!-- nasforge:.* -->$", expanded, re.MULTILINE), f"{page}: a marker left as it was"
     nb201 = generate.expand((ROOT / "docs" / "benchmarks" / "nb201.md").read_text())
     assert "| predictor |" in nb201
+
+
+def test_the_readme_nb201_table_is_the_kept_json() -> None:
+    names = {"Optuna TPE": "tpe", "Optuna random": "optuna-random", "**predictor** (random start 40)": "predictor"}
+    results = {n: json.loads((ROOT / "benchmarks" / "results" / f"nb201_{n}.json").read_text())["strategies"]
+               for n in ("cifar10", "cifar100")}
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Search quality on NAS-Bench-201"):]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == len(results["cifar10"])
+    for cells in rows:
+        name = names.get(cells[0].strip("| "), cells[0].strip("| "))
+        for column, dataset in ((1, "cifar10"), (2, "cifar100")):
+            figures = results[dataset][name]
+            assert cells[column].strip("*") == f"{figures['mean']:.2f} ± {figures['std']:.2f}", (name, dataset)
+        costs = cells[4].strip("|* ").split(" / ")
+        assert costs == [f"{results[d][name]['cpu_us_per_query']:,.0f}" for d in ("cifar10", "cifar100")], name
