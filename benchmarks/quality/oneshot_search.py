@@ -1,6 +1,6 @@
 """End to end at equal CPU time: weight sharing (one-shot) against the best full-training search the
 project has (regularized evolution with successive halving and weight inheritance), in the NB201 cell
-space, on MNIST-1D or FSDD.
+space (or a define-by-run model function, --space MODULE:NAME), on MNIST-1D or FSDD.
 
 Each method is one `nasforge.search` (no hand genome given); the printed CPU seconds are the whole
 search process (supernet training, queries, the retrains of the returned network), one torch thread.
@@ -76,6 +76,8 @@ def config_for(args: argparse.Namespace, seed: int) -> dict:
     spec = TASKS[task]
     dataset = {"name": args.dataset, **(FSDD if task == "fsdd" else {})}
     space = {"name": "cell", **({"cell_channels": 64} if task == "fsdd" else {})}
+    if args.space:  # a define-by-run model function (importable MODULE:NAME), e.g. ranking_families:fsdd_ops
+        space = {"function": args.space}
     config = {"dataset": dataset, "space": space, "training": spec["training"], "seed": seed,
               "out": str(Path(args.out) / f"{args.method}-{seed}"), "progress": False}
     config = merge(config, spec[args.method])
@@ -125,6 +127,8 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="resume the runs in --out (after a kill) instead of starting afresh")
     parser.add_argument("--cpu-before", type=float, default=0.0, help="with --resume: CPU seconds the killed process had spent")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides PATH=JSON, e.g. evaluation.supernet_epochs=30")
+    parser.add_argument("--space", default=None, metavar="MODULE:NAME",
+                        help="search this model function (all decisions c.module) instead of the cell space")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start", flush=True)

@@ -32,7 +32,8 @@ from nasforge.data import load_dataset
 from nasforge.data.datasets import SourceOptions, make_views
 from nasforge.ensemble import combine
 from nasforge.evaluate.trainer import TrainingOptions, score, train
-from nasforge.space import Layer, LayerGenome, LayerGraphSpace, make_space
+from nasforge.space import Layer, LayerGenome, LayerGraphSpace
+from nasforge.space.resolve import space_from_record
 from nasforge.store import Store
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
@@ -93,7 +94,7 @@ def main() -> None:
         args.layout = config["dataset"]["layout"]
         args.band_norm = config["dataset"].get("band_norm")
         args.test_views = config["dataset"].get("test_views", False)
-        space = make_space(info["name"], info["config"])
+        space = space_from_record(info)  # the run's own space: layers, cell, a model function, ...
         genome = space.from_json(genome_json)
     else:
         genome = baseline_genome(args.baseline)
