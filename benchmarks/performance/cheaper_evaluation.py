@@ -30,6 +30,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
+from nasforge.bench.machine import finish, machine_record  # noqa: E402
+
 HALVING = {"fidelity": "halving", "min_epochs": 1, "eta": 3, "rungs": 3}
 PRESCREEN = {"prescreen": "synflow", "prescreen_pool": 5}
 SETTINGS = {
@@ -162,7 +164,7 @@ def main() -> None:
         return
     print(f"MNIST-1D, regularized evolution, {args.trials} trials, {args.epochs} epochs per plain trial, seeds {args.seeds}; "
           f"1 thread per search; CPU = process CPU time", flush=True)
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    machine = machine_record()
     jobs = [(s, seed) for seed in args.seeds for s in args.settings]
     saved = {}
     if args.reuse:  # rows of searches an earlier invocation finished (each search writes its row when done)
@@ -181,9 +183,7 @@ def main() -> None:
     rows = [saved[job] for job in jobs]
     summary = summarize(rows, args)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    machine = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(), "load_start": load_start,
-               "load_end": [round(x, 2) for x in os.getloadavg()]}
-    Path(args.json).write_text(json.dumps({"command": vars(args), "machine": machine, "summary": summary, "rows": rows},
+    Path(args.json).write_text(json.dumps({"command": vars(args), "machine": finish(machine), "summary": summary, "rows": rows},
                                           indent=1))
     print(f"rows and summary written to {args.json}", flush=True)
 

@@ -13,7 +13,6 @@ times per query are measured under the same conditions even when the machine's l
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from ..space import SPACES, SearchSpace
 from ..strategy import STRATEGIES, Strategy
 from ..strategy.base import Observation
 from ..strategy.factory import create_strategy
+from .machine import finish, machine_record
 from .runs import MAX_REPEATS, RunResult, Tracker
 
 NB201_COST = "12*c10valid_train_s_per_epoch + c10valid_valid_s_per_eval"
@@ -206,8 +206,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
             names.append(name)
     runs: dict[str, list[RunResult]] = {name: [] for name in names}
     elapsed = dict.fromkeys(names, 0.0)
-    machine: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
-                               "load_start": [round(x, 2) for x in os.getloadavg()]}
+    machine = machine_record()
     for r in range(settings.runs):  # seed by seed, every strategy in turn (see the module's docstring)
         for name in names:
             started = time.perf_counter()
@@ -217,5 +216,4 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     if progress:
         for name, res in results.items():
             progress(f"{name}: {res.mean:.2f} ± {res.std:.2f} over {len(res.runs)} runs ({elapsed[name]:.1f}s)")
-    machine["load_end"] = [round(x, 2) for x in os.getloadavg()]
-    return BenchReport(settings, results, bench.ceiling(), skipped, machine)
+    return BenchReport(settings, results, bench.ceiling(), skipped, finish(machine))

@@ -294,7 +294,8 @@ class RayExecutor(Executor):
         """Cancel the longest-running task if it ran past the time limit (force: its worker process is
         killed wherever it is, and Ray starts another); the trial comes back failed with the reason."""
         assert self.time_limit is not None
-        self._note_starts()
+        # The starts were noted just before the wait that timed out (_until_overdue); a start seen
+        # only now could not be past the limit yet.
         if not self._running_since:
             return None
         ref = min(self._running_since, key=self._running_since.__getitem__)

@@ -103,4 +103,3 @@ def function_space_supernet(space: Any) -> FunctionSupernet:
             f"the model function {space.label} asks decisions that are not choices among modules: {named}; only c.module "
             "decisions share weights in a supernet. Ask them with c.module, or train every candidate (evaluation: train)")
     return FunctionSupernet(space, space.function)
-
