@@ -252,3 +252,18 @@ def test_the_cell_space_takes_its_width_and_depth_from_the_config(tmp_path) -> N
     assert (space.channels, space.cells_per_stage) == (8, 2)
     with pytest.raises(ConfigError, match="cells_per_stage shape the cell space, not the 'layers' space"):
         nasforge.search(dataset="digits", cells_per_stage=2, trials=1, out=str(tmp_path / "r"), progress=False)
+
+
+def test_with_cv_folds_the_top_paths_are_picked_by_their_mean_over_the_folds(tmp_path) -> None:
+    study = nasforge.search(dataset="digits", space="cell", evaluation="one-shot", supernet_epochs=1, strategy="random",
+                            trials=6, top_k=2, epochs=1, cv_folds=3, batch_size=64, seed=0, out=str(tmp_path / "run"),
+                            progress=False)
+    final = study.final
+    candidates = final["candidates"]
+    assert len(candidates) == 2 and all(len(c["cv_accuracy"]) == 3 for c in candidates.values())
+    for c in candidates.values():  # the reward is the folds' mean, fold 1 the retrain on the training split
+        assert c["accuracy"] == pytest.approx(sum(c["cv_accuracy"]) / 3)
+    best = max(candidates.items(), key=lambda kv: (kv[1]["reward"], -int(kv[0])))
+    assert final["trial"] == int(best[0])
+    assert final["val"]["accuracy"] == pytest.approx(best[1]["cv_accuracy"][0])
+    assert "picked by the mean over cross-validation folds among the best 2" in final["source"]

@@ -15,6 +15,10 @@ For FSDD the six-speaker measure of a run is then
     python benchmarks/quality/oneshot_search.py --dataset mnist1d --method one-shot --seeds 0 1 2
     python benchmarks/quality/oneshot_search.py --dataset mnist1d --method evolution --cpu-budget 1200 --seeds 0 1 2
     python benchmarks/quality/oneshot_search.py --dataset fsdd:../shared/data/fsdd/recordings --method one-shot --seeds 0
+    # the FSDD target: the hand CNN's skeleton, ops searched, the top 5 paths picked by 5 voice folds
+    PYTHONPATH=benchmarks/quality python benchmarks/quality/oneshot_search.py --dataset fsdd:../shared/data/fsdd/recordings \
+        --method one-shot --space ranking_families:fsdd_ops --seeds 0 --set 'dataset.layout="nhw"' \
+        'training.cv_folds=5' 'evaluation.top_k=5'
 """
 
 from __future__ import annotations

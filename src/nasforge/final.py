@@ -19,6 +19,7 @@ import torch
 from .data.datasets import make_views
 from .ensemble import combine
 from .errors import RunDirError
+from .evaluate.crossval import summarize
 from .evaluate.evaluator import Evaluator
 from .rundir import RunDir
 from .space.base import SearchSpace
@@ -161,15 +162,18 @@ class FinalModel:
             trials = ", ".join(str(record.id) for record in best_trials)
             source = f"ensemble of trial{'s' if len(best_trials) > 1 else ''} {trials} (mean probabilities), " + source
         if picked:
-            source += f"; picked by validation among the best {picked} trials, each retrained for {o.epochs} epochs"
+            folded = any("cv_accuracy" in c for c in (self.store.get("final_candidates") or {}).values())
+            by = "the mean over cross-validation folds" if folded else "validation"
+            source += f"; picked by {by} among the best {picked} trials, each retrained for {o.epochs} epochs"
         if o.test_views is not None:
             source += f", predictions averaged over test-time views of each input {o.test_views}"
         return source
 
     def _pick_by_retraining(self, candidates: list[TrialRecord]) -> tuple[list[TrialRecord], dict[int, torch.nn.Module]]:
         """The candidates retrained from scratch for `epochs` on the training split, best first by
-        validation reward, with the retrained networks. Each retrain is kept (weights/retrained_*.pt and
-        the store's `final_candidates`) as it finishes, so a killed finalize does not repeat it."""
+        validation reward (with cross-validation folds: by the mean over them), with the retrained
+        networks. Each candidate's retrain is kept (weights/retrained_*.pt and the store's
+        `final_candidates`) once it and its folds finish, so a killed finalize does not repeat it."""
         epochs = self.options.epochs
         if not epochs:  # FinalOptions.check refuses this; the retrains need a length
             raise ValueError("final_candidates: picking among retrained candidates needs final_epochs")
@@ -185,8 +189,14 @@ class FinalModel:
             else:
                 self.evaluator.retrain(model, record.seed, epochs, genome)
                 metrics = self.evaluator.validate(model)
+                # With cross-validation folds the candidate is ranked by its mean over them (fold 1 is
+                # this retrain): one small validation group, e.g. one speaker, ranks only roughly.
+                folds = self.evaluator.fold_scores(genome, record.seed, epochs)
+                if folds:
+                    metrics = summarize([metrics, *folds])
                 done[str(record.id)] = {"search_reward": record.reward, "reward": self.evaluator.reward_of(metrics),
-                                        "accuracy": metrics.get("accuracy")}
+                                        "accuracy": metrics.get("accuracy"),
+                                        **({"cv_accuracy": metrics["cv_accuracy"]} if "cv_accuracy" in metrics else {})}
                 self.rundir.save_retrained(record.id, model.state_dict())
                 self.store.set("final_candidates", done)
             models[record.id] = model.eval()

@@ -131,7 +131,6 @@ class SearchConfig(_Strict):
         clashes = {
             "executor": (self.executor.name != "serial", "the shared weights live in the search's process; use executor serial"),
             "fidelity": (self.fidelity.name != "none", "a supernet path is scored, not trained for epochs; use fidelity none"),
-            "training.cv_folds": (self.training.cv_folds is not None, "paths are scored on the validation split, not by folds"),
             "training.early_stop": (self.training.early_stop != "none", "nothing is trained per candidate to stop early"),
             "training.inherit": (bool(self.training.inherit), "candidates share all weights already"),
             "objectives": (len(self.objectives) >= 2, "Pareto searches over a supernet are not available yet"),

@@ -197,7 +197,9 @@ class TrainingConfig(_Strict):
                                 "warning when compiling fails; needs final_epochs")
     cv_folds: int | None = Field(None, ge=3, le=100, description="classifiers: score every candidate by the mean over K "
                                  "folds (the validation split and K-1 of the training split; by group where the data has groups, "
-                                 "e.g. fsdd speakers with a val_speaker); K times the training; the trial keeps fold 1's weights")
+                                 "e.g. fsdd speakers with a val_speaker); K times the training; the trial keeps fold 1's weights. "
+                                 "With evaluation one-shot (paths scored on the validation split) the top_k retrained paths are "
+                                 "ranked by the mean over the K folds")
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -250,7 +252,7 @@ class EvaluationConfig(_Strict):
     bn_batches: int = Field(4, ge=1, le=100000, description="one-shot: training batches a path's batch-norm statistics "
                             "are recomputed on before it is scored")
     top_k: int = Field(3, ge=1, le=1000, description="one-shot: the best K paths are retrained from scratch (final_epochs, "
-                       "else epochs) and the best by validation is returned")
+                       "else epochs) and the best by validation (with training.cv_folds: by the mean over the folds) is returned")
     shared_steps: int = Field(0, ge=0, le=1_000_000, description="one-shot (ENAS): the supernet is also trained this many "
                               "steps on the paths asked for, every shared_every queries (0: frozen after supernet_epochs)")
     shared_every: int = Field(10, ge=1, le=1_000_000, description="one-shot (ENAS): queries between shared-weight training phases")

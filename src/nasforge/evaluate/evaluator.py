@@ -143,6 +143,12 @@ class Evaluator(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot retrain a network (it implements no retrain); "
                                   "drop final_epochs to return the search trial's own weights")
 
+    def fold_scores(self, genome: Genome, seed: int, epochs: int) -> list[dict[str, Any]]:
+        """Validation scores of the genome trained from scratch for `epochs` on each further
+        cross-validation fold (fold 1, the validation split, is the caller's own retrain), for picking
+        among retrained candidates by the mean over folds; none by default (no folds)."""
+        return []
+
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
         """Scores of the returned model on the data the search selected on; none by default."""
         return {}

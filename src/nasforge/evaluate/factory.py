@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ..config import SearchConfig
 from ..data.dataset import Dataset
 from ..data.streamed import StreamedDataset
@@ -92,12 +94,8 @@ def make_evaluator(config: SearchConfig, space: SearchSpace, data: Dataset | Str
     if config.training.cv_folds and streamed:
         raise ConfigError("training.cv_folds: cross-validation folds index into data held in memory; this data is streamed "
                           "(set dataset.stream: false, or drop cv_folds)")
-    try:
-        # (Streamed data was refused above: folds index into a Dataset.)
-        folds = extra_folds(data, config.training.cv_folds, config.dataset.split_seed) if (
-            config.training.cv_folds and isinstance(data, Dataset)) else []
-    except ValueError as exc:
-        raise ConfigError(f"training.cv_folds: {exc}") from None
+    # (Streamed data was refused above: folds index into a Dataset.)
+    folds = cv_folds(config, data) if isinstance(data, Dataset) else []
     reward: str | CustomMetric = config.reward
     if config.reward == "custom":
         if objects.metric is None:
@@ -149,10 +147,22 @@ def make_one_shot_evaluator(config: SearchConfig, space: SearchSpace, data: Data
                                weight_decay=training.weight_decay, cosine=training.cosine,
                                label_smoothing=training.label_smoothing)
     scoring = ScoringOptions(bn_batches=e.bn_batches, batch_size=training.batch_size)
+    # Paths are scored on the validation split; folds rank the retrained top paths (final.py).
+    folds = cv_folds(config, data)
     if e.shared_steps:
-        return EnasEvaluator(space, data, training, supernet, scoring, config.reward, config.seed,
+        return EnasEvaluator(space, data, training, supernet, scoring, config.reward, config.seed, folds=folds,
                              shared_steps=e.shared_steps, shared_every=e.shared_every)
-    return OneShotEvaluator(space, data, training, supernet, scoring, config.reward, config.seed)
+    return OneShotEvaluator(space, data, training, supernet, scoring, config.reward, config.seed, folds=folds)
+
+
+def cv_folds(config: SearchConfig, data: Dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Folds 2..K of `training.cv_folds` (crossval.extra_folds); none when it is not set."""
+    if not config.training.cv_folds:
+        return []
+    try:
+        return extra_folds(data, config.training.cv_folds, config.dataset.split_seed)
+    except ValueError as exc:
+        raise ConfigError(f"training.cv_folds: {exc}") from None
 
 
 def default_inherit(inherit: bool | None, evaluator: Evaluator) -> bool:

@@ -265,6 +265,14 @@ class TrainingEvaluator(Evaluator):
             fit(model)
         model.cpu()
 
+    def fold_scores(self, genome: Genome, seed: int, epochs: int) -> list[dict[str, Any]]:
+        """Scores of fresh copies of the genome trained for `epochs` on folds 2..K (none without folds)."""
+        options = self._options(genome)[0]
+        scores = [self._fold(genome, options, seed, epochs, rows, held) for rows, held in self.folds]
+        for score in scores:
+            score.pop("seconds")
+        return scores
+
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
         """Score on the validation split (the split the search selected on)."""
         return self._final_score(model, "val")

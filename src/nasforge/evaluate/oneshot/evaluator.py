@@ -5,7 +5,8 @@ path sampling, or resumes that training from the checkpoint in the run directory
 then scores a genome with the shared weights (scoring.py) and returns the path's weights as the
 trial's, so the store, reports and export treat it like any trial. The search's result is trained
 from scratch: the study retrains the best `final_candidates` paths for `final_epochs` and returns
-the best by validation (study.finalize), as SPOS and ENAS retrain the architecture they found.
+the best by validation, or by the mean over `cv_folds` folds (final.py), as SPOS and ENAS retrain
+the architecture they found.
 
 Any strategy asks for the candidates: evolution over the trained supernet is SPOS's search, random
 search is the NB201 paper's RSPS, REINFORCE is ENAS's controller (with shared-weight training
@@ -15,7 +16,7 @@ interleaved, enas.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,11 @@ class OneShotEvaluator(Evaluator):
     serial_only = True
 
     def __init__(self, space: SearchSpace, data: Dataset, training: TrainingOptions, supernet: SupernetOptions,
-                 scoring: ScoringOptions, reward: str = "accuracy", seed: int = 0):
-        # Retraining, validation and the test score of the returned network are a normal evaluator's.
-        self.standalone = TrainingEvaluator(space, data, training, reward, costs=None)
+                 scoring: ScoringOptions, reward: str = "accuracy", seed: int = 0,
+                 folds: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()):
+        # Retraining, validation and the test score of the returned network are a normal evaluator's;
+        # with `folds` (training.cv_folds) the retrained top paths are also ranked by the mean over them.
+        self.standalone = TrainingEvaluator(space, data, training, reward, costs=None, folds=folds)
         self.space, self.data, self.training, self.reward, self.seed = space, data, training, reward, seed
         self.supernet_options, self.scoring_options = supernet, scoring
         make_supernet(space)  # a space without one is a ConfigError now, not after the run directory exists
@@ -129,6 +132,9 @@ class OneShotEvaluator(Evaluator):
     def retrain(self, model: torch.nn.Module, seed: int, epochs: int, genome: Genome | None = None,
                 with_validation: bool = False) -> None:
         self.standalone.retrain(model, seed, epochs, genome, with_validation=with_validation)
+
+    def fold_scores(self, genome: Genome, seed: int, epochs: int) -> list[dict[str, Any]]:
+        return self.standalone.fold_scores(genome, seed, epochs)
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
         return self.standalone.validate(model)
