@@ -50,18 +50,24 @@ class FlakyEvaluator(Evaluator):
         return self.inner.evaluate(genome, seed, *args, **kwargs)
 
 
-def _kill_when_hanging(folder: Path) -> threading.Thread:
-    def kill() -> None:
-        marker = folder / "hanging"
-        deadline = time.monotonic() + 120
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if marker.exists():
-            os.kill(int(marker.read_text()), signal.SIGKILL)
+class _Killer(threading.Thread):
+    """Kills the worker that announces itself in `folder/hanging`, however long the executor takes to
+    start it (a loaded machine starts Ray in minutes, not seconds); `stop()` ends the wait."""
 
-    thread = threading.Thread(target=kill, daemon=True)
-    thread.start()
-    return thread
+    def __init__(self, folder: Path):
+        super().__init__(daemon=True)
+        self.marker, self.stopped = folder / "hanging", threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.marker.exists():
+            if self.stopped.wait(0.05):
+                return
+        os.kill(int(self.marker.read_text()), signal.SIGKILL)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
 
 
 def _all_gone(pids, wait: float = 10.0) -> bool:
@@ -161,9 +167,9 @@ def test_killed_worker_is_retried_and_hopeless_trial_fails(tmp_path) -> None:
                                      executor="pool", workers=2, max_retries=1, **SMALL))
     # Trial i has seed i for study seed 0: trial 2 is killed once from outside, trial 4 every time.
     study.executor = PoolExecutor(FlakyEvaluator(study.evaluator, tmp_path, hang=2, die=4), workers=2, threads=1)
-    killer = _kill_when_hanging(tmp_path)
+    killer = _Killer(tmp_path)
     study.run()
-    killer.join(timeout=5)
+    killer.stop()
     trials = {t.id: t for t in study.trials}
     assert sorted(trials) == [1, 2, 3, 4, 5] and study.stop_reason == "trials"
     assert trials[2].status == "complete" and trials[2].attempts == 2
@@ -228,9 +234,9 @@ def test_ray_search_completes_and_survives_a_killed_worker(tmp_path, monkeypatch
     study = build_study(build_config({}, out=str(out), strategy="random", trials=4, executor="ray",
                                      ray_temp_dir=str(ray_dir), **SMALL))
     study.executor.evaluator = FlakyEvaluator(study.evaluator, tmp_path, hang=3)
-    killer = _kill_when_hanging(tmp_path)
+    killer = _Killer(tmp_path)
     study.run()
-    killer.join(timeout=5)
+    killer.stop()
     trials = {t.id: t for t in study.trials}
     assert sorted(trials) == [1, 2, 3, 4] and all(t.status == "complete" for t in trials.values())
     assert trials[3].attempts == 2 and all(trials[i].attempts == 1 for i in (1, 2, 4))

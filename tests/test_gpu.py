@@ -1,8 +1,9 @@
 """The accelerator paths on a real GPU: mixed precision, channels_last, peak memory, a real CUDA
 out-of-memory candidate, in-memory data kept on the GPU (and the pinned path when it does not fit),
-streamed batches through pinned memory, latency on CUDA, the final retrain through torch.compile and
-the pool's one GPU per worker. Skipped without CUDA; benchmarks/device_check.sh runs them (`-m gpu`)
-on a machine that has one. tests/test_accelerator.py checks the same logic on the CPU."""
+streamed batches through pinned memory, latency on CUDA, the final retrain through torch.compile,
+the pool's one GPU per worker and a one-shot search's supernet. Skipped without CUDA;
+benchmarks/device_check.sh runs them (`-m gpu`) on a machine that has one. tests/test_accelerator.py
+checks the same logic on the CPU."""
 
 from __future__ import annotations
 
@@ -161,3 +162,15 @@ def test_the_pool_gives_each_worker_a_gpu_of_its_own(tmp_path, digits_xy) -> Non
     study = nasforge.search(data=digits_xy, executor="pool", trials=2 * len(gpus), epochs=1, out=str(tmp_path / "run"), **SMALL)
     assert isinstance(study.executor, PoolExecutor) and study.executor.capacity == len(gpus)
     assert all(t.status == "complete" and t.metrics["device"] == "cuda:0" for t in study.trials)
+
+
+def test_a_one_shot_search_trains_and_scores_the_supernet_on_the_gpu(tmp_path) -> None:
+    study = nasforge.search(dataset="digits", space="cell", evaluation="one-shot", supernet_epochs=2, strategy="evolution",
+                            population=4, sample_size=2, trials=8, top_k=2, epochs=2, batch_size=64, seed=0,
+                            device="cuda", out=str(tmp_path / "run"), progress=False)
+    assert all(t.status == "complete" for t in study.trials), [t.error for t in study.trials]
+    assert all(p.device.type == "cuda" for p in study.evaluator.supernet.parameters())
+    # A trial's weights are the standalone network's, on the CPU, like any trial's.
+    state = study.evaluator.evaluate(study.space.from_json(study.trials[0].genome), 0).state_dict
+    assert state and all(v.device.type == "cpu" for v in state.values())
+    assert study.final["test"]["accuracy"] > 0.5  # the retrained best learnt something (chance is 0.1)

@@ -89,7 +89,8 @@ class EnasEvaluator(OneShotEvaluator):
             idx = torch.randint(len(data.x_train), (s.batch_size,), generator=generator)
             batch = data.x_train[idx] if data.augment is None else data.augment(data.x_train[idx], generator)
             self.supernet.activate(self.recent[int(rng.integers(len(self.recent)))])
-            loss = nn.functional.cross_entropy(self.supernet(batch), data.y_train[idx], label_smoothing=s.label_smoothing)
+            logits = self.supernet(batch.to(self.device))
+            loss = nn.functional.cross_entropy(logits, data.y_train[idx].to(self.device), label_smoothing=s.label_smoothing)
             if not torch.isfinite(loss):
                 raise SupernetError(f"shared-weight training diverged in phase {self.phases}; lower the learning rate")
             self.shared_optimizer.zero_grad(set_to_none=True)

@@ -27,7 +27,7 @@ from ...errors import ConfigError
 from ...space.base import Genome, SearchSpace
 from ...space.supernet.base import Supernet
 from ..evaluator import CANDIDATE_ERRORS, Evaluator, Result, Warmstart, failed
-from ..trainer import TrainingOptions
+from ..trainer import TrainingOptions, resolve_device
 from ..training import TrainingEvaluator
 from .sampling import PathSampler
 from .scoring import PathScorer, ScoringOptions
@@ -62,6 +62,9 @@ class OneShotEvaluator(Evaluator):
         self.supernet_options, self.scoring_options = supernet, scoring
         make_supernet(space)  # a space without one is a ConfigError now, not after the run directory exists
         self.sampler = PathSampler(space, supernet.sampling)
+        # The supernet trains and scores where the retrains do (training.device); it runs in float32
+        # whatever training.precision says (autocast is the trainer's, not wired into SPOS steps).
+        self.device = resolve_device(training.device)
         self.net: Supernet | None = None
         self.scorer: PathScorer | None = None
         self.state: SupernetState | None = None
@@ -98,7 +101,7 @@ class OneShotEvaluator(Evaluator):
         if self.net is not None:
             return
         torch.manual_seed(self.seed)
-        net = make_supernet(self.space)
+        net = make_supernet(self.space).to(self.device)
         checkpoint = Path(run_dir) / CHECKPOINT if run_dir is not None else None
         self.state = train_supernet(net, self.sampler, self.data.x_train, self.data.y_train, self.supernet_options, self.seed,
                                     checkpoint, self.signature(), augment=self.data.augment, log=log)

@@ -28,6 +28,7 @@ from ...space.supernet import recalibrate
 from ...space.supernet.base import Supernet
 from ...space.supernet.batchnorm import batch_norms
 from ..metrics import classification_metrics
+from ..trainer import model_device
 
 BN_MODES = ("recalibrate", "batch", "stale")
 
@@ -51,14 +52,15 @@ class PathScorer:
     def __init__(self, supernet: Supernet, x_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, num_classes: int,
                  options: ScoringOptions, seed: int = 0):
         self.supernet, self.options, self.num_classes = supernet, options, num_classes
+        device = model_device(supernet)  # recalibration batches and validation rows live there once
         generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(x_train), generator=generator)
         n = options.batch_size
-        self.bn_batches = [x_train[order[i * n: (i + 1) * n]] for i in range(options.bn_batches) if i * n < len(x_train)]
+        self.bn_batches = [x_train[order[i * n: (i + 1) * n]].to(device) for i in range(options.bn_batches) if i * n < len(x_train)]
         if options.val_samples is not None and options.val_samples < len(x_val):
             rows = torch.randperm(len(x_val), generator=generator)[: options.val_samples]
             x_val, y_val = x_val[rows], y_val[rows]
-        self.x_val, self.y_val = x_val, y_val
+        self.x_val, self.y_val = x_val.to(device), y_val.to(device)
 
     @torch.no_grad()
     def score(self, genome: Any) -> dict[str, Any]:
@@ -91,8 +93,8 @@ class PathScorer:
             logits = net(self.x_val[i: i + batch_size])
             loss += float(nn.functional.cross_entropy(logits, self.y_val[i: i + batch_size], reduction="sum"))
             preds.append(logits.argmax(1))
-        pred = torch.cat(preds).numpy()
-        return classification_metrics(self.y_val.numpy(), pred, self.num_classes, loss / max(1, len(self.y_val)))
+        pred = torch.cat(preds).cpu().numpy()
+        return classification_metrics(self.y_val.cpu().numpy(), pred, self.num_classes, loss / max(1, len(self.y_val)))
 
 
 def spearman_kendall(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

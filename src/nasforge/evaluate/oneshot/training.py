@@ -22,6 +22,7 @@ from torch import nn
 
 from ...errors import NasforgeError
 from ...space.supernet.base import Supernet
+from ..trainer import model_device
 from .sampling import PathSampler
 
 
@@ -93,13 +94,15 @@ def _epoch(supernet: Supernet, sampler: PathSampler, x: torch.Tensor, y: torch.T
     rng = np.random.default_rng(_epoch_seed(seed, epoch, 1))
     augment_generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch, 2))
     total, count = 0.0, 0
+    device = model_device(supernet)  # the data stay on the CPU; each batch goes to the supernet's device
     for i in range(0, len(x), options.batch_size):
         idx = order[i: i + options.batch_size]
-        batch = x[idx] if augment is None else augment(x[idx], augment_generator)
+        batch = (x[idx] if augment is None else augment(x[idx], augment_generator)).to(device)
+        target = y[idx].to(device)
         optimizer.zero_grad(set_to_none=True)
         for genome in sampler.step(rng):
             supernet.activate(genome)
-            loss = nn.functional.cross_entropy(supernet(batch), y[idx], label_smoothing=options.label_smoothing)
+            loss = nn.functional.cross_entropy(supernet(batch), target, label_smoothing=options.label_smoothing)
             loss.backward()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
