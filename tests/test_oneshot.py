@@ -267,3 +267,36 @@ def test_with_cv_folds_the_top_paths_are_picked_by_their_mean_over_the_folds(tmp
     assert final["trial"] == int(best[0])
     assert final["val"]["accuracy"] == pytest.approx(best[1]["cv_accuracy"][0])
     assert "picked by the mean over cross-validation folds among the best 2" in final["source"]
+
+
+# Killed in the second candidate's first fold (its retrain kept, no fold yet), or in its second.
+@pytest.mark.parametrize("killed_in", [3, 4])
+def test_a_finalize_killed_between_folds_repeats_no_finished_retrain(tmp_path, monkeypatch, killed_in) -> None:
+    from nasforge.evaluate.training import TrainingEvaluator
+
+    settings = dict(dataset="digits", space="cell", evaluation="one-shot", supernet_epochs=1, strategy="random", trials=6,
+                    top_k=2, epochs=1, cv_folds=3, batch_size=64, seed=0, progress=False)
+    whole = nasforge.search(out=str(tmp_path / "whole"), **settings).final
+    calls = {"retrain": 0, "fold": 0}
+    real_retrain, real_fold = TrainingEvaluator.retrain, TrainingEvaluator._fold
+
+    def retrain(self, *args, **kwargs):
+        calls["retrain"] += 1
+        return real_retrain(self, *args, **kwargs)
+
+    def fold(self, *args, **kwargs):
+        calls["fold"] += 1
+        if calls["fold"] == killed_in:  # folds 2 and 3 of each candidate
+            raise KeyboardInterrupt
+        return real_fold(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingEvaluator, "retrain", retrain)
+    monkeypatch.setattr(TrainingEvaluator, "_fold", fold)
+    with pytest.raises(KeyboardInterrupt):
+        nasforge.search(out=str(tmp_path / "killed"), **settings)
+    assert calls == {"retrain": 2, "fold": killed_in}
+    resumed = nasforge.search(resume=True, out=str(tmp_path / "killed"), progress=False).final
+    # Only the fold that was running is trained again, then the final model is the first candidate's kept retrain.
+    assert calls == {"retrain": 2, "fold": 5}
+    assert resumed["candidates"] == whole["candidates"] and resumed["trial"] == whole["trial"]
+    assert resumed["val"] == whole["val"] and resumed["test"] == whole["test"]

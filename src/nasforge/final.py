@@ -173,31 +173,45 @@ class FinalModel:
         """The candidates retrained from scratch for `epochs` on the training split, best first by
         validation reward (with cross-validation folds: by the mean over them), with the retrained
         networks. Each candidate's retrain is kept (weights/retrained_*.pt and the store's
-        `final_candidates`) once it and its folds finish, so a killed finalize does not repeat it."""
+        `final_candidates`) once it and its folds finish, and each fold's score as it finishes
+        (`final_folds`), so a killed finalize repeats no retrain that had finished."""
         epochs = self.options.epochs
         if not epochs:  # FinalOptions.check refuses this; the retrains need a length
             raise ValueError("final_candidates: picking among retrained candidates needs final_epochs")
         done: dict[str, dict[str, Any]] = self.store.get("final_candidates") or {}
+        # A candidate between its folds: its retrain's validation scores and the folds' finished so far.
+        progress: dict[str, dict[str, Any]] = self.store.get("final_folds") or {}
         models: dict[int, torch.nn.Module] = {}
         for record in candidates:
-            genome = self.space.from_json(record.genome)
+            key, genome = str(record.id), self.space.from_json(record.genome)
             path = self.rundir.retrained_path(record.id)
             torch.manual_seed(record.seed)
             model = self.space.build(genome)
-            if str(record.id) in done and path.exists():
+            if key in done and path.exists():
                 model.load_state_dict(self.rundir.load_weights(path))
             else:
-                self.evaluator.retrain(model, record.seed, epochs, genome)
-                metrics = self.evaluator.validate(model)
+                if key in progress and path.exists():
+                    model.load_state_dict(self.rundir.load_weights(path))
+                    metrics, kept = progress[key]["retrain"], progress[key]["folds"]
+                else:
+                    self.evaluator.retrain(model, record.seed, epochs, genome)
+                    metrics, kept = self.evaluator.validate(model), []
+                    self.rundir.save_retrained(record.id, model.state_dict())
+                    progress[key] = {"retrain": metrics, "folds": []}
+                    self.store.set("final_folds", progress)
+
+                def keep(scores: list[dict[str, Any]], key: str = key) -> None:
+                    progress[key]["folds"] = scores
+                    self.store.set("final_folds", progress)
+
                 # With cross-validation folds the candidate is ranked by its mean over them (fold 1 is
                 # this retrain): one small validation group, e.g. one speaker, ranks only roughly.
-                folds = self.evaluator.fold_scores(genome, record.seed, epochs)
+                folds = self.evaluator.fold_scores(genome, record.seed, epochs, done=kept, on_fold=keep)
                 if folds:
                     metrics = summarize([metrics, *folds])
-                done[str(record.id)] = {"search_reward": record.reward, "reward": self.evaluator.reward_of(metrics),
-                                        "accuracy": metrics.get("accuracy"),
-                                        **({"cv_accuracy": metrics["cv_accuracy"]} if "cv_accuracy" in metrics else {})}
-                self.rundir.save_retrained(record.id, model.state_dict())
+                done[key] = {"search_reward": record.reward, "reward": self.evaluator.reward_of(metrics),
+                             "accuracy": metrics.get("accuracy"),
+                             **({"cv_accuracy": metrics["cv_accuracy"]} if "cv_accuracy" in metrics else {})}
                 self.store.set("final_candidates", done)
             models[record.id] = model.eval()
         order = sorted(candidates, key=lambda t: (-done[str(t.id)]["reward"], t.id))

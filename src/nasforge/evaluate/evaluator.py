@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,10 +143,13 @@ class Evaluator(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot retrain a network (it implements no retrain); "
                                   "drop final_epochs to return the search trial's own weights")
 
-    def fold_scores(self, genome: Genome, seed: int, epochs: int) -> list[dict[str, Any]]:
+    def fold_scores(self, genome: Genome, seed: int, epochs: int, done: Sequence[dict[str, Any]] = (),
+                    on_fold: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
         """Validation scores of the genome trained from scratch for `epochs` on each further
         cross-validation fold (fold 1, the validation split, is the caller's own retrain), for picking
-        among retrained candidates by the mean over folds; none by default (no folds)."""
+        among retrained candidates by the mean over folds; none by default (no folds). `done` are the
+        scores of the first folds from an interrupted call (not trained again); `on_fold` is given
+        the scores so far after each fold, for the caller to keep."""
         return []
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:

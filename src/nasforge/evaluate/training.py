@@ -9,7 +9,7 @@ is trainer.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -265,12 +265,18 @@ class TrainingEvaluator(Evaluator):
             fit(model)
         model.cpu()
 
-    def fold_scores(self, genome: Genome, seed: int, epochs: int) -> list[dict[str, Any]]:
-        """Scores of fresh copies of the genome trained for `epochs` on folds 2..K (none without folds)."""
+    def fold_scores(self, genome: Genome, seed: int, epochs: int, done: Sequence[dict[str, Any]] = (),
+                    on_fold: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+        """Scores of fresh copies of the genome trained for `epochs` on folds 2..K (none without folds),
+        the first len(done) of them taken from `done`; `on_fold` gets the scores so far after each."""
         options = self._options(genome)[0]
-        scores = [self._fold(genome, options, seed, epochs, rows, held) for rows, held in self.folds]
-        for score in scores:
+        scores = list(done)[: len(self.folds)]
+        for rows, held in self.folds[len(scores):]:
+            score = self._fold(genome, options, seed, epochs, rows, held)
             score.pop("seconds")
+            scores.append(score)
+            if on_fold is not None:
+                on_fold(list(scores))
         return scores
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:

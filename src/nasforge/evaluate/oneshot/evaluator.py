@@ -136,8 +136,9 @@ class OneShotEvaluator(Evaluator):
                 with_validation: bool = False) -> None:
         self.standalone.retrain(model, seed, epochs, genome, with_validation=with_validation)
 
-    def fold_scores(self, genome: Genome, seed: int, epochs: int) -> list[dict[str, Any]]:
-        return self.standalone.fold_scores(genome, seed, epochs)
+    def fold_scores(self, genome: Genome, seed: int, epochs: int, done: Sequence[dict[str, Any]] = (),
+                    on_fold: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+        return self.standalone.fold_scores(genome, seed, epochs, done, on_fold)
 
     def validate(self, model: torch.nn.Module) -> dict[str, Any]:
         return self.standalone.validate(model)
