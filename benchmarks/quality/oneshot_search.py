@@ -19,6 +19,9 @@ For FSDD the six-speaker measure of a run is then
     PYTHONPATH=benchmarks/quality python benchmarks/quality/oneshot_search.py --dataset fsdd:../shared/data/fsdd/recordings \
         --method one-shot --space ranking_families:fsdd_ops --seeds 0 --set 'dataset.layout="nhw"' \
         'training.cv_folds=5' 'evaluation.top_k=5'
+    # against it at about the same CPU: full training over the same family
+    PYTHONPATH=benchmarks/quality python benchmarks/quality/oneshot_search.py --dataset fsdd:../shared/data/fsdd/recordings \
+        --method evolution --cpu-budget 1160 --space ranking_families:fsdd_ops --seeds 0 --set 'dataset.layout="nhw"'
 """
 
 from __future__ import annotations
