@@ -70,15 +70,16 @@ def _evaluate(holder: list[Any], genome: Genome, seed: int, threads: int, option
     import ray
     import torch
 
-    if clock is not None:
-        clock.start.remote(trial_id)
-
     torch.set_num_threads(threads)
     key = holder[0].hex()
     evaluator = _EVALUATORS.get(key)
     if evaluator is None:
         _EVALUATORS.clear()  # a worker serves one study at a time: drop the previous dataset
         evaluator = _EVALUATORS[key] = ray.get(holder[0])
+    # The trial starts now: a fresh worker's imports and its first copy of the evaluator (the
+    # dataset with it) took tens of seconds on a loaded 2-core machine and are not the trial's time.
+    if clock is not None:
+        clock.start.remote(trial_id)
     return evaluator.evaluate(genome, seed, **options)
 
 
