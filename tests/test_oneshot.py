@@ -300,3 +300,8 @@ def test_a_finalize_killed_between_folds_repeats_no_finished_retrain(tmp_path, m
     assert calls == {"retrain": 2, "fold": 5}
     assert resumed["candidates"] == whole["candidates"] and resumed["trial"] == whole["trial"]
     assert resumed["val"] == whole["val"] and resumed["test"] == whole["test"]
+    store = Store.in_dir(tmp_path / "killed")
+    try:  # every candidate finished: none is left between its folds
+        assert store.get("final_folds") == {} and set(store.get("final_candidates")) == set(whole["candidates"])
+    finally:
+        store.close()

@@ -179,7 +179,8 @@ class FinalModel:
         if not epochs:  # FinalOptions.check refuses this; the retrains need a length
             raise ValueError("final_candidates: picking among retrained candidates needs final_epochs")
         done: dict[str, dict[str, Any]] = self.store.get("final_candidates") or {}
-        # A candidate between its folds: its retrain's validation scores and the folds' finished so far.
+        # A candidate between its folds: its retrain's validation scores and the folds finished so far.
+        # It moves to `done` when its last fold finishes: each candidate is in one of the two.
         progress: dict[str, dict[str, Any]] = self.store.get("final_folds") or {}
         models: dict[int, torch.nn.Module] = {}
         for record in candidates:
@@ -187,32 +188,31 @@ class FinalModel:
             path = self.rundir.retrained_path(record.id)
             torch.manual_seed(record.seed)
             model = self.space.build(genome)
-            if key in done and path.exists():
-                model.load_state_dict(self.rundir.load_weights(path))
-            else:
-                if key in progress and path.exists():
-                    model.load_state_dict(self.rundir.load_weights(path))
-                    metrics, kept = progress[key]["retrain"], progress[key]["folds"]
-                else:
-                    self.evaluator.retrain(model, record.seed, epochs, genome)
-                    metrics, kept = self.evaluator.validate(model), []
-                    self.rundir.save_retrained(record.id, model.state_dict())
-                    progress[key] = {"retrain": metrics, "folds": []}
+            if path.exists() and (key in done or key in progress):
+                model.load_state_dict(self.rundir.load_weights(path))  # its retrain had finished
+            else:  # seeded, so a retrain after lost weights is the same network and its kept scores hold
+                self.evaluator.retrain(model, record.seed, epochs, genome)
+                self.rundir.save_retrained(record.id, model.state_dict())
+                if key not in done and key not in progress:
+                    progress[key] = {"retrain": self.evaluator.validate(model), "folds": []}
                     self.store.set("final_folds", progress)
+            if key not in done:
+                entry = progress[key]
 
-                def keep(scores: list[dict[str, Any]], key: str = key) -> None:
-                    progress[key]["folds"] = scores
+                def keep(scores: list[dict[str, Any]], entry: dict[str, Any] = entry) -> None:
+                    entry["folds"] = scores
                     self.store.set("final_folds", progress)
 
                 # With cross-validation folds the candidate is ranked by its mean over them (fold 1 is
                 # this retrain): one small validation group, e.g. one speaker, ranks only roughly.
-                folds = self.evaluator.fold_scores(genome, record.seed, epochs, done=kept, on_fold=keep)
-                if folds:
-                    metrics = summarize([metrics, *folds])
+                folds = self.evaluator.fold_scores(genome, record.seed, epochs, done=entry["folds"], on_fold=keep)
+                metrics = summarize([entry["retrain"], *folds]) if folds else entry["retrain"]
                 done[key] = {"search_reward": record.reward, "reward": self.evaluator.reward_of(metrics),
                              "accuracy": metrics.get("accuracy"),
                              **({"cv_accuracy": metrics["cv_accuracy"]} if "cv_accuracy" in metrics else {})}
                 self.store.set("final_candidates", done)
+                del progress[key]
+                self.store.set("final_folds", progress)
             models[record.id] = model.eval()
         order = sorted(candidates, key=lambda t: (-done[str(t.id)]["reward"], t.id))
         return order, models

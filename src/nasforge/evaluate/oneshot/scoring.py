@@ -61,6 +61,7 @@ class PathScorer:
             rows = torch.randperm(len(x_val), generator=generator)[: options.val_samples]
             x_val, y_val = x_val[rows], y_val[rows]
         self.x_val, self.y_val = x_val.to(device), y_val.to(device)
+        self.labels = y_val.cpu().numpy()  # once: every query's metrics compare against them on the CPU
 
     @torch.no_grad()
     def score(self, genome: Any) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class PathScorer:
             loss += float(nn.functional.cross_entropy(logits, self.y_val[i: i + batch_size], reduction="sum"))
             preds.append(logits.argmax(1))
         pred = torch.cat(preds).cpu().numpy()
-        return classification_metrics(self.y_val.cpu().numpy(), pred, self.num_classes, loss / max(1, len(self.y_val)))
+        return classification_metrics(self.labels, pred, self.num_classes, loss / max(1, len(self.y_val)))
 
 
 def spearman_kendall(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
